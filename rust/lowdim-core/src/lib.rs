@@ -1,0 +1,21 @@
+//! Pure-Rust numeric kernels of lowdim.
+//!
+//! Every kernel is generic over `f32`/`f64` ([`scalar::Real`]) and works on faer views, so
+//! NumPy memory can be handed over without copies. Nothing here knows about Python.
+//!
+//! * [`svd`]: randomized SVD (fixed rank and adaptive rank), Gram + eigh path, error estimate.
+//! * [`linop`]: the linear operators the SVD kernels consume (dense, transposed, centred).
+//! * [`sparse`]: CSR views, validation, transpose and the CSR x dense kernels.
+//! * [`rng`]: the counter-based Gaussian generator (results depend on the seed only).
+//! * [`threads`]: lowdim's own thread pool (`set_num_threads`, `LOWDIM_NUM_THREADS`).
+
+pub mod error;
+pub mod linop;
+pub mod rng;
+pub mod scalar;
+pub mod sparse;
+pub mod svd;
+pub mod threads;
+
+pub use error::{Error, Result};
+pub use scalar::Real;

@@ -1,0 +1,198 @@
+//! Linear operators consumed by the SVD kernels.
+//!
+//! The randomized SVD only needs products with `A` and `A^T`; expressing `A` as a [`LinOp`]
+//! lets one algorithm serve dense arrays of any strides, CSR matrices, transposes (work on the
+//! tall side) and implicit centring (`A - 1 mu^T` without ever forming it).
+use crate::scalar::Real;
+use faer::linalg::matmul::matmul;
+use faer::reborrow::ReborrowMut;
+use faer::{Accum, Mat, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+/// A real `nrows x ncols` linear operator.
+pub trait LinOp<T: Real>: Sync {
+    fn nrows(&self) -> usize;
+    fn ncols(&self) -> usize;
+    /// `out = A x` (`out`: nrows x b, `x`: ncols x b).
+    fn apply(&self, out: MatMut<'_, T>, x: MatRef<'_, T>, par: Par);
+    /// `out = A^T y` (`out`: ncols x b, `y`: nrows x b).
+    fn apply_t(&self, out: MatMut<'_, T>, y: MatRef<'_, T>, par: Par);
+    /// `||A||_F^2`, accumulated in f64 in a fixed order.
+    fn frob_sq(&self, par: Par) -> f64;
+    /// The dense matrix behind the operator, when there is one (enables the Gram path).
+    fn as_dense(&self) -> Option<MatRef<'_, T>> {
+        None
+    }
+}
+
+/// A dense matrix of any strides.
+pub struct DenseOp<'a, T: Real> {
+    pub a: MatRef<'a, T>,
+}
+
+/// Sum of squares of a dense matrix in f64, over fixed column blocks (deterministic).
+pub fn dense_frob_sq<T: Real>(a: MatRef<'_, T>, par: Par) -> f64 {
+    // Walk along the unit-stride direction when there is one.
+    let a = if a.row_stride().unsigned_abs() == 1 || a.ncols() == 1 {
+        a
+    } else {
+        a.transpose()
+    };
+    let col = |j: usize| -> f64 {
+        let mut s = 0.0f64;
+        for i in 0..a.nrows() {
+            let v = a[(i, j)].to_f64();
+            s += v * v;
+        }
+        s
+    };
+    let parts: Vec<f64> = if crate::threads::is_parallel(par) {
+        (0..a.ncols()).into_par_iter().map(col).collect()
+    } else {
+        (0..a.ncols()).map(col).collect()
+    };
+    parts.iter().sum()
+}
+
+impl<T: Real> LinOp<T> for DenseOp<'_, T> {
+    fn nrows(&self) -> usize {
+        self.a.nrows()
+    }
+    fn ncols(&self) -> usize {
+        self.a.ncols()
+    }
+    fn apply(&self, out: MatMut<'_, T>, x: MatRef<'_, T>, par: Par) {
+        matmul(out, Accum::Replace, self.a, x, T::from_f64(1.0), par);
+    }
+    fn apply_t(&self, out: MatMut<'_, T>, y: MatRef<'_, T>, par: Par) {
+        matmul(out, Accum::Replace, self.a.transpose(), y, T::from_f64(1.0), par);
+    }
+    fn frob_sq(&self, par: Par) -> f64 {
+        dense_frob_sq(self.a, par)
+    }
+    fn as_dense(&self) -> Option<MatRef<'_, T>> {
+        Some(self.a)
+    }
+}
+
+/// `A^T` for an operator `A`.
+pub struct Transposed<'a, T: Real>(pub &'a dyn LinOp<T>);
+
+impl<T: Real> LinOp<T> for Transposed<'_, T> {
+    fn nrows(&self) -> usize {
+        self.0.ncols()
+    }
+    fn ncols(&self) -> usize {
+        self.0.nrows()
+    }
+    fn apply(&self, out: MatMut<'_, T>, x: MatRef<'_, T>, par: Par) {
+        self.0.apply_t(out, x, par)
+    }
+    fn apply_t(&self, out: MatMut<'_, T>, y: MatRef<'_, T>, par: Par) {
+        self.0.apply(out, y, par)
+    }
+    fn frob_sq(&self, par: Par) -> f64 {
+        self.0.frob_sq(par)
+    }
+    fn as_dense(&self) -> Option<MatRef<'_, T>> {
+        self.0.as_dense().map(|a| a.transpose())
+    }
+}
+
+/// `A - 1 mu^T` (rows centred by `mu`), applied without forming it.
+pub struct Centered<'a, T: Real> {
+    pub inner: &'a dyn LinOp<T>,
+    pub mu: &'a [T],
+}
+
+impl<T: Real> LinOp<T> for Centered<'_, T> {
+    fn nrows(&self) -> usize {
+        self.inner.nrows()
+    }
+    fn ncols(&self) -> usize {
+        self.inner.ncols()
+    }
+    fn apply(&self, mut out: MatMut<'_, T>, x: MatRef<'_, T>, par: Par) {
+        self.inner.apply(out.rb_mut(), x, par);
+        // out -= 1 (mu^T x)
+        for j in 0..x.ncols() {
+            let mut s = 0.0f64;
+            for (i, m) in self.mu.iter().enumerate() {
+                s += m.to_f64() * x[(i, j)].to_f64();
+            }
+            let s = T::from_f64(s);
+            for i in 0..out.nrows() {
+                out[(i, j)] -= s;
+            }
+        }
+    }
+    fn apply_t(&self, mut out: MatMut<'_, T>, y: MatRef<'_, T>, par: Par) {
+        self.inner.apply_t(out.rb_mut(), y, par);
+        // out -= mu (1^T y)
+        for j in 0..y.ncols() {
+            let mut s = 0.0f64;
+            for i in 0..y.nrows() {
+                s += y[(i, j)].to_f64();
+            }
+            for (i, m) in self.mu.iter().enumerate() {
+                out[(i, j)] -= T::from_f64(m.to_f64() * s);
+            }
+        }
+    }
+    fn frob_sq(&self, par: Par) -> f64 {
+        // ||A - 1 mu^T||^2 = ||A||^2 - 2 mu^T A^T 1 + m ||mu||^2, with A^T 1 from one product.
+        let m = self.inner.nrows();
+        let ones = Mat::<T>::from_fn(m, 1, |_, _| T::from_f64(1.0));
+        let mut colsum = Mat::<T>::zeros(self.inner.ncols(), 1);
+        self.inner.apply_t(colsum.as_mut(), ones.as_ref(), par);
+        let mut cross = 0.0f64;
+        let mut musq = 0.0f64;
+        for (i, mu) in self.mu.iter().enumerate() {
+            cross += mu.to_f64() * colsum[(i, 0)].to_f64();
+            musq += mu.to_f64() * mu.to_f64();
+        }
+        (self.inner.frob_sq(par) - 2.0 * cross + m as f64 * musq).max(0.0)
+    }
+}
+
+/// `A - U diag(s) V^T`, applied without forming it (for a-posteriori error estimates).
+pub struct Residual<'a, T: Real> {
+    pub inner: &'a dyn LinOp<T>,
+    pub u: MatRef<'a, T>,
+    pub s: &'a [T],
+    pub v: MatRef<'a, T>,
+}
+
+impl<T: Real> Residual<'_, T> {
+    fn low_rank(&self, mut out: MatMut<'_, T>, left: MatRef<'_, T>, right: MatRef<'_, T>, x: MatRef<'_, T>, par: Par) {
+        // out -= left diag(s) (right^T x)
+        let mut t = Mat::<T>::zeros(right.ncols(), x.ncols());
+        matmul(t.as_mut(), Accum::Replace, right.transpose(), x, T::from_f64(1.0), par);
+        for i in 0..t.nrows() {
+            for j in 0..t.ncols() {
+                t[(i, j)] *= self.s[i];
+            }
+        }
+        matmul(out.rb_mut(), Accum::Add, left, t.as_ref(), T::from_f64(-1.0), par);
+    }
+}
+
+impl<T: Real> LinOp<T> for Residual<'_, T> {
+    fn nrows(&self) -> usize {
+        self.inner.nrows()
+    }
+    fn ncols(&self) -> usize {
+        self.inner.ncols()
+    }
+    fn apply(&self, mut out: MatMut<'_, T>, x: MatRef<'_, T>, par: Par) {
+        self.inner.apply(out.rb_mut(), x, par);
+        self.low_rank(out, self.u, self.v, x, par);
+    }
+    fn apply_t(&self, mut out: MatMut<'_, T>, y: MatRef<'_, T>, par: Par) {
+        self.inner.apply_t(out.rb_mut(), y, par);
+        self.low_rank(out, self.v, self.u, y, par);
+    }
+    fn frob_sq(&self, _par: Par) -> f64 {
+        f64::NAN
+    }
+}

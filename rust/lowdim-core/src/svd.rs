@@ -1,0 +1,704 @@
+//! Randomized SVD (Halko, Martinsson & Tropp 2011), its adaptive-rank variant (randQB_EI, Yu,
+//! Gu & Li 2018), the Gram + eigh path for tall-skinny dense matrices, and an a-posteriori
+//! estimate of the spectral-norm error.
+//!
+//! All entry points work on a [`LinOp`], so dense arrays of any strides, CSR matrices and
+//! implicitly centred matrices share one implementation. Wide operators are transposed
+//! (the algorithms run on the tall side) and the factors swapped back at the end.
+use crate::error::{invalid, Error, Result};
+use crate::linop::{LinOp, Residual, Transposed};
+use crate::rng::gaussian;
+use crate::scalar::Real;
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::matmul::{matmul, triangular};
+use faer::{Accum, Mat, MatRef, Par, Side};
+
+/// How the blocks are re-normalized between power iterations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Normalizer {
+    /// `None` when `n_iter <= 2`, else `Lu` (scikit-learn's rule).
+    Auto,
+    None,
+    /// Partial-pivoting LU: cheapest, keeps the span well conditioned.
+    Lu,
+    /// Householder QR: slower, orthonormal.
+    Qr,
+}
+
+/// Which algorithm computes a fixed-rank SVD.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Solver {
+    /// Gram + eigh when it is cheaper and accurate enough (dense input only), else randomized.
+    Auto,
+    Randomized,
+    /// Gram + eigh (dense input only).
+    Gram,
+}
+
+/// Parameters of [`rsvd`].
+#[derive(Clone, Copy, Debug)]
+pub struct Params {
+    pub n_oversamples: usize,
+    /// `None`: scikit-learn's rule (7 if `k < 0.1 min(m, n)` else 4).
+    pub n_iter: Option<usize>,
+    pub normalizer: Normalizer,
+    pub seed: u64,
+    pub solver: Solver,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            n_oversamples: 10,
+            n_iter: None,
+            normalizer: Normalizer::Auto,
+            seed: 0,
+            solver: Solver::Auto,
+        }
+    }
+}
+
+/// `A ~= U diag(s) V^T` with `U`: m x k, `V`: n x k (so `Vh = V^T`).
+pub struct SvdOut<T> {
+    pub u: Mat<T>,
+    pub s: Vec<T>,
+    pub v: Mat<T>,
+    /// Relative Frobenius error `||A - U S V^T||_F / ||A||_F` certified by the adaptive
+    /// algorithm (only in tolerance mode).
+    pub rel_error: Option<f64>,
+    /// The algorithm that produced the result ("randomized", "gram", "exact", "randqb").
+    pub solver: &'static str,
+}
+
+/// scikit-learn's `n_iter="auto"` rule.
+pub fn auto_n_iter(k: usize, m: usize, n: usize) -> usize {
+    if (k as f64) < 0.1 * (m.min(n) as f64) {
+        7
+    } else {
+        4
+    }
+}
+
+fn one<T: Real>() -> T {
+    T::from_f64(1.0)
+}
+
+fn non_finite() -> Error {
+    Error::NonFinite(
+        "A contains NaN or infinity (or values so large that products with A overflow); \
+         remove or rescale them first"
+            .into(),
+    )
+}
+
+fn all_finite<T: Real>(a: MatRef<'_, T>) -> bool {
+    (0..a.ncols()).all(|j| (0..a.nrows()).all(|i| a[(i, j)].to_f64().is_finite()))
+}
+
+fn is_zero<T: Real>(a: MatRef<'_, T>) -> bool {
+    (0..a.ncols()).all(|j| (0..a.nrows()).all(|i| a[(i, j)].to_f64() == 0.0))
+}
+
+fn frob_sq_of<T: Real>(a: MatRef<'_, T>) -> f64 {
+    let mut s = 0.0;
+    for j in 0..a.ncols() {
+        for i in 0..a.nrows() {
+            let v = a[(i, j)].to_f64();
+            s += v * v;
+        }
+    }
+    s
+}
+
+fn apply<T: Real>(op: &dyn LinOp<T>, x: MatRef<'_, T>, par: Par) -> Mat<T> {
+    let mut y = Mat::zeros(op.nrows(), x.ncols());
+    op.apply(y.as_mut(), x, par);
+    y
+}
+
+fn apply_t<T: Real>(op: &dyn LinOp<T>, y: MatRef<'_, T>, par: Par) -> Mat<T> {
+    let mut z = Mat::zeros(op.ncols(), y.ncols());
+    op.apply_t(z.as_mut(), y, par);
+    z
+}
+
+fn mul<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, par: Par) -> Mat<T> {
+    let mut c = Mat::zeros(a.nrows(), b.ncols());
+    matmul(c.as_mut(), Accum::Replace, a, b, one(), par);
+    c
+}
+
+/// `y -= a b`
+fn sub_mul<T: Real>(y: &mut Mat<T>, a: MatRef<'_, T>, b: MatRef<'_, T>, par: Par) {
+    if a.ncols() > 0 {
+        matmul(y.as_mut(), Accum::Add, a, b, T::from_f64(-1.0), par);
+    }
+}
+
+/// Orthonormal basis of the columns of `y` (thin Householder QR), consuming `y` so that at
+/// most two blocks of its size are alive.
+fn orthonormalize<T: Real>(y: Mat<T>) -> Mat<T> {
+    let qr = y.qr();
+    drop(y);
+    qr.compute_thin_Q()
+}
+
+/// `P^T L` from a partial-pivoting LU of `y` (scikit-learn's `lu(permute_l=True)`), or `None`
+/// when a zero pivot made it non-finite (rank-deficient block).
+fn lu_normalize<T: Real>(mut y: Mat<T>, par: Par) -> Option<Mat<T>> {
+    use faer::linalg::lu::partial_pivoting::factor::{lu_in_place, lu_in_place_scratch};
+    let (m, l) = y.shape();
+    let mut perm = vec![0usize; m];
+    let mut perm_inv = vec![0usize; m];
+    let mut mem = MemBuffer::new(lu_in_place_scratch::<usize, T>(m, l, par, Default::default()));
+    lu_in_place(
+        y.as_mut(),
+        &mut perm,
+        &mut perm_inv,
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    );
+    let mut out = Mat::<T>::zeros(m, l);
+    for j in 0..l {
+        out[(perm[j], j)] = one();
+        for i in j + 1..m {
+            out[(perm[i], j)] = y[(i, j)];
+        }
+    }
+    all_finite(out.as_ref()).then_some(out)
+}
+
+fn normalize<T: Real>(y: Mat<T>, how: Normalizer, par: Par) -> Mat<T> {
+    match how {
+        Normalizer::None | Normalizer::Auto => y,
+        Normalizer::Qr => orthonormalize(y),
+        Normalizer::Lu => {
+            if y.nrows() < y.ncols() {
+                return orthonormalize(y);
+            }
+            let backup = y.clone();
+            match lu_normalize(y, par) {
+                Some(l) => l,
+                None => orthonormalize(backup),
+            }
+        }
+    }
+}
+
+/// scikit-learn's u-based `svd_flip`: the largest-magnitude entry of each column of U is
+/// positive (first one on ties).
+pub fn flip_signs<T: Real>(u: &mut Mat<T>, v: &mut Mat<T>) {
+    for j in 0..u.ncols() {
+        let mut best = 0usize;
+        let mut best_abs = -1.0f64;
+        for i in 0..u.nrows() {
+            let a = u[(i, j)].to_f64().abs();
+            if a > best_abs {
+                best_abs = a;
+                best = i;
+            }
+        }
+        if u.nrows() > 0 && u[(best, j)].to_f64() < 0.0 {
+            for i in 0..u.nrows() {
+                u[(i, j)] = -u[(i, j)];
+            }
+            for i in 0..v.nrows() {
+                v[(i, j)] = -v[(i, j)];
+            }
+        }
+    }
+}
+
+fn zero_svd<T: Real>(m: usize, n: usize, k: usize, solver: &'static str) -> SvdOut<T> {
+    let eye = |r: usize| Mat::<T>::from_fn(r, k, |i, j| if i == j { one() } else { T::from_f64(0.0) });
+    SvdOut { u: eye(m), s: vec![T::from_f64(0.0); k], v: eye(n), rel_error: None, solver }
+}
+
+fn check_rank(k: usize, m: usize, n: usize) -> Result<()> {
+    if m == 0 || n == 0 {
+        return invalid(format!("A is empty (shape {m} x {n}); it needs at least one row and one column"));
+    }
+    if k == 0 || k > m.min(n) {
+        return invalid(format!(
+            "k={k} is out of range: it must satisfy 1 <= k <= min(m, n) = {}",
+            m.min(n)
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `f` on the tall orientation of `op` and maps the factors back, then fixes signs.
+fn on_tall<T: Real>(
+    op: &dyn LinOp<T>,
+    f: impl FnOnce(&dyn LinOp<T>) -> Result<SvdOut<T>>,
+) -> Result<SvdOut<T>> {
+    let mut out = if op.nrows() < op.ncols() {
+        let t = Transposed(op);
+        let mut out = f(&t)?;
+        std::mem::swap(&mut out.u, &mut out.v);
+        out
+    } else {
+        f(op)?
+    };
+    if !all_finite(out.u.as_ref()) || !all_finite(out.v.as_ref()) || out.s.iter().any(|s| !s.to_f64().is_finite()) {
+        return Err(Error::LinAlg("the SVD produced non-finite values".into()));
+    }
+    flip_signs(&mut out.u, &mut out.v);
+    Ok(out)
+}
+
+/// Rank-`k` truncated SVD of `op` (see [`Params`]).
+pub fn rsvd<T: Real>(op: &dyn LinOp<T>, k: usize, params: &Params, par: Par) -> Result<SvdOut<T>> {
+    let (m, n) = (op.nrows(), op.ncols());
+    check_rank(k, m, n)?;
+    on_tall(op, |op| rsvd_tall(op, k, params, par))
+}
+
+fn rsvd_tall<T: Real>(op: &dyn LinOp<T>, k: usize, params: &Params, par: Par) -> Result<SvdOut<T>> {
+    let (m, n) = (op.nrows(), op.ncols());
+    let q = params.n_iter.unwrap_or_else(|| auto_n_iter(k, m, n));
+    let l = (k + params.n_oversamples).min(n);
+    if let Some(a) = op.as_dense() {
+        match params.solver {
+            Solver::Gram => return Ok(gram_svd(a, k, true, par)?.expect("forced Gram path returns")),
+            Solver::Auto => {
+                if prefer_gram(m, n, k, l, q) {
+                    if let Some(out) = gram_svd(a, k, false, par)? {
+                        return Ok(out);
+                    }
+                }
+                if l >= n {
+                    return exact_svd(a, k);
+                }
+            }
+            Solver::Randomized => {}
+        }
+    } else if params.solver == Solver::Gram {
+        return invalid("solver='gram' needs a dense matrix");
+    }
+    randomized(op, k, l, q, params.normalizer, params.seed, par)
+}
+
+/// The cost rule of the Gram path: `A^T A` (m n^2 flops as a SYRK), its eigh (~9 n^3), one
+/// refinement product `A V_k` (2 m n k), against the `2q + 2` passes of `2 m n l` flops of the
+/// randomized method. The Gram matrix (n^2 doubles) is capped at 4096^2.
+pub fn prefer_gram(m: usize, n: usize, k: usize, l: usize, q: usize) -> bool {
+    let (m, n, k, l, q) = (m as f64, n as f64, k as f64, l as f64, q as f64);
+    let gram = m * n * n + 9.0 * n * n * n + 2.0 * m * n * k;
+    let rand = (2.0 * q + 2.0) * 2.0 * m * n * l;
+    n <= 4096.0 && gram < rand
+}
+
+/// Exact thin SVD of a dense matrix (used when the sketch would span all columns anyway).
+fn exact_svd<T: Real>(a: MatRef<'_, T>, k: usize) -> Result<SvdOut<T>> {
+    if !all_finite(a) {
+        return Err(non_finite());
+    }
+    let svd = a.thin_svd().map_err(|e| Error::LinAlg(format!("SVD did not converge: {e:?}")))?;
+    let s = svd.S().column_vector();
+    Ok(SvdOut {
+        u: svd.U().subcols(0, k).to_owned(),
+        s: (0..k).map(|i| s[i]).collect(),
+        v: svd.V().subcols(0, k).to_owned(),
+        rel_error: None,
+        solver: "exact",
+    })
+}
+
+/// `A^T A` in f64 (lower triangle), for f32 input over row blocks converted to f64.
+fn gram_f64<T: Real>(a: MatRef<'_, T>, par: Par) -> Mat<f64> {
+    use triangular::BlockStructure::{Rectangular, TriangularLower};
+    let (m, n) = a.shape();
+    let mut g = Mat::<f64>::zeros(n, n);
+    if T::IS_F64 {
+        // SAFETY: T is f64 (checked by IS_F64), so the view has the same layout.
+        let a64 = unsafe {
+            MatRef::<f64>::from_raw_parts(a.as_ptr() as *const f64, m, n, a.row_stride(), a.col_stride())
+        };
+        triangular::matmul(g.as_mut(), TriangularLower, Accum::Replace, a64.transpose(), Rectangular, a64, Rectangular, 1.0, par);
+    } else {
+        let rows = ((8usize << 20) / (8 * n.max(1))).max(64);
+        let mut r0 = 0;
+        while r0 < m {
+            let h = rows.min(m - r0);
+            let blk = Mat::<f64>::from_fn(h, n, |i, j| a[(r0 + i, j)].to_f64());
+            triangular::matmul(g.as_mut(), TriangularLower, Accum::Add, blk.transpose(), Rectangular, blk.as_ref(), Rectangular, 1.0, par);
+            r0 += h;
+        }
+    }
+    g
+}
+
+/// Gram + eigh for a tall dense matrix, refined by one product: `A V_k = Q R`, `R = Ur S Wr^T`
+/// gives `U = Q Ur` (orthonormal to rounding) and `V = V_k Wr`. Returns `None` (unless
+/// `force`) when `lambda_k < 1e-10 lambda_1`: below that the f64 Gram matrix cannot resolve the
+/// k-th direction reliably, and the caller falls back to the randomized method.
+fn gram_svd<T: Real>(a: MatRef<'_, T>, k: usize, force: bool, par: Par) -> Result<Option<SvdOut<T>>> {
+    let (m, n) = a.shape();
+    let g = gram_f64(a, par);
+    if (0..n).any(|i| !g[(i, i)].is_finite()) {
+        return Err(non_finite());
+    }
+    let evd = g
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| Error::LinAlg(format!("eigendecomposition did not converge: {e:?}")))?;
+    drop(g);
+    let lam = evd.S().column_vector();
+    let lmax = lam[n - 1].max(0.0);
+    if lmax == 0.0 {
+        return Ok(Some(zero_svd(m, n, k, "gram")));
+    }
+    if !force && lam[n - k] < 1e-10 * lmax {
+        return Ok(None);
+    }
+    let evec = evd.U();
+    let vk = Mat::<T>::from_fn(n, k, |i, j| T::from_f64(evec[(i, n - 1 - j)]));
+    let y = mul(a, vk.as_ref(), par);
+    let qr = y.qr();
+    drop(y);
+    let r = qr.thin_R().to_owned();
+    let qm = qr.compute_thin_Q();
+    drop(qr);
+    let small = r.thin_svd().map_err(|e| Error::LinAlg(format!("SVD did not converge: {e:?}")))?;
+    let s = small.S().column_vector();
+    Ok(Some(SvdOut {
+        u: mul(qm.as_ref(), small.U(), par),
+        s: (0..k).map(|i| s[i]).collect(),
+        v: mul(vk.as_ref(), small.V(), par),
+        rel_error: None,
+        solver: "gram",
+    }))
+}
+
+/// HMT Algorithm 4.4 with normalized power iterations, then `B^T = A^T Q` and a thin SVD.
+fn randomized<T: Real>(
+    op: &dyn LinOp<T>,
+    k: usize,
+    l: usize,
+    q: usize,
+    normalizer: Normalizer,
+    seed: u64,
+    par: Par,
+) -> Result<SvdOut<T>> {
+    let (m, n) = (op.nrows(), op.ncols());
+    let how = match normalizer {
+        Normalizer::Auto if q <= 2 => Normalizer::None,
+        Normalizer::Auto => Normalizer::Lu,
+        other => other,
+    };
+    let omega = gaussian::<T>(n, l, seed, 0, 0, par);
+    let mut y = apply(op, omega.as_ref(), par);
+    drop(omega);
+    // Every column of Omega is nonzero almost surely, so a NaN or infinity anywhere in A
+    // shows up in Y: this is the finiteness check, at no extra pass over A.
+    if !all_finite(y.as_ref()) {
+        return Err(non_finite());
+    }
+    if is_zero(y.as_ref()) {
+        return Ok(zero_svd(m, n, k, "randomized"));
+    }
+    for _ in 0..q {
+        let yn = normalize(y, how, par);
+        let z = apply_t(op, yn.as_ref(), par);
+        drop(yn);
+        let zn = normalize(z, how, par);
+        y = apply(op, zn.as_ref(), par);
+    }
+    let qm = orthonormalize(y);
+    let bt = apply_t(op, qm.as_ref(), par);
+    small_svd(qm, bt, k, par, None, "randomized")
+}
+
+/// Given `A ~= Q B` with `B^T` (n x l), the rank-k SVD `U = Q Ub`, `V`, `S`.
+fn small_svd<T: Real>(
+    qm: Mat<T>,
+    bt: Mat<T>,
+    k: usize,
+    par: Par,
+    rel_error: Option<f64>,
+    solver: &'static str,
+) -> Result<SvdOut<T>> {
+    if !all_finite(bt.as_ref()) {
+        return Err(non_finite());
+    }
+    // B^T = W S Ub^T  =>  A ~= Q Ub S W^T
+    let svd = bt.thin_svd().map_err(|e| Error::LinAlg(format!("SVD did not converge: {e:?}")))?;
+    let s = svd.S().column_vector();
+    Ok(SvdOut {
+        u: mul(qm.as_ref(), svd.V().subcols(0, k), par),
+        s: (0..k).map(|i| s[i]).collect(),
+        v: svd.U().subcols(0, k).to_owned(),
+        rel_error,
+        solver,
+    })
+}
+
+/// Parameters of [`rsvd_tol`].
+#[derive(Clone, Copy, Debug)]
+pub struct TolParams {
+    /// Power iterations per block (`None`: 4).
+    pub n_iter: Option<usize>,
+    /// First block size; later blocks double, up to 512.
+    pub block_size: usize,
+    pub seed: u64,
+    /// Largest rank to try (`None`: min(m, n)).
+    pub max_rank: Option<usize>,
+}
+
+impl Default for TolParams {
+    fn default() -> Self {
+        Self { n_iter: None, block_size: 16, seed: 0, max_rank: None }
+    }
+}
+
+/// Adaptive rank: the smallest rank `k` whose relative Frobenius error
+/// `||A - U S V^T||_F / ||A||_F` is at most `tol`, by blocked randQB with the error indicator
+/// `||A||_F^2 - ||B||_F^2` (Yu, Gu & Li 2018, Algorithm 2 with power iterations), then
+/// truncation of the SVD of `B` to the smallest rank whose error (indicator plus the discarded
+/// singular values of `B`) meets `tol`. The indicator is exact in exact arithmetic; in floating
+/// point it is reliable for `tol` well above `sqrt(eps)` (about 1e-8 in float64, 3e-4 in
+/// float32). Below that the rank can come out larger than needed, never the error above `tol`
+/// beyond rounding.
+pub fn rsvd_tol<T: Real>(op: &dyn LinOp<T>, tol: f64, params: &TolParams, par: Par) -> Result<SvdOut<T>> {
+    let (m, n) = (op.nrows(), op.ncols());
+    if m == 0 || n == 0 {
+        return invalid(format!("A is empty (shape {m} x {n}); it needs at least one row and one column"));
+    }
+    if !(tol > 0.0 && tol < 1.0) {
+        return invalid(format!("tol={tol} is out of range: it must satisfy 0 < tol < 1"));
+    }
+    if params.block_size == 0 {
+        return invalid("block_size must be >= 1");
+    }
+    on_tall(op, |op| randqb(op, tol, params, par))
+}
+
+fn hcat<T: Real>(a: &Mat<T>, b: &Mat<T>) -> Mat<T> {
+    let ca = a.ncols();
+    Mat::from_fn(a.nrows(), ca + b.ncols(), |i, j| if j < ca { a[(i, j)] } else { b[(i, j - ca)] })
+}
+
+fn randqb<T: Real>(op: &dyn LinOp<T>, tol: f64, params: &TolParams, par: Par) -> Result<SvdOut<T>> {
+    let (m, n) = (op.nrows(), op.ncols());
+    let frob2 = op.frob_sq(par);
+    if !frob2.is_finite() {
+        return Err(non_finite());
+    }
+    let max_rank = params.max_rank.unwrap_or(n).clamp(1, n);
+    if frob2 == 0.0 {
+        let mut z = zero_svd(m, n, 0, "randqb");
+        z.rel_error = Some(0.0);
+        return Ok(z);
+    }
+    let q = params.n_iter.unwrap_or(4);
+    // A small slack keeps rounding in the indicator from stopping a hair early.
+    let target = frob2 * (tol * tol - 32.0 * T::EPS).max(0.0);
+    let mut qall = Mat::<T>::zeros(m, 0);
+    let mut btall = Mat::<T>::zeros(n, 0);
+    let mut e = frob2;
+    let mut b = params.block_size;
+    while qall.ncols() < max_rank {
+        let r = qall.ncols();
+        let bsz = b.min(max_rank - r);
+        let omega = gaussian::<T>(n, bsz, params.seed, 0, r, par);
+        // Y = A Omega - Q (B Omega)
+        let mut y = apply(op, omega.as_ref(), par);
+        if !all_finite(y.as_ref()) {
+            return Err(non_finite());
+        }
+        let t = mul(btall.transpose(), omega.as_ref(), par);
+        sub_mul(&mut y, qall.as_ref(), t.as_ref(), par);
+        let mut qi = orthonormalize(y);
+        for _ in 0..q {
+            // W = A^T Qi - B^T (Q^T Qi)
+            let mut w = apply_t(op, qi.as_ref(), par);
+            let t = mul(qall.transpose(), qi.as_ref(), par);
+            sub_mul(&mut w, btall.as_ref(), t.as_ref(), par);
+            let wi = orthonormalize(w);
+            // Y = A Wi - Q (B Wi)
+            let mut y = apply(op, wi.as_ref(), par);
+            let t = mul(btall.transpose(), wi.as_ref(), par);
+            sub_mul(&mut y, qall.as_ref(), t.as_ref(), par);
+            qi = orthonormalize(y);
+        }
+        // Re-orthogonalize against the basis so far, twice is enough (Kahan).
+        for _ in 0..2 {
+            let t = mul(qall.transpose(), qi.as_ref(), par);
+            sub_mul(&mut qi, qall.as_ref(), t.as_ref(), par);
+        }
+        let qi = orthonormalize(qi);
+        // B_i^T = A^T Qi - B^T (Q^T Qi)
+        let mut bti = apply_t(op, qi.as_ref(), par);
+        let t = mul(qall.transpose(), qi.as_ref(), par);
+        sub_mul(&mut bti, btall.as_ref(), t.as_ref(), par);
+        e -= frob_sq_of(bti.as_ref());
+        qall = hcat(&qall, &qi);
+        btall = hcat(&btall, &bti);
+        if e <= target {
+            break;
+        }
+        b = (2 * b).min(512);
+    }
+    // Choose the rank from the SVD of B: error^2(k) = (||A||^2 - ||B||^2) + sum_{i>k} s_i^2.
+    let svd = btall.thin_svd().map_err(|e| Error::LinAlg(format!("SVD did not converge: {e:?}")))?;
+    let s: Vec<f64> = {
+        let c = svd.S().column_vector();
+        (0..c.nrows()).map(|i| c[i].to_f64()).collect()
+    };
+    let captured: f64 = s.iter().map(|x| x * x).sum();
+    let base = (frob2 - captured).max(0.0);
+    let mut tail: f64 = 0.0;
+    let mut k = s.len();
+    // Walk down from the full rank while dropping one more value still meets the target.
+    while k > 1 && base + tail + s[k - 1] * s[k - 1] <= target {
+        tail += s[k - 1] * s[k - 1];
+        k -= 1;
+    }
+    let rel = ((base + tail) / frob2).sqrt();
+    let out = small_svd(qall, btall, k, par, Some(rel), "randqb")?;
+    Ok(out)
+}
+
+/// An estimate of `||A - U diag(s) V^T||_2` by the power method on the residual operator
+/// (never formed): `n_iter` products with the residual and its transpose from a seeded
+/// Gaussian start. It is a lower bound that converges to the norm (fbpca's `diffsnorm`).
+pub fn svd_error<T: Real>(
+    op: &dyn LinOp<T>,
+    u: MatRef<'_, T>,
+    s: &[T],
+    v: MatRef<'_, T>,
+    n_iter: usize,
+    seed: u64,
+    par: Par,
+) -> Result<f64> {
+    let (m, n) = (op.nrows(), op.ncols());
+    let k = s.len();
+    if u.nrows() != m || v.nrows() != n || u.ncols() != k || v.ncols() != k {
+        return invalid(format!(
+            "shapes do not match: A is {m} x {n}, U is {} x {}, S has {k} values, Vh is {} x {}",
+            u.nrows(),
+            u.ncols(),
+            v.ncols(),
+            v.nrows()
+        ));
+    }
+    if n_iter == 0 {
+        return invalid("n_iter must be >= 1");
+    }
+    let r = Residual { inner: op, u, s, v };
+    let mut x = gaussian::<T>(n, 1, seed, 0, 0, par);
+    let mut est = 0.0f64;
+    for _ in 0..n_iter {
+        let nx = frob_sq_of(x.as_ref()).sqrt();
+        if !nx.is_finite() {
+            return Err(non_finite());
+        }
+        if nx == 0.0 {
+            break;
+        }
+        let inv = T::from_f64(1.0 / nx);
+        for i in 0..n {
+            x[(i, 0)] *= inv;
+        }
+        let y = apply(&r, x.as_ref(), par);
+        let ny = frob_sq_of(y.as_ref()).sqrt();
+        if !ny.is_finite() {
+            return Err(non_finite());
+        }
+        est = est.max(ny);
+        if ny == 0.0 {
+            break;
+        }
+        x = apply_t(&r, y.as_ref(), par);
+    }
+    Ok(est)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linop::DenseOp;
+
+    /// A = U diag(s) V^T with known singular values.
+    fn test_matrix(m: usize, n: usize, s: &[f64], seed: u64) -> Mat<f64> {
+        let k = s.len();
+        let gu = gaussian::<f64>(m, k, seed, 0, 0, Par::Seq);
+        let gv = gaussian::<f64>(n, k, seed + 1, 0, 0, Par::Seq);
+        let u = gu.qr().compute_thin_Q();
+        let v = gv.qr().compute_thin_Q();
+        let us = Mat::<f64>::from_fn(m, k, |i, j| u[(i, j)] * s[j]);
+        &us * v.transpose()
+    }
+
+    fn orth_err(q: MatRef<'_, f64>) -> f64 {
+        let g = q.transpose() * q;
+        (&g - Mat::<f64>::identity(q.ncols(), q.ncols())).norm_max()
+    }
+
+    #[test]
+    fn recovers_exact_low_rank() {
+        let s = [10.0, 5.0, 2.0, 1.0, 0.5];
+        for (m, n) in [(120, 60), (60, 120)] {
+            let a = test_matrix(m, n, &s, 3);
+            for solver in [Solver::Randomized, Solver::Gram, Solver::Auto] {
+                let p = Params { solver, ..Default::default() };
+                let out = rsvd(&DenseOp { a: a.as_ref() }, 5, &p, Par::Seq).unwrap();
+                for i in 0..5 {
+                    assert!((out.s[i] - s[i]).abs() < 1e-10, "{solver:?} {:?}", out.s);
+                }
+                assert!(orth_err(out.u.as_ref()) < 1e-12);
+                assert!(orth_err(out.v.as_ref()) < 1e-12);
+                let us = Mat::<f64>::from_fn(m, 5, |i, j| out.u[(i, j)] * out.s[j]);
+                let rec = &us * out.v.transpose();
+                assert!((&rec - &a).norm_l2() < 1e-10);
+            }
+        }
+    }
+
+    #[test]
+    fn tol_mode_finds_the_rank() {
+        let s = [10.0, 5.0, 2.0, 1.0, 1e-3, 1e-4];
+        let a = test_matrix(200, 80, &s, 9);
+        let fro: f64 = s.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let out = rsvd_tol(&DenseOp { a: a.as_ref() }, 1e-2, &TolParams::default(), Par::Seq).unwrap();
+        assert_eq!(out.s.len(), 4);
+        let rel = out.rel_error.unwrap();
+        let exact = ((1e-6f64 + 1e-8).sqrt()) / fro;
+        assert!((rel - exact).abs() < 1e-6 * fro, "{rel} vs {exact}");
+    }
+
+    #[test]
+    fn error_estimate_matches_spectral_norm() {
+        let s = [10.0, 5.0, 2.0, 1.0, 0.5, 0.25];
+        let a = test_matrix(100, 70, &s, 5);
+        let op = DenseOp { a: a.as_ref() };
+        let out = rsvd(&op, 3, &Params::default(), Par::Seq).unwrap();
+        let est = svd_error(&op, out.u.as_ref(), &out.s, out.v.as_ref(), 30, 1, Par::Seq).unwrap();
+        assert!((est - 1.0).abs() < 1e-6, "{est}");
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        let a = test_matrix(10, 8, &[1.0, 2.0], 1);
+        let op = DenseOp { a: a.as_ref() };
+        assert!(rsvd(&op, 0, &Params::default(), Par::Seq).is_err());
+        assert!(rsvd(&op, 9, &Params::default(), Par::Seq).is_err());
+        let mut b = a.clone();
+        b[(3, 4)] = f64::NAN;
+        let p = Params { solver: Solver::Randomized, ..Default::default() };
+        let e = rsvd(&DenseOp { a: b.as_ref() }, 2, &p, Par::Seq);
+        assert!(matches!(e, Err(Error::NonFinite(_))));
+        let e = rsvd(&DenseOp { a: b.as_ref() }, 2, &Params::default(), Par::Seq);
+        assert!(matches!(e, Err(Error::NonFinite(_))));
+    }
+
+    #[test]
+    fn zero_matrix_gives_zero_values() {
+        let a = Mat::<f64>::zeros(30, 20);
+        let p = Params { solver: Solver::Randomized, ..Default::default() };
+        let out = rsvd(&DenseOp { a: a.as_ref() }, 3, &p, Par::Seq).unwrap();
+        assert!(out.s.iter().all(|&s| s == 0.0));
+        assert!(orth_err(out.u.as_ref()) < 1e-15);
+    }
+}
