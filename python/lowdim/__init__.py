@@ -1,0 +1,42 @@
+"""lowdim: the low-dimensional structure of data, fast and exact about its errors.
+
+Randomized SVD / PCA with a Rust core (faer + rayon), adaptive rank from an error tolerance,
+dense and sparse input.
+"""
+
+from . import _lowdim
+from ._validation import check_int as _check_int
+from .decomposition import PCA, TruncatedSVD
+from .svd import SVDResult, rsvd, svd_error
+
+__version__ = _lowdim.__version__
+
+__all__ = [
+    "PCA",
+    "SVDResult",
+    "TruncatedSVD",
+    "get_num_threads",
+    "rsvd",
+    "set_num_threads",
+    "svd_error",
+]
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads lowdim's kernels use (default: the environment variable
+    ``LOWDIM_NUM_THREADS``, else the number of CPUs).
+
+    Examples
+    --------
+    >>> import lowdim
+    >>> old = lowdim.get_num_threads()
+    >>> lowdim.set_num_threads(1); lowdim.get_num_threads()
+    1
+    >>> lowdim.set_num_threads(old)
+    """
+    _lowdim.set_num_threads(_check_int(n, "n", 1, 4096))
+
+
+def get_num_threads() -> int:
+    """The number of threads lowdim's kernels use."""
+    return _lowdim.get_num_threads()

@@ -1,0 +1,131 @@
+"""Input validation shared by every kernel: dtypes, shapes, seeds.
+
+Rules: float32 stays float32, float64 stays float64, other real dtypes (ints, float16,
+longdouble) become float64; bool, complex, object and non-numeric dtypes are rejected with a
+TypeError. Dense arrays are handed to Rust as they are (any strides, any order, read-only
+ok): no copy unless the dtype must change or the memory is byte-swapped or misaligned.
+Sparse matrices are never densified.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+_MAX_SEED = 2**64
+
+
+def result_dtype(dtype: np.dtype, name: str = "A") -> np.dtype:
+    """The float dtype a computation on ``dtype`` runs in, or TypeError."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float32:
+        return np.dtype(np.float32)
+    if dtype.kind == "b":
+        raise TypeError(f"{name} has boolean dtype; convert it to float32 or float64 first")
+    if dtype.kind == "c":
+        raise TypeError(
+            f"{name} has complex dtype {dtype}; lowdim computes real decompositions only"
+        )
+    if dtype.kind in "fiu":
+        return np.dtype(np.float64)
+    raise TypeError(f"{name} has dtype {dtype}; a real numeric dtype is required")
+
+
+def _native(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``a`` as ``dtype`` in native byte order and aligned, copying only when needed."""
+    if a.dtype != dtype or not a.dtype.isnative or not a.flags.aligned:
+        a = a.astype(dtype.newbyteorder("="), copy=True)
+    return a
+
+
+@dataclass
+class Operand:
+    """A validated matrix, ready for the Rust kernels.
+
+    ``payload`` is a 2-D ndarray or the CSR tuple ``(data, indices, indptr, nrows, ncols)``.
+    ``transposed`` is True when ``payload`` holds A^T (CSC input): the caller swaps factors.
+    """
+
+    payload: object
+    shape: tuple[int, int]
+    dtype: np.dtype
+    sparse: bool
+    transposed: bool = False
+
+
+def _csr_tuple(data, indices, indptr, nrows, ncols, dtype):
+    data = _native(np.ascontiguousarray(data), dtype)
+    idx_dtype = np.int32
+    if indices.dtype != np.int32 or indptr.dtype != np.int32:
+        idx_dtype = np.int64
+    indices = np.ascontiguousarray(indices, dtype=idx_dtype)
+    indptr = np.ascontiguousarray(indptr, dtype=idx_dtype)
+    return (data, indices, indptr, int(nrows), int(ncols))
+
+
+def check_matrix(A, name: str = "A", allow_csc: bool = True) -> Operand:
+    """Validate a 2-D dense array or scipy.sparse matrix/array."""
+    if sp.issparse(A):
+        m, n = A.shape
+        if m == 0 or n == 0:
+            raise ValueError(f"{name} is empty (shape {A.shape}); it needs at least one row and column")
+        dtype = result_dtype(A.dtype, name)
+        if A.format == "csc" and allow_csc:
+            payload = _csr_tuple(A.data, A.indices, A.indptr, n, m, dtype)
+            return Operand(payload, (m, n), dtype, True, transposed=True)
+        if A.format != "csr":
+            A = A.tocsr()
+        payload = _csr_tuple(A.data, A.indices, A.indptr, m, n, dtype)
+        return Operand(payload, (m, n), dtype, True)
+    if not isinstance(A, np.ndarray):
+        if hasattr(A, "__cuda_array_interface__") or type(A).__module__.split(".")[0] in (
+            "cupy",
+            "dask",
+            "torch",
+        ):
+            raise TypeError(
+                f"{name} is a {type(A).__module__}.{type(A).__name__}; this build of lowdim "
+                "accepts NumPy arrays and scipy.sparse matrices"
+            )
+        A = np.asarray(A)
+    if isinstance(A, np.matrix):
+        A = np.asarray(A)
+    if A.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got {A.ndim}-D with shape {A.shape}")
+    dtype = result_dtype(A.dtype, name)
+    if A.shape[0] == 0 or A.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {A.shape}); it needs at least one row and column")
+    A = _native(A, dtype)
+    return Operand(A, A.shape, dtype, False)
+
+
+def check_seed(seed) -> int:
+    """A 64-bit seed from None (fresh entropy), an int, or a NumPy Generator/RandomState."""
+    if seed is None:
+        return int(np.random.default_rng().integers(0, 2**63))
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**63))
+    if isinstance(seed, np.random.RandomState):
+        return int(seed.randint(0, 2**31 - 1))
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        seed = int(seed)
+        if 0 <= seed < _MAX_SEED:
+            return seed
+        raise ValueError(f"seed={seed} must be in [0, 2**64)")
+    raise TypeError(
+        f"seed must be None, an int, or a numpy Generator/RandomState, got {type(seed).__name__}"
+    )
+
+
+def check_int(value, name: str, low: int, high: int | None = None) -> int:
+    """An integer in [low, high] (high None: unbounded), or a clear error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        bound = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name}={value} is out of range: it must be {bound}")
+    return value

@@ -1,0 +1,357 @@
+"""scikit-learn compatible PCA and TruncatedSVD on lowdim's randomized SVD.
+
+The estimators hold no numerics of their own: they validate, centre (explicitly for dense
+input, implicitly for sparse input: the mean is never subtracted from a sparse matrix) and
+call :func:`lowdim.rsvd`.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._validation import Operand, check_matrix
+from .svd import _run_rsvd
+
+__all__ = ["PCA", "TruncatedSVD"]
+
+_SPARSE_FORMATS = ("csr", "csc", "coo")
+
+
+def _column_variance_sum(X, mean, ddof: int) -> float:
+    """sum_j var(X[:, j]) without a full-size temporary (dense: column blocks)."""
+    n = X.shape[0]
+    if sp.issparse(X):
+        if X.format == "csr" and X.has_canonical_format:
+            sq = np.dot(X.data, X.data)
+        else:
+            sq = X.multiply(X).sum(dtype=np.float64)
+        total = float(sq) - n * float(np.dot(mean, mean))
+    else:
+        total = 0.0
+        step = max(1, (1 << 22) // max(n, 1))
+        for j in range(0, X.shape[1], step):
+            blk = X[:, j : j + step] - mean[j : j + step]
+            total += float(np.einsum("ij,ij->", blk, blk, dtype=np.float64))
+    return max(total, 0.0) / max(n - ddof, 1)
+
+
+class _BaseSVDEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    def _validate(self, X, reset: bool):
+        return validate_data(
+            self,
+            X,
+            accept_sparse=_SPARSE_FORMATS,
+            dtype=[np.float64, np.float32],
+            reset=reset,
+            ensure_min_samples=2 if reset else 1,
+        )
+
+
+class PCA(_BaseSVDEstimator):
+    """Principal component analysis by lowdim's randomized SVD (scikit-learn API).
+
+    Parameters
+    ----------
+    n_components : int, float in (0, 1), or None
+        Number of components; a float keeps the fewest components explaining at least that
+        fraction of the variance (lowdim's adaptive-rank mode with
+        ``tol = sqrt(1 - n_components)``); None keeps ``min(n_samples, n_features)``.
+    copy : bool, default True
+        If False, dense float input is centred in place (saves one copy of X).
+    whiten : bool, default False
+        Scale the projections to unit variance.
+    svd_solver : {"auto", "randomized", "gram", "full"}, default "auto"
+        "auto" lets lowdim pick (Gram + eigh for tall-skinny dense data, exact SVD when all
+        components are wanted, randomized otherwise); "full" is LAPACK's exact SVD (dense
+        input only).
+    tol : float, default 0.0
+        Unused; kept for scikit-learn compatibility.
+    iterated_power : int or "auto", default "auto"
+        Power iterations of the randomized solver.
+    n_oversamples : int, default 10
+    power_iteration_normalizer : {"auto", "none", "LU", "QR"}, default "auto"
+    random_state : None, int or RandomState
+        Seeds the counter-based generator: results are reproducible at any thread count.
+
+    Attributes
+    ----------
+    components_ : ndarray (n_components, n_features)
+    explained_variance_ : ndarray (n_components,)
+    explained_variance_ratio_ : ndarray (n_components,)
+    singular_values_ : ndarray (n_components,)
+    mean_ : ndarray (n_features,)
+    n_components_ : int
+    noise_variance_ : float
+    n_samples_ : int
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowdim import PCA
+    >>> X = np.random.default_rng(0).standard_normal((100, 10))
+    >>> pca = PCA(n_components=3, random_state=0).fit(X)
+    >>> pca.transform(X).shape
+    (100, 3)
+    >>> bool(np.all(np.diff(pca.explained_variance_) <= 0))
+    True
+    """
+
+    def __init__(
+        self,
+        n_components=None,
+        *,
+        copy=True,
+        whiten=False,
+        svd_solver="auto",
+        tol=0.0,
+        iterated_power="auto",
+        n_oversamples=10,
+        power_iteration_normalizer="auto",
+        random_state=None,
+    ):
+        self.n_components = n_components
+        self.copy = copy
+        self.whiten = whiten
+        self.svd_solver = svd_solver
+        self.tol = tol
+        self.iterated_power = iterated_power
+        self.n_oversamples = n_oversamples
+        self.power_iteration_normalizer = power_iteration_normalizer
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        """Fit the model on X (dense or sparse); returns self."""
+        self._fit(X)
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Fit on X and return its projection (``U * S``, or ``U * sqrt(n - 1)`` whitened)."""
+        U, S = self._fit(X)
+        if self.whiten:
+            return U * np.sqrt(X.shape[0] - 1, dtype=U.dtype)
+        return U * S
+
+    def _fit(self, X):
+        X = self._validate(X, reset=True)
+        n_samples, n_features = X.shape
+        kmax = min(n_samples, n_features)
+        nc = self.n_components
+        k = tol = None
+        if nc is None:
+            k = kmax
+        elif isinstance(nc, numbers.Integral) and not isinstance(nc, bool):
+            if not 1 <= nc <= kmax:
+                raise ValueError(
+                    f"n_components={nc} must be between 1 and min(n_samples, n_features)={kmax}"
+                )
+            k = int(nc)
+        elif isinstance(nc, numbers.Real) and not isinstance(nc, bool) and 0 < nc < 1:
+            tol = float(np.sqrt(1.0 - nc))
+        else:
+            raise ValueError(
+                f"n_components must be None, an int >= 1 or a float in (0, 1), got {nc!r}"
+            )
+        if self.svd_solver not in ("auto", "randomized", "gram", "full"):
+            raise ValueError(
+                "svd_solver must be 'auto', 'randomized', 'gram' or 'full', "
+                f"got {self.svd_solver!r}"
+            )
+        mean = np.asarray(X.mean(axis=0), dtype=X.dtype).ravel()
+        self.mean_ = mean
+        if sp.issparse(X):
+            if self.svd_solver in ("full", "gram"):
+                raise ValueError(f"svd_solver={self.svd_solver!r} needs dense input")
+            op = check_matrix(X.tocsr() if X.format != "csr" else X, allow_csc=False)
+            center = mean
+            total_var = _column_variance_sum(X, mean, ddof=1)
+        else:
+            if self.copy or not X.flags.writeable:
+                Xc = X - mean
+            else:
+                X -= mean
+                Xc = X
+            op = Operand(Xc, Xc.shape, Xc.dtype, False)
+            center = None
+            total_var = _column_variance_sum(Xc, np.zeros_like(mean), ddof=1)
+        if self.svd_solver == "full":
+            U, S, Vh = np.linalg.svd(op.payload, full_matrices=False)
+            from .svd import _flip_u_based
+
+            _flip_u_based(U, Vh)
+            if tol is not None:
+                ratio = np.cumsum(S**2) / max(np.sum(S**2), np.finfo(np.float64).tiny)
+                k = int(np.searchsorted(ratio, 1.0 - tol**2, side="left")) + 1
+            U, S, Vh = U[:, :k], S[:k], Vh[:k]
+        else:
+            res = _run_rsvd(
+                op,
+                k,
+                tol,
+                n_oversamples=self.n_oversamples,
+                n_iter=self.iterated_power,
+                power_iteration_normalizer=self.power_iteration_normalizer,
+                seed=self.random_state,
+                solver=self.svd_solver,
+                center=center,
+            )
+            U, S, Vh = res
+        ncomp = S.shape[0]
+        ev = (S.astype(np.float64) ** 2) / (n_samples - 1)
+        self.components_ = Vh
+        self.singular_values_ = S
+        self.explained_variance_ = ev.astype(X.dtype)
+        ratio = ev / total_var if total_var > 0 else np.zeros_like(ev)
+        self.explained_variance_ratio_ = ratio.astype(X.dtype)
+        self.n_components_ = ncomp
+        self.n_samples_ = n_samples
+        if ncomp < kmax:
+            self.noise_variance_ = float(max(total_var - ev.sum(), 0.0) / (kmax - ncomp))
+        else:
+            self.noise_variance_ = 0.0
+        return U, S
+
+    def transform(self, X):
+        """Project X on the components (dense or sparse X; the mean is subtracted
+        implicitly)."""
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        Xt = X @ self.components_.T
+        Xt = np.asarray(Xt) - (self.mean_ @ self.components_.T)
+        if self.whiten:
+            Xt /= np.sqrt(self.explained_variance_)
+        return Xt
+
+    def inverse_transform(self, X):
+        """Map projections back to the input space."""
+        check_is_fitted(self)
+        X = np.asarray(X)
+        if self.whiten:
+            X = X * np.sqrt(self.explained_variance_)
+        return X @ self.components_ + self.mean_
+
+
+class TruncatedSVD(_BaseSVDEstimator):
+    """Truncated SVD (latent semantic analysis) by lowdim's randomized SVD (scikit-learn API).
+
+    Unlike PCA it does not centre the data, so sparse input stays sparse and cheap.
+
+    Parameters
+    ----------
+    n_components : int, default 2
+    algorithm : {"randomized", "auto", "gram"}, default "randomized"
+        "randomized" always runs the randomized passes; "auto" lets lowdim use Gram + eigh or
+        an exact SVD where they are cheaper (dense input).
+    n_iter : int, default 5
+    n_oversamples : int, default 10
+    power_iteration_normalizer : {"auto", "none", "LU", "QR"}, default "auto"
+    random_state : None, int or RandomState
+    tol : float, default 0.0
+        Unused; kept for scikit-learn compatibility.
+
+    Attributes
+    ----------
+    components_ : ndarray (n_components, n_features)
+    explained_variance_ : ndarray (n_components,)
+        Variance of the training projections.
+    explained_variance_ratio_ : ndarray (n_components,)
+    singular_values_ : ndarray (n_components,)
+    n_components_ : int
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from lowdim import TruncatedSVD
+    >>> X = sp.random(200, 50, density=0.1, random_state=0, format="csr")
+    >>> TruncatedSVD(n_components=5, random_state=0).fit_transform(X).shape
+    (200, 5)
+    """
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        algorithm="randomized",
+        n_iter=5,
+        n_oversamples=10,
+        power_iteration_normalizer="auto",
+        random_state=None,
+        tol=0.0,
+    ):
+        self.n_components = n_components
+        self.algorithm = algorithm
+        self.n_iter = n_iter
+        self.n_oversamples = n_oversamples
+        self.power_iteration_normalizer = power_iteration_normalizer
+        self.random_state = random_state
+        self.tol = tol
+
+    def fit(self, X, y=None):
+        """Fit the model on X; returns self."""
+        self.fit_transform(X)
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Fit on X and return ``U * S``."""
+        X = self._validate(X, reset=True)
+        if self.algorithm not in ("randomized", "auto", "gram"):
+            raise ValueError(
+                f"algorithm must be 'randomized', 'auto' or 'gram', got {self.algorithm!r}"
+            )
+        nc = self.n_components
+        if isinstance(nc, bool) or not isinstance(nc, numbers.Integral):
+            raise ValueError(f"n_components must be an int, got {nc!r}")
+        if not 1 <= nc <= min(X.shape):
+            raise ValueError(
+                f"n_components={nc} must be between 1 and min(n_samples, n_features)="
+                f"{min(X.shape)}"
+            )
+        op = check_matrix(X)
+        U, S, Vh = _run_rsvd(
+            op,
+            int(nc),
+            None,
+            n_oversamples=self.n_oversamples,
+            n_iter=self.n_iter,
+            power_iteration_normalizer=self.power_iteration_normalizer,
+            seed=self.random_state,
+            solver=self.algorithm,
+        )
+        Xt = U * S
+        self.components_ = Vh
+        self.singular_values_ = S
+        self.n_components_ = int(nc)
+        ev = np.var(Xt, axis=0, dtype=np.float64)
+        mean = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
+        full_var = _column_variance_sum(X, mean, ddof=0)
+        self.explained_variance_ = ev.astype(X.dtype)
+        ratio = ev / full_var if full_var > 0 else np.zeros_like(ev)
+        self.explained_variance_ratio_ = ratio.astype(X.dtype)
+        return Xt
+
+    def transform(self, X):
+        """Project X on the components."""
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        return np.asarray(X @ self.components_.T)
+
+    def inverse_transform(self, X):
+        """Map projections back to the input space."""
+        check_is_fitted(self)
+        return np.asarray(X) @ self.components_
