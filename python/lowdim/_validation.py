@@ -21,6 +21,8 @@ _MAX_SEED = 2**64
 def result_dtype(dtype: np.dtype, name: str = "A") -> np.dtype:
     """The float dtype a computation on ``dtype`` runs in, or TypeError."""
     dtype = np.dtype(dtype)
+    if dtype.byteorder not in ("=", "|"):
+        dtype = dtype.newbyteorder("=")
     if dtype == np.float32:
         return np.dtype(np.float32)
     if dtype.kind == "b":
@@ -66,12 +68,18 @@ def _csr_tuple(data, indices, indptr, nrows, ncols, dtype):
     return (data, indices, indptr, int(nrows), int(ncols))
 
 
+def _check_nonempty(shape, name: str) -> None:
+    if 0 in shape:
+        raise ValueError(
+            f"{name} is empty (shape {tuple(shape)}); it needs at least one row and one column"
+        )
+
+
 def check_matrix(A, name: str = "A", allow_csc: bool = True) -> Operand:
     """Validate a 2-D dense array or scipy.sparse matrix/array."""
     if sp.issparse(A):
         m, n = A.shape
-        if m == 0 or n == 0:
-            raise ValueError(f"{name} is empty (shape {A.shape}); it needs at least one row and column")
+        _check_nonempty(A.shape, name)
         dtype = result_dtype(A.dtype, name)
         if A.format == "csc" and allow_csc:
             payload = _csr_tuple(A.data, A.indices, A.indptr, n, m, dtype)
@@ -96,8 +104,7 @@ def check_matrix(A, name: str = "A", allow_csc: bool = True) -> Operand:
     if A.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got {A.ndim}-D with shape {A.shape}")
     dtype = result_dtype(A.dtype, name)
-    if A.shape[0] == 0 or A.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {A.shape}); it needs at least one row and column")
+    _check_nonempty(A.shape, name)
     A = _native(A, dtype)
     return Operand(A, A.shape, dtype, False)
 

@@ -40,11 +40,19 @@ def demo(small: bool = False, out=sys.stdout) -> dict:
     # 1. PCA of scikit-learn's bundled digits (1797 x 64).
     X = load_digits().data
     pca, t = _timed(lambda: lowdim.PCA(n_components=10, random_state=0).fit(X), 3)
-    row("digits PCA, 10 components", "lowdim.PCA", t,
-        f"explained variance {pca.explained_variance_ratio_.sum():.3f}")
+    row(
+        "digits PCA, 10 components",
+        "lowdim.PCA",
+        t,
+        f"explained variance {pca.explained_variance_ratio_.sum():.3f}",
+    )
     pca90, t = _timed(lambda: lowdim.PCA(n_components=0.9, random_state=0).fit(X), 3)
-    row("digits PCA, 90% variance", "lowdim.PCA(n_components=0.9)", t,
-        f"{pca90.n_components_} components")
+    row(
+        "digits PCA, 90% variance",
+        "lowdim.PCA(n_components=0.9)",
+        t,
+        f"{pca90.n_components_} components",
+    )
 
     # 2. A large synthetic matrix with a decaying spectrum.
     m, n, k = (2000, 1000, 20) if small else (6000, 3000, 50)
@@ -67,17 +75,27 @@ def demo(small: bool = False, out=sys.stdout) -> dict:
         full, t_full = _timed(lambda: np.linalg.svd(A, full_matrices=False))
         row(case, "numpy.linalg.svd (full)", t_full, f"optimal {full[1][k]:.3e}")
     tol_res, t = _timed(lambda: lowdim.rsvd(A, tol=1e-2, seed=0))
-    row(f"dense {m}x{n}, tol=1e-2", "lowdim.rsvd(tol=...)", t,
-        f"rank {tol_res.S.size}, error {tol_res.rel_error:.2e}")
+    row(
+        f"dense {m}x{n}, tol=1e-2",
+        "lowdim.rsvd(tol=...)",
+        t,
+        f"rank {tol_res.S.size}, error {tol_res.rel_error:.2e}",
+    )
 
     # 3. Sparse LSA-like matrix, never densified.
     ms, ns = (20000, 5000) if small else (100000, 20000)
     X = sp.random(ms, ns, density=0.002, format="csr", random_state=0, dtype=np.float64)
     tsvd, t = _timed(lambda: lowdim.TruncatedSVD(50, random_state=0).fit(X))
-    row(f"sparse {ms}x{ns}, nnz={X.nnz}", "lowdim.TruncatedSVD(50)", t,
-        f"top singular value {tsvd.singular_values_[0]:.3f}")
-    print(f"lowdim vs sklearn randomized_svd on the dense case: {t_sk / rows[2][2]:.1f}x faster",
-          file=out)
+    row(
+        f"sparse {ms}x{ns}, nnz={X.nnz}",
+        "lowdim.TruncatedSVD(50)",
+        t,
+        f"top singular value {tsvd.singular_values_[0]:.3f}",
+    )
+    print(
+        f"lowdim vs sklearn randomized_svd on the dense case: {t_sk / rows[2][2]:.1f}x faster",
+        file=out,
+    )
     return {"rows": rows}
 
 

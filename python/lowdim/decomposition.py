@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._validation import Operand, check_matrix
-from .svd import _run_rsvd
+from .svd import _flip_signs, _run_rsvd
 
 __all__ = ["PCA", "TruncatedSVD"]
 
@@ -144,7 +144,7 @@ class PCA(_BaseSVDEstimator):
         """Fit on X and return its projection (``U * S``, or ``U * sqrt(n - 1)`` whitened)."""
         U, S = self._fit(X)
         if self.whiten:
-            return U * np.sqrt(X.shape[0] - 1, dtype=U.dtype)
+            return U * np.sqrt(self.n_samples_ - 1, dtype=U.dtype)
         return U * S
 
     def _fit(self, X):
@@ -191,9 +191,6 @@ class PCA(_BaseSVDEstimator):
             total_var = _column_variance_sum(Xc, np.zeros_like(mean), ddof=1)
         if self.svd_solver == "full":
             U, S, Vh = np.linalg.svd(op.payload, full_matrices=False)
-            from .svd import _flip_u_based
-
-            _flip_u_based(U, Vh)
             if tol is not None:
                 ratio = np.cumsum(S**2) / max(np.sum(S**2), np.finfo(np.float64).tiny)
                 k = int(np.searchsorted(ratio, 1.0 - tol**2, side="left")) + 1
@@ -211,6 +208,8 @@ class PCA(_BaseSVDEstimator):
                 center=center,
             )
             U, S, Vh = res
+        # scikit-learn >= 1.5 fixes the signs of PCA by the components (v-based svd_flip).
+        _flip_signs(U, Vh, u_based=False)
         ncomp = S.shape[0]
         ev = (S.astype(np.float64) ** 2) / (n_samples - 1)
         self.components_ = Vh
@@ -319,8 +318,7 @@ class TruncatedSVD(_BaseSVDEstimator):
             raise ValueError(f"n_components must be an int, got {nc!r}")
         if not 1 <= nc <= min(X.shape):
             raise ValueError(
-                f"n_components={nc} must be between 1 and min(n_samples, n_features)="
-                f"{min(X.shape)}"
+                f"n_components={nc} must be between 1 and min(n_samples, n_features)={min(X.shape)}"
             )
         op = check_matrix(X)
         U, S, Vh = _run_rsvd(
@@ -333,6 +331,8 @@ class TruncatedSVD(_BaseSVDEstimator):
             seed=self.random_state,
             solver=self.algorithm,
         )
+        # scikit-learn >= 1.5 fixes the signs of TruncatedSVD by the components.
+        _flip_signs(U, Vh, u_based=False)
         Xt = U * S
         self.components_ = Vh
         self.singular_values_ = S

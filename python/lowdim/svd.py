@@ -42,12 +42,17 @@ class SVDResult(_SVDFields):
     solver: str
 
 
-def _flip_u_based(U: np.ndarray, Vh: np.ndarray) -> None:
-    """scikit-learn's u-based svd_flip, in place."""
+def _flip_signs(U: np.ndarray, Vh: np.ndarray, u_based: bool = True) -> None:
+    """scikit-learn's svd_flip, in place: the largest-magnitude entry of each column of U
+    (u_based) or of each row of Vh is made positive."""
     if U.shape[1] == 0:
         return
-    rows = np.argmax(np.abs(U), axis=0)
-    signs = np.sign(U[rows, np.arange(U.shape[1])])
+    if u_based:
+        rows = np.argmax(np.abs(U), axis=0)
+        signs = np.sign(U[rows, np.arange(U.shape[1])])
+    else:
+        cols = np.argmax(np.abs(Vh), axis=1)
+        signs = np.sign(Vh[np.arange(Vh.shape[0]), cols])
     signs[signs == 0] = 1
     U *= signs
     Vh *= signs[:, None]
@@ -115,7 +120,7 @@ def _run_rsvd(
     if op.transposed:
         # payload held A^T = U' S Vh'  =>  A = Vh'^T S U'^T
         U, Vh = np.ascontiguousarray(Vh.T), np.ascontiguousarray(U.T)
-        _flip_u_based(U, Vh)
+        _flip_signs(U, Vh)
     res = SVDResult(U, S, Vh)
     res.rel_error = rel_error
     res.solver = used

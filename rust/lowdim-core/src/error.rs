@@ -9,12 +9,17 @@ pub enum Error {
     NonFinite(String),
     /// A dense factorization did not converge (maps to `numpy.linalg.LinAlgError`).
     LinAlg(String),
+    /// Internal: intermediate magnitudes left the safe range; the entry point rescales the
+    /// operator and retries. Never returned by a public function.
+    #[doc(hidden)]
+    Rescale,
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::InvalidArgument(s) | Error::NonFinite(s) | Error::LinAlg(s) => f.write_str(s),
+            Error::Rescale => f.write_str("internal: rescaling needed"),
         }
     }
 }

@@ -19,9 +19,95 @@ pub trait LinOp<T: Real>: Sync {
     fn apply_t(&self, out: MatMut<'_, T>, y: MatRef<'_, T>, par: Par);
     /// `||A||_F^2`, accumulated in f64 in a fixed order.
     fn frob_sq(&self, par: Par) -> f64;
+    /// `||c A||_F^2` with the scaling applied before squaring (safe for extreme magnitudes).
+    fn frob_sq_scaled(&self, c: f64, par: Par) -> f64 {
+        self.frob_sq(par) * c * c
+    }
+    /// `max |a_ij|` (NaN if any entry is NaN), or an upper bound within a factor of 2 (used
+    /// only to pick a power-of-two scale).
+    fn max_abs(&self, par: Par) -> f64;
     /// The dense matrix behind the operator, when there is one (enables the Gram path).
     fn as_dense(&self) -> Option<MatRef<'_, T>> {
         None
+    }
+}
+
+/// Largest magnitude of a dense matrix (NaN when it holds a NaN), over fixed column blocks.
+pub fn dense_max_abs<T: Real>(a: MatRef<'_, T>, par: Par) -> f64 {
+    let a = if a.row_stride().unsigned_abs() == 1 || a.ncols() == 1 {
+        a
+    } else {
+        a.transpose()
+    };
+    let col = |j: usize| -> f64 {
+        let mut mx = 0.0f64;
+        for i in 0..a.nrows() {
+            let v = a[(i, j)].to_f64().abs();
+            if v.is_nan() {
+                return f64::NAN;
+            }
+            mx = mx.max(v);
+        }
+        mx
+    };
+    let parts: Vec<f64> = if crate::threads::is_parallel(par) {
+        (0..a.ncols()).into_par_iter().map(col).collect()
+    } else {
+        (0..a.ncols()).map(col).collect()
+    };
+    parts.iter().fold(0.0f64, |acc, &v| {
+        if v.is_nan() || acc.is_nan() {
+            f64::NAN
+        } else {
+            acc.max(v)
+        }
+    })
+}
+
+/// `c A` for a scalar `c` (a power of two, so the scaling is exact).
+pub struct Scaled<'a, T: Real> {
+    pub inner: &'a dyn LinOp<T>,
+    pub c: f64,
+}
+
+fn scale_in_place<T: Real>(mut out: MatMut<'_, T>, c: f64) {
+    let c = T::from_f64(c);
+    for j in 0..out.ncols() {
+        for i in 0..out.nrows() {
+            out[(i, j)] *= c;
+        }
+    }
+}
+
+impl<T: Real> LinOp<T> for Scaled<'_, T> {
+    fn nrows(&self) -> usize {
+        self.inner.nrows()
+    }
+    fn ncols(&self) -> usize {
+        self.inner.ncols()
+    }
+    fn apply(&self, mut out: MatMut<'_, T>, x: MatRef<'_, T>, par: Par) {
+        self.inner.apply(out.rb_mut(), x, par);
+        scale_in_place(out, self.c);
+    }
+    fn apply_t(&self, mut out: MatMut<'_, T>, y: MatRef<'_, T>, par: Par) {
+        self.inner.apply_t(out.rb_mut(), y, par);
+        scale_in_place(out, self.c);
+    }
+    fn frob_sq(&self, par: Par) -> f64 {
+        // Computed on the scaled entries: the inner sum may underflow or overflow.
+        match self.inner.as_dense() {
+            Some(a) => {
+                let c = self.c;
+                let scaled =
+                    Mat::<f64>::from_fn(a.nrows(), a.ncols(), |i, j| a[(i, j)].to_f64() * c);
+                dense_frob_sq(scaled.as_ref(), par)
+            }
+            None => self.inner.frob_sq_scaled(self.c, par),
+        }
+    }
+    fn max_abs(&self, par: Par) -> f64 {
+        self.inner.max_abs(par) * self.c
     }
 }
 
@@ -65,10 +151,20 @@ impl<T: Real> LinOp<T> for DenseOp<'_, T> {
         matmul(out, Accum::Replace, self.a, x, T::from_f64(1.0), par);
     }
     fn apply_t(&self, out: MatMut<'_, T>, y: MatRef<'_, T>, par: Par) {
-        matmul(out, Accum::Replace, self.a.transpose(), y, T::from_f64(1.0), par);
+        matmul(
+            out,
+            Accum::Replace,
+            self.a.transpose(),
+            y,
+            T::from_f64(1.0),
+            par,
+        );
     }
     fn frob_sq(&self, par: Par) -> f64 {
         dense_frob_sq(self.a, par)
+    }
+    fn max_abs(&self, par: Par) -> f64 {
+        dense_max_abs(self.a, par)
     }
     fn as_dense(&self) -> Option<MatRef<'_, T>> {
         Some(self.a)
@@ -93,6 +189,12 @@ impl<T: Real> LinOp<T> for Transposed<'_, T> {
     }
     fn frob_sq(&self, par: Par) -> f64 {
         self.0.frob_sq(par)
+    }
+    fn frob_sq_scaled(&self, c: f64, par: Par) -> f64 {
+        self.0.frob_sq_scaled(c, par)
+    }
+    fn max_abs(&self, par: Par) -> f64 {
+        self.0.max_abs(par)
     }
     fn as_dense(&self) -> Option<MatRef<'_, T>> {
         self.0.as_dense().map(|a| a.transpose())
@@ -153,6 +255,10 @@ impl<T: Real> LinOp<T> for Centered<'_, T> {
         }
         (self.inner.frob_sq(par) - 2.0 * cross + m as f64 * musq).max(0.0)
     }
+    fn max_abs(&self, par: Par) -> f64 {
+        let mu = self.mu.iter().fold(0.0f64, |a, v| a.max(v.to_f64().abs()));
+        self.inner.max_abs(par) + mu
+    }
 }
 
 /// `A - U diag(s) V^T`, applied without forming it (for a-posteriori error estimates).
@@ -164,16 +270,37 @@ pub struct Residual<'a, T: Real> {
 }
 
 impl<T: Real> Residual<'_, T> {
-    fn low_rank(&self, mut out: MatMut<'_, T>, left: MatRef<'_, T>, right: MatRef<'_, T>, x: MatRef<'_, T>, par: Par) {
+    fn low_rank(
+        &self,
+        mut out: MatMut<'_, T>,
+        left: MatRef<'_, T>,
+        right: MatRef<'_, T>,
+        x: MatRef<'_, T>,
+        par: Par,
+    ) {
         // out -= left diag(s) (right^T x)
         let mut t = Mat::<T>::zeros(right.ncols(), x.ncols());
-        matmul(t.as_mut(), Accum::Replace, right.transpose(), x, T::from_f64(1.0), par);
+        matmul(
+            t.as_mut(),
+            Accum::Replace,
+            right.transpose(),
+            x,
+            T::from_f64(1.0),
+            par,
+        );
         for i in 0..t.nrows() {
             for j in 0..t.ncols() {
                 t[(i, j)] *= self.s[i];
             }
         }
-        matmul(out.rb_mut(), Accum::Add, left, t.as_ref(), T::from_f64(-1.0), par);
+        matmul(
+            out.rb_mut(),
+            Accum::Add,
+            left,
+            t.as_ref(),
+            T::from_f64(-1.0),
+            par,
+        );
     }
 }
 
@@ -193,6 +320,9 @@ impl<T: Real> LinOp<T> for Residual<'_, T> {
         self.low_rank(out, self.v, self.u, y, par);
     }
     fn frob_sq(&self, _par: Par) -> f64 {
+        f64::NAN
+    }
+    fn max_abs(&self, _par: Par) -> f64 {
         f64::NAN
     }
 }

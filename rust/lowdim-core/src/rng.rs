@@ -58,9 +58,8 @@ pub fn gaussian<T: Real>(
 ) -> Mat<T> {
     let mut buf = vec![T::from_f64(0.0); nrows * ncols];
     if nrows > 0 {
-        let fill = |(j, col): (usize, &mut [T])| {
-            gaussian_column(seed, (col0 + j) as u64, row0, col)
-        };
+        let fill =
+            |(j, col): (usize, &mut [T])| gaussian_column(seed, (col0 + j) as u64, row0, col);
         if crate::threads::is_parallel(par) {
             buf.par_chunks_mut(nrows).enumerate().for_each(fill);
         } else {

@@ -89,9 +89,9 @@ impl<'a, T: Real, I: SpIndex> CsrRef<'a, T, I> {
         }
         let mut prev = 0usize;
         for (r, p) in indptr.iter().enumerate() {
-            let p = p
-                .to_usize()
-                .ok_or_else(|| Error::InvalidArgument("CSR indptr holds a negative offset".into()))?;
+            let p = p.to_usize().ok_or_else(|| {
+                Error::InvalidArgument("CSR indptr holds a negative offset".into())
+            })?;
             if (r == 0 && p != 0) || p < prev || p > data.len() {
                 return invalid("CSR indptr is not a nondecreasing sequence from 0 to nnz");
             }
@@ -111,7 +111,13 @@ impl<'a, T: Real, I: SpIndex> CsrRef<'a, T, I> {
                 "the sparse matrix holds NaN or infinity; remove or impute them first".into(),
             ));
         }
-        Ok(Self { nrows, ncols, indptr, indices, data })
+        Ok(Self {
+            nrows,
+            ncols,
+            indptr,
+            indices,
+            data,
+        })
     }
 
     pub fn nrows(&self) -> usize {
@@ -176,7 +182,12 @@ const PANEL_BYTES: usize = 8 << 20;
 /// The dense operand is processed in column panels, each copied once into a row-major buffer
 /// small enough to stay in cache; every output row is owned by one task, so the result does
 /// not depend on the thread count.
-pub fn csr_matmul<T: Real, I: SpIndex>(a: CsrRef<'_, T, I>, x: MatRef<'_, T>, mut out: MatMut<'_, T>, par: Par) {
+pub fn csr_matmul<T: Real, I: SpIndex>(
+    a: CsrRef<'_, T, I>,
+    x: MatRef<'_, T>,
+    mut out: MatMut<'_, T>,
+    par: Par,
+) {
     let (m, n, b) = (a.nrows(), a.ncols(), x.ncols());
     assert!(x.nrows() == n && out.nrows() == m && out.ncols() == b);
     if b == 0 || m == 0 {
@@ -259,6 +270,19 @@ impl<T: Real, I: SpIndex> LinOp<T> for CsrOp<'_, T, I> {
     fn frob_sq(&self, _par: Par) -> f64 {
         self.a.data.iter().map(|v| v.to_f64() * v.to_f64()).sum()
     }
+    fn frob_sq_scaled(&self, c: f64, _par: Par) -> f64 {
+        self.a
+            .data
+            .iter()
+            .map(|v| (v.to_f64() * c) * (v.to_f64() * c))
+            .sum()
+    }
+    fn max_abs(&self, _par: Par) -> f64 {
+        self.a
+            .data
+            .iter()
+            .fold(0.0f64, |a, v| a.max(v.to_f64().abs()))
+    }
 }
 
 #[cfg(test)]
@@ -268,7 +292,11 @@ mod tests {
 
     fn example() -> (Vec<i64>, Vec<i64>, Vec<f64>) {
         // [[1, 0, 2], [0, 0, 0], [0, 3, 4], [5, 0, 0]]
-        (vec![0, 2, 2, 4, 5], vec![0, 2, 1, 2, 0], vec![1., 2., 3., 4., 5.])
+        (
+            vec![0, 2, 2, 4, 5],
+            vec![0, 2, 1, 2, 0],
+            vec![1., 2., 3., 4., 5.],
+        )
     }
 
     #[test]
@@ -299,6 +327,9 @@ mod tests {
         let bad_ptr = vec![0i64, 3, 2, 4, 5];
         assert!(CsrRef::new(4, 3, &bad_ptr, &i, &d).is_err());
         let nan = vec![1., f64::NAN, 3., 4., 5.];
-        assert!(matches!(CsrRef::new(4, 3, &p, &i, &nan), Err(Error::NonFinite(_))));
+        assert!(matches!(
+            CsrRef::new(4, 3, &p, &i, &nan),
+            Err(Error::NonFinite(_))
+        ));
     }
 }

@@ -7,7 +7,10 @@ use lowdim_core::linop::{Centered, DenseOp, LinOp};
 use lowdim_core::sparse::{CsrOp, CsrRef};
 use lowdim_core::{Real, Result};
 use numpy::ndarray::Array2;
-use numpy::{Element, IntoPyArray, PyArray2, PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{
+    Element, IntoPyArray, PyArray2, PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -24,8 +27,20 @@ pub fn dense_view<'a, T: Element>(a: &'a PyReadonlyArray2<'_, T>) -> MatRef<'a, 
 /// The NumPy arrays behind an operand, borrowed read-only for the duration of a call.
 pub enum Held<'py, T: Element> {
     Dense(PyReadonlyArray2<'py, T>),
-    Csr32(PyReadonlyArray1<'py, T>, PyReadonlyArray1<'py, i32>, PyReadonlyArray1<'py, i32>, usize, usize),
-    Csr64(PyReadonlyArray1<'py, T>, PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, i64>, usize, usize),
+    Csr32(
+        PyReadonlyArray1<'py, T>,
+        PyReadonlyArray1<'py, i32>,
+        PyReadonlyArray1<'py, i32>,
+        usize,
+        usize,
+    ),
+    Csr64(
+        PyReadonlyArray1<'py, T>,
+        PyReadonlyArray1<'py, i64>,
+        PyReadonlyArray1<'py, i64>,
+        usize,
+        usize,
+    ),
 }
 
 /// Plain views of a [`Held`] operand, which can cross into a GIL-free kernel.
@@ -62,8 +77,20 @@ impl<'py, T: Element> Held<'py, T> {
     pub fn source(&self) -> PyResult<Source<'_, T>> {
         Ok(match self {
             Held::Dense(a) => Source::Dense(dense_view(a)),
-            Held::Csr32(d, i, p, m, n) => Source::Csr32(slice(d, "data")?, slice(i, "indices")?, slice(p, "indptr")?, *m, *n),
-            Held::Csr64(d, i, p, m, n) => Source::Csr64(slice(d, "data")?, slice(i, "indices")?, slice(p, "indptr")?, *m, *n),
+            Held::Csr32(d, i, p, m, n) => Source::Csr32(
+                slice(d, "data")?,
+                slice(i, "indices")?,
+                slice(p, "indptr")?,
+                *m,
+                *n,
+            ),
+            Held::Csr64(d, i, p, m, n) => Source::Csr64(
+                slice(d, "data")?,
+                slice(i, "indices")?,
+                slice(p, "indptr")?,
+                *m,
+                *n,
+            ),
         })
     }
 }
@@ -85,12 +112,18 @@ pub fn with_linop<T: Real, R>(
     mu: Option<&[T]>,
     f: impl FnOnce(&dyn LinOp<T>) -> Result<R>,
 ) -> Result<R> {
-    fn centred<T: Real, R>(op: &dyn LinOp<T>, mu: Option<&[T]>, f: impl FnOnce(&dyn LinOp<T>) -> Result<R>) -> Result<R> {
+    fn centred<T: Real, R>(
+        op: &dyn LinOp<T>,
+        mu: Option<&[T]>,
+        f: impl FnOnce(&dyn LinOp<T>) -> Result<R>,
+    ) -> Result<R> {
         match mu {
             None => f(op),
             Some(mu) => {
                 if mu.len() != op.ncols() {
-                    return lowdim_core::error::invalid("the centring vector must have one value per column");
+                    return lowdim_core::error::invalid(
+                        "the centring vector must have one value per column",
+                    );
                 }
                 f(&Centered { inner: op, mu })
             }
@@ -104,7 +137,11 @@ pub fn with_linop<T: Real, R>(
 }
 
 /// A faer matrix as a new C-ordered NumPy array (optionally transposed).
-pub fn to_numpy<'py, T: Element + Copy>(py: Python<'py>, m: MatRef<'_, T>, transpose: bool) -> Bound<'py, PyArray2<T>> {
+pub fn to_numpy<'py, T: Element + Copy>(
+    py: Python<'py>,
+    m: MatRef<'_, T>,
+    transpose: bool,
+) -> Bound<'py, PyArray2<T>> {
     let arr = if transpose {
         Array2::from_shape_fn((m.ncols(), m.nrows()), |(i, j)| m[(j, i)])
     } else {
@@ -112,4 +149,3 @@ pub fn to_numpy<'py, T: Element + Copy>(py: Python<'py>, m: MatRef<'_, T>, trans
     };
     arr.into_pyarray(py)
 }
-

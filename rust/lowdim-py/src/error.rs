@@ -9,6 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub fn to_pyerr(e: Error) -> PyErr {
     match e {
         Error::InvalidArgument(s) | Error::NonFinite(s) => PyValueError::new_err(s),
+        Error::Rescale => PyRuntimeError::new_err("lowdim internal error: unhandled rescale"),
         Error::LinAlg(s) => Python::attach(|py| {
             match py
                 .import("numpy.linalg")

@@ -14,7 +14,11 @@ fn normalizer(s: &str) -> PyResult<Normalizer> {
         "none" => Normalizer::None,
         "LU" | "lu" => Normalizer::Lu,
         "QR" | "qr" => Normalizer::Qr,
-        _ => return Err(PyValueError::new_err(format!("unknown power_iteration_normalizer {s:?}"))),
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "unknown power_iteration_normalizer {s:?}"
+            )))
+        }
     })
 }
 
@@ -44,8 +48,14 @@ fn rsvd_typed<'py, T: Real + Element>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let held = Held::<T>::extract(a)?;
     let src = held.source()?;
-    let mu = center.map(|c| c.extract::<PyReadonlyArray1<'py, T>>()).transpose()?;
-    let mu = mu.as_ref().map(|m| m.as_slice()).transpose().map_err(|_| PyValueError::new_err("center must be contiguous"))?;
+    let mu = center
+        .map(|c| c.extract::<PyReadonlyArray1<'py, T>>())
+        .transpose()?;
+    let mu = mu
+        .as_ref()
+        .map(|m| m.as_slice())
+        .transpose()
+        .map_err(|_| PyValueError::new_err("center must be contiguous"))?;
     let out: SvdOut<T> = run(py, move |par| {
         with_linop(src, mu, |op| match (cfg.k, cfg.tol) {
             (Some(k), None) => svd::rsvd(op, k, &cfg.params, par),
@@ -104,6 +114,7 @@ fn rsvd<'py>(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn svd_error_typed<'py, T: Real + Element>(
     py: Python<'py>,
     a: &Bound<'py, PyAny>,
@@ -119,11 +130,26 @@ fn svd_error_typed<'py, T: Real + Element>(
     let u = u.extract::<PyReadonlyArray2<'py, T>>()?;
     let vh = vh.extract::<PyReadonlyArray2<'py, T>>()?;
     let s = s.extract::<PyReadonlyArray1<'py, T>>()?;
-    let s = s.as_slice().map_err(|_| PyValueError::new_err("S must be contiguous"))?;
-    let mu = center.map(|c| c.extract::<PyReadonlyArray1<'py, T>>()).transpose()?;
-    let mu = mu.as_ref().map(|m| m.as_slice()).transpose().map_err(|_| PyValueError::new_err("center must be contiguous"))?;
-    let (uv, vv) = (crate::convert::dense_view(&u), crate::convert::dense_view(&vh).transpose());
-    run(py, move |par| with_linop(src, mu, |op| svd::svd_error(op, uv, s, vv, n_iter, seed, par)))
+    let s = s
+        .as_slice()
+        .map_err(|_| PyValueError::new_err("S must be contiguous"))?;
+    let mu = center
+        .map(|c| c.extract::<PyReadonlyArray1<'py, T>>())
+        .transpose()?;
+    let mu = mu
+        .as_ref()
+        .map(|m| m.as_slice())
+        .transpose()
+        .map_err(|_| PyValueError::new_err("center must be contiguous"))?;
+    let (uv, vv) = (
+        crate::convert::dense_view(&u),
+        crate::convert::dense_view(&vh).transpose(),
+    );
+    run(py, move |par| {
+        with_linop(src, mu, |op| {
+            svd::svd_error(op, uv, s, vv, n_iter, seed, par)
+        })
+    })
 }
 
 /// svd_error(a, U, S, Vh, n_iter, seed, center) -> estimate of ||A - U diag(S) Vh||_2
@@ -160,8 +186,17 @@ fn gaussian<'py>(
     col0: usize,
     float32: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    fn make<'py, T: Real + Element>(py: Python<'py>, r: usize, c: usize, seed: u64, r0: usize, c0: usize) -> PyResult<Bound<'py, PyAny>> {
-        let g = run(py, move |par| Ok(lowdim_core::rng::gaussian::<T>(r, c, seed, r0, c0, par)))?;
+    fn make<'py, T: Real + Element>(
+        py: Python<'py>,
+        r: usize,
+        c: usize,
+        seed: u64,
+        r0: usize,
+        c0: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let g = run(py, move |par| {
+            Ok(lowdim_core::rng::gaussian::<T>(r, c, seed, r0, c0, par))
+        })?;
         Ok(to_numpy(py, g.as_ref(), false).into_any())
     }
     if float32 {

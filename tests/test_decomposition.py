@@ -1,0 +1,416 @@
+"""Tests of lowdim.PCA and lowdim.TruncatedSVD: scikit-learn API compliance and agreement
+with scikit-learn's exact solvers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from lowdim import PCA, TruncatedSVD
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.decomposition import PCA as SkPCA
+from sklearn.decomposition import TruncatedSVD as SkTruncatedSVD
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from strategies import build_matrix, problems, spectrum
+
+PCA_SOLVERS = ("auto", "randomized", "gram", "full")
+
+
+# ------------------------------------------------------------------ sklearn API
+
+
+@parametrize_with_checks(
+    [
+        PCA(),
+        PCA(n_components=2, random_state=0),
+        PCA(n_components=2, whiten=True, svd_solver="randomized", random_state=0),
+        PCA(n_components=0.9, random_state=0),
+        TruncatedSVD(random_state=0),
+        TruncatedSVD(n_components=1, algorithm="auto", random_state=0),
+    ]
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _data(m=200, n=30, kind="slow", seed=0, dtype=np.float64, offset=True):
+    """Data with a controlled spectrum plus a non-zero column mean."""
+    X = build_matrix(m, n, spectrum(kind, min(m, n)), seed)
+    if offset:
+        X = X + np.linspace(-3, 5, n)
+    return X.astype(dtype)
+
+
+def _row_dots(a, b):
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return np.sum(a * b, axis=1)
+
+
+def _sparse_data(m=150, n=60, seed=0, fmt="csr"):
+    """A sparse matrix with a decaying spectrum (random sparse times a diagonal scaling),
+    so that the randomized solvers converge to the exact result."""
+    X = sp.random(m, n, density=0.2, random_state=seed, format="csr")
+    return (X @ sp.diags(2.0 ** -np.arange(n) + 1e-3)).asformat(fmt)
+
+
+# --------------------------------------------------------------- PCA vs sklearn
+
+
+@pytest.mark.parametrize("solver", PCA_SOLVERS)
+@pytest.mark.parametrize("n_components", [1, 5, 30, None])
+@pytest.mark.parametrize("shape", [(200, 30), (40, 90)])
+def test_pca_matches_sklearn_full(solver, n_components, shape):
+    m, n = shape
+    X = _data(m, n, kind="fast")
+    if n_components == 30:
+        n_components = min(shape)
+    ours = PCA(n_components, svd_solver=solver, random_state=0).fit(X)
+    ref = SkPCA(n_components, svd_solver="full").fit(X)
+    assert ours.n_components_ == ref.n_components_
+    k = ref.n_components_
+    assert ours.components_.shape == (k, n)
+    # the centred matrix has rank <= min(m - 1, n): the last singular value may be ~0
+    r = min(k, m - 1)
+    assert_allclose(ours.mean_, ref.mean_, rtol=1e-12, atol=1e-12)
+    s1 = ref.singular_values_[0]
+    # rtol 1e-6, plus rounding noise (1e-12 * s_1) for the tiny tail values of 2^-i
+    assert_allclose(ours.singular_values_[:r], ref.singular_values_[:r], rtol=1e-6, atol=1e-12 * s1)
+    ev1 = ref.explained_variance_[0]
+    assert_allclose(
+        ours.explained_variance_[:r], ref.explained_variance_[:r], rtol=1e-6, atol=1e-12 * ev1
+    )
+    assert_allclose(
+        ours.explained_variance_ratio_[:r],
+        ref.explained_variance_ratio_[:r],
+        rtol=1e-6,
+        atol=1e-12,
+    )
+    assert_allclose(ours.noise_variance_, ref.noise_variance_, rtol=1e-6, atol=1e-12)
+    assert ours.n_samples_ == m and ours.n_features_in_ == n
+    # components equal up to sign (well separated spectrum: 2^-i)
+    assert_allclose(np.abs(_row_dots(ours.components_[:r], ref.components_[:r])), 1, atol=1e-6)
+    # projections equal up to the same per-component signs
+    signs = np.sign(_row_dots(ours.components_, ref.components_))
+    assert_allclose(ours.transform(X)[:, :r] * signs[:r], ref.transform(X)[:, :r], atol=1e-8)
+
+
+@pytest.mark.parametrize("solver", PCA_SOLVERS)
+def test_pca_sign_convention_matches_sklearn(solver):
+    """scikit-learn's PCA (>= 1.5) fixes signs with svd_flip(u_based_decision=False): the
+    largest-|.| entry of each row of components_ is positive.  A drop-in replacement should
+    give the same components_, not just the same up to sign."""
+    X = _data(200, 30, kind="fast")
+    ours = PCA(5, svd_solver=solver, random_state=0).fit(X)
+    ref = SkPCA(5, svd_solver="full").fit(X)
+    assert_allclose(ours.components_, ref.components_, atol=1e-8)
+    assert_allclose(ours.transform(X), ref.transform(X), atol=1e-8)
+
+
+@pytest.mark.parametrize("solver", PCA_SOLVERS)
+def test_pca_fit_transform_equals_transform(solver):
+    # fast decay: the randomized solver converges, so U S == (X - mean) V exactly
+    X = _data(120, 25, kind="fast")
+    for whiten in (False, True):
+        pca = PCA(6, svd_solver=solver, whiten=whiten, random_state=0)
+        Z = pca.fit_transform(X)
+        assert_allclose(Z, pca.transform(X), atol=1e-10)
+
+
+@pytest.mark.parametrize("solver", PCA_SOLVERS)
+@pytest.mark.parametrize("whiten", [False, True])
+def test_pca_round_trip_full_rank(solver, whiten):
+    X = _data(100, 20)
+    pca = PCA(None, svd_solver=solver, whiten=whiten, random_state=0).fit(X)
+    assert pca.n_components_ == 20
+    Z = pca.transform(X)
+    assert_allclose(pca.inverse_transform(Z), X, atol=1e-10)
+
+
+@pytest.mark.parametrize("solver", PCA_SOLVERS)
+def test_pca_whiten_matches_sklearn(solver):
+    X = _data(300, 20, kind="fast")
+    ours = PCA(5, whiten=True, svd_solver=solver, random_state=0).fit(X)
+    ref = SkPCA(5, whiten=True, svd_solver="full").fit(X)
+    Z = ours.transform(X)
+    # whitened projections have unit variance (ddof=1) and are uncorrelated
+    assert_allclose(np.cov(Z, rowvar=False), np.eye(5), atol=1e-8)
+    signs = np.sign(_row_dots(ours.components_, ref.components_))
+    assert_allclose(Z * signs, ref.transform(X), atol=1e-8)
+    Xb = ours.inverse_transform(Z)
+    assert_allclose(Xb, ref.inverse_transform(ref.transform(X)), atol=1e-8)
+
+
+@pytest.mark.parametrize("solver", ["auto", "randomized", "gram"])
+def test_pca_float32_preserved(solver):
+    X64 = _data(150, 20, kind="fast")
+    X = X64.astype(np.float32)
+    pca = PCA(4, svd_solver=solver, random_state=0).fit(X)
+    for name in (
+        "components_",
+        "singular_values_",
+        "explained_variance_",
+        "explained_variance_ratio_",
+        "mean_",
+    ):
+        assert getattr(pca, name).dtype == np.float32, name
+    assert pca.transform(X).dtype == np.float32
+    assert pca.fit_transform(X).dtype == np.float32
+    ref = SkPCA(4, svd_solver="full").fit(X64)
+    assert_allclose(pca.explained_variance_ratio_, ref.explained_variance_ratio_, rtol=1e-3)
+    assert_allclose(np.abs(_row_dots(pca.components_, ref.components_)), 1, atol=1e-3)
+    # sparse float32 stays float32 too
+    sps = PCA(4, random_state=0).fit(sp.csr_matrix(X))
+    assert sps.components_.dtype == np.float32
+
+
+@pytest.mark.parametrize("whiten", [False, True])
+def test_pca_fit_transform_accepts_lists(whiten):
+    X = _data(40, 6)
+    ref = PCA(3, whiten=whiten, svd_solver="full").fit_transform(X)
+    Z = PCA(3, whiten=whiten, svd_solver="full").fit_transform(X.tolist())
+    assert_allclose(Z, ref, atol=1e-12)
+
+
+def test_pca_copy_false_gives_same_result():
+    X = _data(80, 15)
+    ref = PCA(4, svd_solver="randomized", random_state=0).fit(X.copy())
+    ours = PCA(4, copy=False, svd_solver="randomized", random_state=0).fit(X.copy())
+    assert_allclose(ours.components_, ref.components_, atol=1e-12)
+    assert_allclose(ours.singular_values_, ref.singular_values_, rtol=1e-12)
+
+
+def test_pca_readonly_input():
+    X = _data(80, 15)
+    X.setflags(write=False)
+    pca = PCA(3, copy=False, random_state=0).fit(X)
+    ref = SkPCA(3, svd_solver="full").fit(X)
+    assert_allclose(pca.explained_variance_, ref.explained_variance_, rtol=1e-8)
+
+
+def test_pca_feature_names_out():
+    X = _data(50, 10)
+    pca = PCA(3, random_state=0).fit(X)
+    assert list(pca.get_feature_names_out()) == ["pca0", "pca1", "pca2"]
+    tsvd = TruncatedSVD(2, random_state=0).fit(X)
+    assert list(tsvd.get_feature_names_out()) == ["truncatedsvd0", "truncatedsvd1"]
+
+
+# ---------------------------------------------------------------- PCA on sparse
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+@pytest.mark.parametrize("n_components", [1, 5, 0.8])
+def test_pca_sparse_equals_dense(fmt, n_components):
+    Xs = sp.random(150, 60, density=0.15, random_state=1, format=fmt) * 3
+    Xd = Xs.toarray()
+    ours = PCA(n_components, svd_solver="randomized", random_state=4).fit(Xs)
+    ref = PCA(n_components, svd_solver="randomized", random_state=4).fit(Xd)
+    assert ours.n_components_ == ref.n_components_
+    assert_allclose(ours.mean_, ref.mean_, atol=1e-12)
+    assert_allclose(ours.singular_values_, ref.singular_values_, rtol=1e-8)
+    assert_allclose(ours.components_, ref.components_, atol=1e-8)
+    assert_allclose(ours.explained_variance_ratio_, ref.explained_variance_ratio_, rtol=1e-8)
+    assert_allclose(ours.noise_variance_, ref.noise_variance_, rtol=1e-8)
+    # transform of sparse input: the mean is subtracted implicitly
+    assert_allclose(ours.transform(Xs), ref.transform(Xd), atol=1e-8)
+    assert_allclose(ours.transform(Xs), ours.transform(Xd), atol=1e-10)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_pca_sparse_matches_sklearn_exact(fmt):
+    X = _sparse_data(fmt=fmt)
+    ours = PCA(5, random_state=0).fit(X)
+    ref = SkPCA(5, svd_solver="full").fit(X.toarray())
+    assert_allclose(ours.singular_values_, ref.singular_values_, rtol=1e-6)
+    assert_allclose(ours.explained_variance_ratio_, ref.explained_variance_ratio_, rtol=1e-6)
+    assert_allclose(np.abs(_row_dots(ours.components_, ref.components_)), 1, atol=1e-6)
+
+
+@pytest.mark.parametrize("solver", ["full", "gram"])
+def test_pca_sparse_rejects_dense_only_solvers(solver):
+    with pytest.raises(ValueError, match="dense"):
+        PCA(2, svd_solver=solver).fit(_sparse_data())
+
+
+# --------------------------------------------------------- PCA(n_components=0.9)
+
+
+@pytest.mark.parametrize("frac", [0.5, 0.8, 0.9, 0.99])
+@pytest.mark.parametrize("kind", ["fast", "slow", "flat"])
+@pytest.mark.parametrize("solver", PCA_SOLVERS)
+def test_pca_variance_fraction(frac, kind, solver):
+    X = _data(120, 40, kind=kind, seed=3)
+    ours = PCA(frac, svd_solver=solver, random_state=0).fit(X)
+    ref = SkPCA(frac, svd_solver="full").fit(X)
+    assert ours.explained_variance_ratio_.sum() >= frac * (1 - 1e-9)
+    # Both keep the fewest components reaching the fraction, so they agree exactly, up to
+    # a tie at the boundary (sklearn needs the cumulative ratio > frac, lowdim >= frac):
+    # at most one more component, and never fewer.
+    assert ref.n_components_ <= ours.n_components_ <= ref.n_components_ + 1
+    cum = np.cumsum(SkPCA(svd_solver="full").fit(X).explained_variance_ratio_)
+    if not np.any(np.abs(cum - frac) < 1e-8):
+        assert ours.n_components_ == ref.n_components_
+    r = ref.n_components_
+    assert_allclose(ours.explained_variance_ratio_[:r], ref.explained_variance_ratio_, rtol=1e-6)
+
+
+@given(
+    prob=problems(kinds=("fast", "slow", "flat", "rankdef"), dtypes=(np.float64,)),
+    frac=st.sampled_from([0.5, 0.75, 0.9, 0.95, 0.99]),
+)
+def test_pca_variance_fraction_property(prob, frac):
+    X = prob.A
+    assume(min(X.shape) >= 2)
+    full = SkPCA(svd_solver="full").fit(X)
+    cum = np.cumsum(full.explained_variance_ratio_)
+    assume(not np.any(np.abs(cum - frac) < 1e-6))  # no tie at the boundary
+    ours = PCA(frac, random_state=0).fit(X)
+    ref = SkPCA(frac, svd_solver="full").fit(X)
+    assert ours.explained_variance_ratio_.sum() >= frac * (1 - 1e-9)
+    assert ours.n_components_ == ref.n_components_
+
+
+# ---------------------------------------------------------------- TruncatedSVD
+
+
+@pytest.mark.parametrize("algorithm", ["randomized", "auto", "gram"])
+@pytest.mark.parametrize("n_components", [1, 4, 10])
+def test_truncated_svd_matches_sklearn_dense(algorithm, n_components):
+    X = _data(150, 40, kind="fast", seed=5)
+    ours = TruncatedSVD(n_components, algorithm=algorithm, random_state=0).fit(X)
+    ref = SkTruncatedSVD(n_components, algorithm="arpack", random_state=0).fit(X)
+    assert ours.n_components_ == n_components
+    assert_allclose(ours.singular_values_, ref.singular_values_, rtol=1e-6)
+    assert_allclose(ours.explained_variance_, ref.explained_variance_, rtol=1e-6)
+    assert_allclose(ours.explained_variance_ratio_, ref.explained_variance_ratio_, rtol=1e-6)
+    assert_allclose(np.abs(_row_dots(ours.components_, ref.components_)), 1, atol=1e-6)
+    signs = np.sign(_row_dots(ours.components_, ref.components_))
+    assert_allclose(ours.transform(X) * signs, ref.transform(X), atol=1e-6)
+
+
+@pytest.mark.parametrize("algorithm", ["randomized", "auto"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_truncated_svd_sign_convention_matches_sklearn(algorithm, sparse):
+    """scikit-learn's TruncatedSVD (>= 1.5) uses svd_flip(u_based_decision=False): the
+    largest-|.| entry of each row of components_ is positive.  Same components_ expected."""
+    X = _data(150, 40, kind="fast", seed=5)
+    if sparse:
+        X = sp.csr_matrix(X)
+    ours = TruncatedSVD(6, algorithm=algorithm, random_state=0).fit(X)
+    ref = SkTruncatedSVD(6, algorithm="arpack", random_state=0).fit(X)
+    assert_allclose(ours.components_, ref.components_, atol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+@pytest.mark.parametrize("n_components", [1, 5])
+def test_truncated_svd_matches_sklearn_sparse(fmt, n_components):
+    X = _sparse_data(fmt=fmt, seed=2)
+    ours = TruncatedSVD(n_components, random_state=0).fit(X)
+    ref = SkTruncatedSVD(n_components, algorithm="arpack", random_state=0).fit(X)
+    assert_allclose(ours.singular_values_, ref.singular_values_, rtol=1e-6)
+    assert_allclose(ours.explained_variance_ratio_, ref.explained_variance_ratio_, rtol=1e-6)
+    assert_allclose(np.abs(_row_dots(ours.components_, ref.components_)), 1, atol=1e-6)
+    Z = ours.transform(X)
+    assert isinstance(Z, np.ndarray)
+    assert_allclose(np.abs(Z), np.abs(ref.transform(X)), atol=1e-6)
+    # sparse and dense input agree
+    dense = TruncatedSVD(n_components, random_state=0).fit(X.toarray())
+    assert_allclose(ours.components_, dense.components_, atol=1e-10)
+
+
+def test_truncated_svd_fit_transform_and_round_trip():
+    X = _data(100, 20, offset=False)
+    tsvd = TruncatedSVD(20, algorithm="auto", random_state=0)
+    Z = tsvd.fit_transform(X)
+    assert_allclose(Z, tsvd.transform(X), atol=1e-10)
+    assert_allclose(tsvd.inverse_transform(Z), X, atol=1e-10)
+
+
+def test_truncated_svd_float32():
+    X = _data(100, 30, kind="fast").astype(np.float32)
+    tsvd = TruncatedSVD(3, random_state=0).fit(X)
+    assert tsvd.components_.dtype == np.float32
+    assert tsvd.transform(X).dtype == np.float32
+    ref = SkTruncatedSVD(3, algorithm="arpack", random_state=0).fit(X.astype(np.float64))
+    assert_allclose(tsvd.singular_values_, ref.singular_values_, rtol=1e-4)
+
+
+# ------------------------------------------------------------------ determinism
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rs: PCA(5, svd_solver="randomized", random_state=rs),
+        lambda rs: PCA(5, random_state=rs),
+        lambda rs: PCA(0.8, random_state=rs),
+        lambda rs: TruncatedSVD(5, random_state=rs),
+    ],
+    ids=["pca-randomized", "pca-auto", "pca-frac", "tsvd"],
+)
+def test_random_state_determinism(make, sparse):
+    X = sp.random(120, 50, density=0.2, random_state=7, format="csr")
+    if not sparse:
+        X = X.toarray()
+    a = make(42).fit(X)
+    b = make(42).fit(X)
+    assert_array_equal(a.components_, b.components_)
+    assert_array_equal(a.singular_values_, b.singular_values_)
+    c = make(np.random.RandomState(42)).fit(X)
+    d = make(np.random.RandomState(42)).fit(X)
+    assert_array_equal(c.components_, d.components_)
+
+
+# ---------------------------------------------------------------- bad arguments
+
+
+@pytest.mark.parametrize("nc", [0, -1, 21, 1.0, 1.5, 0.0, -0.5, "mle", "3", True])
+def test_pca_bad_n_components(nc):
+    X = _data(50, 20)
+    with pytest.raises(ValueError, match="n_components"):
+        PCA(nc).fit(X)
+
+
+@pytest.mark.parametrize("nc", [0, -1, 21, 2.5, "3", True, None])
+def test_truncated_svd_bad_n_components(nc):
+    X = _data(50, 20)
+    with pytest.raises(ValueError, match="n_components"):
+        TruncatedSVD(nc).fit(X)
+
+
+def test_n_components_upper_bound_uses_samples():
+    X = _data(8, 20)
+    PCA(8, random_state=0).fit(X)
+    TruncatedSVD(8, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="n_components"):
+        PCA(9).fit(X)
+    with pytest.raises(ValueError, match="n_components"):
+        TruncatedSVD(9).fit(X)
+
+
+def test_bad_solver_options():
+    X = _data(50, 10)
+    with pytest.raises(ValueError, match="svd_solver"):
+        PCA(2, svd_solver="arpack").fit(X)
+    with pytest.raises(ValueError, match="algorithm"):
+        TruncatedSVD(2, algorithm="arpack").fit(X)
+    with pytest.raises(ValueError, match="power_iteration_normalizer"):
+        PCA(2, svd_solver="randomized", power_iteration_normalizer="bogus").fit(X)
+    with pytest.raises(ValueError, match="n_iter"):
+        PCA(2, svd_solver="randomized", iterated_power="bogus").fit(X)
+
+
+def test_non_finite_rejected():
+    X = _data(50, 10)
+    X[3, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        PCA(2).fit(X)
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        TruncatedSVD(2).fit(sp.csr_matrix(X))

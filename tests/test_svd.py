@@ -1,0 +1,1026 @@
+"""Tests of lowdim.rsvd, lowdim.svd_error and lowdim.SVDResult.
+
+References are numpy's / scipy's exact SVDs of the very matrix handed to lowdim; no output of
+lowdim is hard-coded anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import lowdim
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+from strategies import SPECTRA, build_matrix, problems, spectrum
+
+SOLVERS = ("auto", "randomized", "gram")
+NORMALIZERS = ("auto", "none", "LU", "QR")
+KNOWN_SOLVERS = {"randomized", "gram", "exact", "randqb"}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def unit_tol(dtype) -> float:
+    """Tolerance for O(1) quantities (orthonormality, relative residuals) in ``dtype``."""
+    return 1e-10 if np.dtype(dtype) == np.float64 else 1e-4
+
+
+def resid_tol(dtype) -> float:
+    """Tolerance, relative to ||A||_2, for residuals and singular values in ``dtype``:
+    float32 rounding alone gives about 1e-7 to 1e-6 here (sklearn's randomized_svd reaches it)."""
+    return 1e-10 if np.dtype(dtype) == np.float64 else 1e-5
+
+
+def svdvals(A) -> np.ndarray:
+    """Exact singular values (float64) of the matrix lowdim actually saw."""
+    if sp.issparse(A):
+        A = A.toarray()
+    return np.linalg.svd(np.asarray(A, dtype=np.float64), compute_uv=False)
+
+
+def reconstruct(res) -> np.ndarray:
+    U, S, Vh = (np.asarray(x, dtype=np.float64) for x in res[:3])
+    return (U * S) @ Vh
+
+
+def residual(A, res) -> np.ndarray:
+    if sp.issparse(A):
+        A = A.toarray()
+    return np.asarray(A, dtype=np.float64) - reconstruct(res)
+
+
+def assert_orthonormal(res, tol: float) -> None:
+    U, _, Vh = res
+    k = U.shape[1]
+    eye = np.eye(k)
+    U64, Vh64 = U.astype(np.float64), Vh.astype(np.float64)
+    assert np.abs(U64.T @ U64 - eye).max() <= tol, "columns of U are not orthonormal"
+    assert np.abs(Vh64 @ Vh64.T - eye).max() <= tol, "rows of Vh are not orthonormal"
+
+
+def assert_sign_convention(U) -> None:
+    """scikit-learn's u-based svd_flip: the largest-|.| entry of each column of U is > 0
+    (an exact tie between a positive and a negative entry is accepted either way)."""
+    U = np.asarray(U, dtype=np.float64)
+    assert np.all(U.max(axis=0) >= -U.min(axis=0)), "largest-magnitude entry of U negative"
+
+
+def flip_u_based(U, Vh):
+    """Independent re-implementation of sklearn.utils.extmath.svd_flip(u_based_decision)."""
+    U, Vh = U.copy(), Vh.copy()
+    rows = np.argmax(np.abs(U), axis=0)
+    signs = np.sign(U[rows, np.arange(U.shape[1])])
+    signs[signs == 0] = 1
+    return U * signs, Vh * signs[:, None]
+
+
+def tail_errors(s: np.ndarray) -> np.ndarray:
+    """tail[r] = sqrt(sum_{i >= r} s_i^2) / ||s||: the optimal relative Frobenius error of a
+    rank-r approximation, r = 0..p."""
+    s2 = np.asarray(s, dtype=np.float64) ** 2
+    tails = np.sqrt(np.append(np.cumsum(s2[::-1])[::-1], 0.0))
+    return tails / tails[0]
+
+
+def assert_same_result(res, ref, atol: float) -> None:
+    for name, a, b in zip(("U", "S", "Vh"), res[:3], ref[:3], strict=True):
+        assert a.shape == b.shape, name
+        assert_allclose(a, b, rtol=0, atol=atol, err_msg=name)
+
+
+def assert_bitwise_equal(res, ref) -> None:
+    for name, a, b in zip(("U", "S", "Vh"), res[:3], ref[:3], strict=True):
+        assert a.dtype == b.dtype, name
+        assert_array_equal(a, b, err_msg=name)
+
+
+# --------------------------------------------------------------- basic properties
+
+
+@given(problems())
+def test_factor_shapes_dtype_orthonormality_order(prob):
+    A, k = prob.A, prob.k
+    m, n = A.shape
+    res = lowdim.rsvd(A, k, seed=0)
+    assert isinstance(res, lowdim.SVDResult)
+    U, S, Vh = res  # unpacks like numpy's SVDResult
+    assert res.U is U and res.S is S and res.Vh is Vh
+    assert U.shape == (m, k) and S.shape == (k,) and Vh.shape == (k, n)
+    assert U.dtype == S.dtype == Vh.dtype == A.dtype
+    assert np.isfinite(U).all() and np.isfinite(S).all() and np.isfinite(Vh).all()
+    assert_orthonormal(res, unit_tol(A.dtype))
+    assert np.all(S >= 0), "negative singular values"
+    assert np.all(np.diff(S) <= 0), "singular values not descending"
+    assert_sign_convention(U)
+    assert res.rel_error is None
+    assert res.solver in KNOWN_SOLVERS
+
+
+@given(problems())
+def test_singular_values_never_exceed_true_ones(prob):
+    """S are the singular values of a projection of A (Q Q^T A): by interlacing they never
+    exceed the true ones (up to rounding)."""
+    A, k = prob.A, prob.k
+    s_true = svdvals(A)
+    res = lowdim.rsvd(A, k, seed=1)
+    S = res.S.astype(np.float64)
+    slack = resid_tol(A.dtype) * s_true[0]
+    assert np.all(S <= s_true[:k] * (1 + 1e-8) + slack), (S - s_true[:k]).max()
+
+
+@given(problems(kinds=("fast",), dtypes=(np.float64,)))
+def test_fast_decay_singular_values_match_numpy(prob):
+    A, k = prob.A, prob.k
+    s_true = svdvals(A)
+    res = lowdim.rsvd(A, k, seed=2)
+    # relative accuracy 1e-8 for every singular value well above rounding noise
+    # (s_i >= 1e-6 * s_1); absolute accuracy for the rest
+    big = s_true[:k] >= 1e-6 * s_true[0]
+    assert_allclose(res.S[big], s_true[:k][big], rtol=1e-8, atol=0, err_msg=f"solver={res.solver}")
+    assert_allclose(res.S[~big], s_true[:k][~big], rtol=0, atol=1e-12 * s_true[0])
+
+
+@given(problems())
+def test_error_close_to_optimal(prob):
+    """||A - U S Vh||_2 <= 1.5 sigma_{k+1} and ||.||_F <= 1.5 * optimal tail (Eckart-Young)."""
+    A, k = prob.A, prob.k
+    s_true = svdvals(A)
+    res = lowdim.rsvd(A, k, seed=3)
+    E = residual(A, res)
+    slack = resid_tol(A.dtype) * s_true[0]
+    sigma_next = s_true[k] if k < len(s_true) else 0.0
+    opt_fro = np.sqrt(np.sum(s_true[k:] ** 2))
+    err2 = np.linalg.norm(E, 2)
+    errF = np.linalg.norm(E)
+    assert err2 <= 1.5 * sigma_next + slack, (err2, sigma_next, res.solver)
+    assert errF <= 1.5 * opt_fro + slack * np.sqrt(min(A.shape)), (errF, opt_fro, res.solver)
+    # and it is an approximation: never better than optimal (sanity of the reference)
+    assert err2 >= sigma_next * (1 - 1e-6) - slack
+
+
+@given(problems(kinds=("rankdef",)))
+def test_rank_deficient_exact_recovery(prob):
+    A, k = prob.A, prob.k
+    assert prob.rank < k
+    res = lowdim.rsvd(A, k, seed=4)
+    E = residual(A, res)
+    assert np.linalg.norm(E) <= resid_tol(A.dtype) * np.linalg.norm(A.astype(np.float64))
+    # the extra columns for zero singular values are still orthonormal
+    assert_orthonormal(res, unit_tol(A.dtype))
+    s_true = svdvals(A)
+    assert_allclose(res.S, s_true[:k], rtol=0, atol=resid_tol(A.dtype) * s_true[0])
+
+
+def test_one_row_and_one_column(rng):
+    for shape in ((1, 7), (9, 1), (1, 1)):
+        A = rng.standard_normal(shape)
+        res = lowdim.rsvd(A, 1, seed=0)
+        U, S, Vh = np.linalg.svd(A, full_matrices=False)
+        U, Vh = flip_u_based(U, Vh)
+        assert res.U.shape == U.shape and res.Vh.shape == Vh.shape
+        assert_allclose(res.S, S, rtol=1e-12)
+        assert_allclose(res.U, U, atol=1e-12)
+        assert_allclose(res.Vh, Vh, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "dtype, expected",
+    [
+        (np.float32, np.float32),
+        (np.float64, np.float64),
+        (np.float16, np.float64),
+        (np.int64, np.float64),
+        (np.int32, np.float64),
+        (np.uint8, np.float64),
+    ],
+)
+def test_dtype_rules(rng, dtype, expected):
+    A = rng.integers(0, 50, size=(40, 25)).astype(dtype)
+    res = lowdim.rsvd(A, 3, seed=0)
+    assert res.U.dtype == res.S.dtype == res.Vh.dtype == np.dtype(expected)
+    s_true = svdvals(A)
+    assert np.abs(res.S[0] - s_true[0]) <= 1e-4 * s_true[0]
+    if dtype == np.float16:
+        return  # scipy.sparse has no float16
+    Asp = sp.csr_matrix(A)
+    res_sp = lowdim.rsvd(Asp, 3, seed=0)
+    assert res_sp.S.dtype == np.dtype(expected)
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+def test_list_and_matrix_input(rng):
+    A = rng.standard_normal((30, 12))
+    ref = lowdim.rsvd(A, 4, seed=0)
+    assert_same_result(lowdim.rsvd(A.tolist(), 4, seed=0), ref, 1e-12)
+    assert_same_result(lowdim.rsvd(np.asmatrix(A), 4, seed=0), ref, 1e-12)
+
+
+# ------------------------------------------------------------ solvers, normalizers
+
+FIXED_SHAPES = [(200, 40), (40, 200), (90, 90)]
+
+
+def _fixed_matrix(shape, kind="slow", seed=7, dtype=np.float64):
+    m, n = shape
+    return build_matrix(m, n, spectrum(kind, min(m, n)), seed, dtype)
+
+
+@pytest.mark.parametrize("shape", FIXED_SHAPES)
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("normalizer", NORMALIZERS)
+@pytest.mark.parametrize("n_iter", ["auto", 1, 3])
+def test_every_solver_and_normalizer_is_correct(shape, solver, normalizer, n_iter):
+    A = _fixed_matrix(shape)
+    k = 6
+    s_true = svdvals(A)
+    res = lowdim.rsvd(
+        A, k, seed=11, solver=solver, power_iteration_normalizer=normalizer, n_iter=n_iter
+    )
+    assert_orthonormal(res, 1e-10)
+    assert np.all(np.diff(res.S) <= 0)
+    assert_sign_convention(res.U)
+    assert np.all(res.S <= s_true[:k] * (1 + 1e-8))
+    E = residual(A, res)
+    assert np.linalg.norm(E, 2) <= 1.5 * s_true[k]
+    assert np.linalg.norm(E) <= 1.5 * np.sqrt(np.sum(s_true[k:] ** 2))
+    if solver == "randomized":
+        assert res.solver == "randomized"
+    elif solver == "gram":
+        # well conditioned (s_k / s_1 = 1/6): the Gram path must be taken
+        assert res.solver == "gram"
+    else:
+        assert res.solver in {"randomized", "gram", "exact"}
+    if res.solver in ("gram", "exact"):
+        assert_allclose(res.S, s_true[:k], rtol=1e-10)
+
+
+@pytest.mark.parametrize("shape", FIXED_SHAPES)
+@pytest.mark.parametrize("normalizer", NORMALIZERS)
+def test_randomized_fast_decay_converges_to_exact(shape, normalizer):
+    # n_iter=1 keeps normalizer="none" (no re-orthonormalization) sound on a 2^-i spectrum
+    A = _fixed_matrix(shape, kind="fast")
+    k = 8
+    s_true = svdvals(A)
+    res = lowdim.rsvd(
+        A, k, seed=5, solver="randomized", power_iteration_normalizer=normalizer, n_iter=1
+    )
+    assert_allclose(res.S, s_true[:k], rtol=1e-8)
+    U, S, Vh = np.linalg.svd(A, full_matrices=False)
+    U, Vh = flip_u_based(U[:, :k], Vh[:k])
+    assert_allclose(res.U, U, atol=1e-6)
+    assert_allclose(res.Vh, Vh, atol=1e-6)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_full_rank_request_is_exact(solver):
+    A = _fixed_matrix((70, 30))
+    res = lowdim.rsvd(A, 30, seed=0, solver=solver)
+    assert_allclose(res.S, svdvals(A), rtol=1e-10)
+    assert np.linalg.norm(residual(A, res)) <= 1e-10 * np.linalg.norm(A)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_gram_fallback_on_rank_deficient(solver):
+    """Gram + eigh cannot produce orthonormal U for zero eigenvalues: the result must still
+    be a valid SVD whatever path is taken."""
+    A = build_matrix(200, 40, spectrum("rankdef", 40, 5), 0)
+    res = lowdim.rsvd(A, 10, seed=0, solver=solver)
+    assert_orthonormal(res, 1e-10)
+    assert np.linalg.norm(residual(A, res)) <= 1e-10 * np.linalg.norm(A)
+
+
+@pytest.mark.parametrize("shape", [(117, 55), (55, 117)])
+@pytest.mark.parametrize("normalizer", ["auto", "LU", "QR"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_float32_power_iterations_reach_rounding_floor(shape, normalizer, seed):
+    """float32, fast decay, k=18: the residual must be optimal up to float32 rounding
+    (sklearn's randomized_svd with LU or QR gets within 1.01 * sigma_19 here)."""
+    k = 18
+    A = build_matrix(*shape, spectrum("fast", min(shape)), 1900654825 + seed, np.float32)
+    s_true = svdvals(A)
+    res = lowdim.rsvd(A, k, seed=3, solver="randomized", power_iteration_normalizer=normalizer)
+    err2 = np.linalg.norm(residual(A, res), 2)
+    assert err2 <= 1.5 * s_true[k] + resid_tol(np.float32) * s_true[0], (err2, s_true[k])
+
+
+@pytest.mark.parametrize("shape", [(41, 21), (21, 41), (30, 30), (120, 100)])
+@pytest.mark.parametrize("full", [True, False])
+def test_float32_near_full_rank_accuracy(shape, full):
+    """float32 with k close to min(m, n) (solver "exact" or "gram"): the residual must be
+    at float32 rounding level; numpy's own float32 SVD gives ~3e-8 * ||A||_2 here."""
+    p = min(shape)
+    k = p if full else p - 2
+    A = build_matrix(*shape, spectrum("fast", p), 2, np.float32)
+    s_true = svdvals(A)
+    res = lowdim.rsvd(A, k, seed=0)
+    err2 = np.linalg.norm(residual(A, res), 2)
+    sigma_next = s_true[k] if k < p else 0.0
+    assert err2 <= 1.5 * sigma_next + 2e-6 * s_true[0], (err2, sigma_next, res.solver)
+
+
+@pytest.mark.parametrize("scale", [1e-100, 1e100, 1e-160, 1e-200, 1e-300])
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_scale_equivariance(scale, solver):
+    """rsvd(c A) = c rsvd(A) for any c that keeps A's entries normal floats (numpy's SVD
+    handles all of these)."""
+    A = build_matrix(60, 30, spectrum("fast", 30), 0)
+    ref = lowdim.rsvd(A, 5, seed=0, solver=solver)
+    res = lowdim.rsvd(A * scale, 5, seed=0, solver=solver)
+    assert_allclose(res.S / scale, ref.S, rtol=1e-8)
+    assert_allclose(res.U, ref.U, atol=1e-8)
+    assert_allclose(res.Vh, ref.Vh, atol=1e-8)
+    if solver == "auto":
+        t_ref = lowdim.rsvd(A, tol=0.01, seed=0)
+        t_res = lowdim.rsvd(A * scale, tol=0.01, seed=0)
+        assert t_res.S.shape == t_ref.S.shape
+        assert_allclose(t_res.rel_error, t_ref.rel_error, rtol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1e160, 1e200])
+def test_huge_values_either_work_or_raise_clearly(scale):
+    A = build_matrix(60, 30, spectrum("fast", 30), 0)
+    ref = lowdim.rsvd(A, 5, seed=0, solver="randomized")
+    try:
+        res = lowdim.rsvd(A * scale, 5, seed=0, solver="randomized")
+    except ValueError as exc:
+        assert "overflow" in str(exc)
+    else:
+        assert_allclose(res.S / scale, ref.S, rtol=1e-8)
+
+
+def test_f32_and_f64_agree():
+    A64 = _fixed_matrix((150, 60), kind="fast")
+    A32 = A64.astype(np.float32)
+    for solver in SOLVERS:
+        r64 = lowdim.rsvd(A64, 5, seed=0, solver=solver)
+        r32 = lowdim.rsvd(A32, 5, seed=0, solver=solver)
+        assert r32.S.dtype == np.float32
+        assert_allclose(r32.S, r64.S, rtol=1e-3)
+        # same sign convention, hence same vectors to float32 accuracy
+        assert_allclose(r32.U, r64.U, atol=1e-3)
+        assert_allclose(r32.Vh, r64.Vh, atol=1e-3)
+
+
+# ------------------------------------------------------------------- determinism
+
+
+def _det_inputs():
+    rng = np.random.default_rng(99)
+    dense = build_matrix(300, 120, spectrum("slow", 120), 3)
+    sparse = sp.random(300, 250, density=0.05, format="csr", random_state=rng)
+    return {"dense": dense, "sparse": sparse, "wide": np.ascontiguousarray(dense.T)}
+
+
+DET_INPUTS = _det_inputs()
+
+
+@pytest.mark.parametrize("name", sorted(DET_INPUTS))
+@pytest.mark.parametrize("solver", ["auto", "randomized"])
+def test_same_seed_is_bitwise_reproducible(name, solver):
+    A = DET_INPUTS[name]
+    r1 = lowdim.rsvd(A, 7, seed=123, solver=solver)
+    r2 = lowdim.rsvd(A, 7, seed=123, solver=solver)
+    assert_bitwise_equal(r1, r2)
+    t1 = lowdim.rsvd(A, tol=0.3, seed=123)
+    t2 = lowdim.rsvd(A, tol=0.3, seed=123)
+    assert_bitwise_equal(t1, t2)
+    assert t1.rel_error == t2.rel_error
+
+
+def test_different_seeds_differ():
+    A = DET_INPUTS["sparse"]
+    r1 = lowdim.rsvd(A, 7, seed=1, solver="randomized", n_iter=0)
+    r2 = lowdim.rsvd(A, 7, seed=2, solver="randomized", n_iter=0)
+    assert not np.array_equal(r1.S, r2.S)
+
+
+@pytest.mark.parametrize("name", sorted(DET_INPUTS))
+def test_thread_count_does_not_change_result(name, restore_threads):
+    A = DET_INPUTS[name]
+    out = {}
+    for nthreads in (1, 2):
+        lowdim.set_num_threads(nthreads)
+        assert lowdim.get_num_threads() == nthreads
+        out[nthreads] = (
+            lowdim.rsvd(A, 7, seed=5, solver="randomized"),
+            lowdim.rsvd(A, 7, seed=5),
+            lowdim.rsvd(A, tol=0.3, seed=5),
+        )
+    for a, b in zip(out[1], out[2], strict=True):
+        assert a.S.shape == b.S.shape
+        assert_same_result(a, b, atol=1e-10)
+
+
+def test_numpy_random_objects_as_seed():
+    A = DET_INPUTS["dense"]
+    g1 = lowdim.rsvd(A, 4, seed=np.random.default_rng(0), solver="randomized")
+    g2 = lowdim.rsvd(A, 4, seed=np.random.default_rng(0), solver="randomized")
+    assert_bitwise_equal(g1, g2)
+    r1 = lowdim.rsvd(A, 4, seed=np.random.RandomState(0), solver="randomized")
+    r2 = lowdim.rsvd(A, 4, seed=np.random.RandomState(0), solver="randomized")
+    assert_bitwise_equal(r1, r2)
+    # a Generator is consumed: two draws from the same one give different sketches
+    g = np.random.default_rng(0)
+    a = lowdim.rsvd(A, 4, seed=g, solver="randomized", n_iter=0)
+    b = lowdim.rsvd(A, 4, seed=g, solver="randomized", n_iter=0)
+    assert not np.array_equal(a.S, b.S)
+    # seed=None works (fresh entropy) and is correct
+    s_true = svdvals(A)
+    assert np.all(lowdim.rsvd(A, 4).S <= s_true[:4] * (1 + 1e-8))
+    # big seeds up to 2**64 - 1 are accepted
+    lowdim.rsvd(A, 4, seed=2**64 - 1)
+    lowdim.rsvd(A, 4, seed=np.uint64(2**63))
+
+
+def test_set_get_num_threads(restore_threads):
+    for n in (1, 2, 3):
+        lowdim.set_num_threads(n)
+        assert lowdim.get_num_threads() == n
+    with pytest.raises(ValueError, match="n=0"):
+        lowdim.set_num_threads(0)
+    with pytest.raises(ValueError):
+        lowdim.set_num_threads(-1)
+    with pytest.raises(TypeError):
+        lowdim.set_num_threads(1.5)
+    assert lowdim.get_num_threads() == 3  # unchanged by the failed calls
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_num_threads_env_var(n):
+    env = dict(os.environ, LOWDIM_NUM_THREADS=str(n))
+    out = subprocess.run(
+        [sys.executable, "-c", "import lowdim; print(lowdim.get_num_threads())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert out.stdout.strip() == str(n)
+
+
+# ---------------------------------------------------------------------- tol mode
+
+TOLS = (0.3, 0.1, 1e-2, 1e-4)
+
+
+def _check_tol_result(A, tol, res, rank_slack: int, rel_tol: float, on_tie=assume):
+    A64 = np.asarray(A, dtype=np.float64)
+    normA = np.linalg.norm(A64)
+    s_true = svdvals(A64)
+    tails = tail_errors(s_true)
+    r_opt = int(np.argmax(tails <= tol))  # smallest r with optimal error <= tol
+    # stay away from ties (flat spectra can put tails[r] exactly on tol)
+    on_tie(bool(np.all(np.abs(tails - tol) > 1e-6 * tol)))
+    r = res.S.shape[0]
+    k_shapes = (A.shape[0], r), (r,), (r, A.shape[1])
+    assert (res.U.shape, res.S.shape, res.Vh.shape) == k_shapes
+    true_err = np.linalg.norm(residual(A, res)) / normA
+    assert true_err <= tol * (1 + rel_tol), (true_err, tol)
+    assert res.rel_error is not None
+    assert 0.0 <= res.rel_error <= tol * (1 + rel_tol)
+    if true_err > 1e-5:
+        assert abs(res.rel_error - true_err) <= rel_tol * true_err, (res.rel_error, true_err)
+    else:
+        assert res.rel_error <= 1e-5 + unit_tol(A.dtype)
+    assert r >= r_opt, "rank below the optimal one: impossible unless the error is wrong"
+    assert r <= r_opt + rank_slack, (r, r_opt)
+    assert_orthonormal(res, unit_tol(A.dtype))
+    assert np.all(np.diff(res.S) <= 0)
+    assert_sign_convention(res.U)
+
+
+@given(
+    prob=problems(kinds=("fast", "slow", "flat", "rankdef"), dtypes=(np.float64,)),
+    tol=st.sampled_from(TOLS),
+)
+def test_tol_mode_rank_and_error(prob, tol):
+    A = prob.A
+    res = lowdim.rsvd(A, tol=tol, seed=0)
+    assert res.solver in KNOWN_SOLVERS
+    # rankdef's non-zero part is the slow 1/(1+i) spectrum: same +1 allowance
+    slack = 1 if prob.kind in ("slow", "rankdef") else 0
+    _check_tol_result(A, tol, res, rank_slack=slack, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["fast", "slow", "flat"])
+@pytest.mark.parametrize("tol", TOLS)
+@pytest.mark.parametrize("shape", [(120, 80), (60, 150)])
+def test_tol_mode_fixed_cases(kind, tol, shape):
+    m, n = shape
+    A = build_matrix(m, n, spectrum(kind, min(m, n)), 1)
+    res = lowdim.rsvd(A, tol=tol, seed=0)
+    _check_tol_result(
+        A, tol, res, rank_slack=1 if kind == "slow" else 0, rel_tol=1e-6, on_tie=_no_tie
+    )
+
+
+def _no_tie(ok: bool) -> None:
+    assert ok, "test matrix puts an optimal tail error exactly on tol: pick another"
+
+
+@pytest.mark.parametrize("tol", [0.3, 0.1, 1e-2])
+@pytest.mark.parametrize("kind", ["fast", "slow"])
+def test_tol_mode_float32(kind, tol):
+    # tol well above sqrt(eps_f32) = 3.5e-4 (the documented reliability limit)
+    A = build_matrix(100, 70, spectrum(kind, 70), 2, np.float32)
+    res = lowdim.rsvd(A, tol=tol, seed=0)
+    assert res.S.dtype == np.float32
+    _check_tol_result(A, tol, res, rank_slack=1, rel_tol=1e-3, on_tie=_no_tie)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_tol_mode_sparse(fmt):
+    A = sp.random(150, 90, density=0.1, format=fmt, random_state=0)
+    for tol in (0.5, 0.2):
+        res = lowdim.rsvd(A, tol=tol, seed=0)
+        dense = lowdim.rsvd(A.toarray(), tol=tol, seed=0)
+        assert res.S.shape == dense.S.shape
+        _check_tol_result(A.toarray(), tol, res, rank_slack=1, rel_tol=1e-6, on_tie=_no_tie)
+
+
+def test_exactly_one_of_k_and_tol(rng):
+    A = rng.standard_normal((20, 10))
+    with pytest.raises(ValueError, match="exactly one of k"):
+        lowdim.rsvd(A)
+    with pytest.raises(ValueError, match="exactly one of k"):
+        lowdim.rsvd(A, 3, tol=0.1)
+
+
+# ------------------------------------------------------------------------ sparse
+
+
+def _with_index_dtype(M, idx):
+    M = M.copy()
+    if M.format in ("csr", "csc"):
+        M.indices = M.indices.astype(idx)
+        M.indptr = M.indptr.astype(idx)
+    elif M.format == "coo":
+        M.row = M.row.astype(idx)
+        M.col = M.col.astype(idx)
+    return M
+
+
+SPARSE_CONSTRUCTORS = {
+    "csr_matrix": sp.csr_matrix,
+    "csc_matrix": sp.csc_matrix,
+    "coo_matrix": sp.coo_matrix,
+    "csr_array": sp.csr_array,
+    "csc_array": sp.csc_array,
+    "coo_array": sp.coo_array,
+}
+
+
+@pytest.mark.parametrize("ctor", sorted(SPARSE_CONSTRUCTORS))
+@pytest.mark.parametrize("idx", [np.int32, np.int64])
+@pytest.mark.parametrize("shape", [(120, 70), (60, 140)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sparse_equals_dense(ctor, idx, shape, dtype):
+    dense = sp.random(*shape, density=0.08, random_state=3, format="csr", dtype=dtype).toarray()
+    M = _with_index_dtype(SPARSE_CONSTRUCTORS[ctor](dense), idx)
+    if M.format != "coo":
+        assert M.indices.dtype == idx
+    res = lowdim.rsvd(M, 6, seed=17, solver="randomized")
+    ref = lowdim.rsvd(dense, 6, seed=17, solver="randomized")
+    assert res.solver == "randomized"
+    assert res.S.dtype == np.dtype(dtype)
+    atol = 1e-10 if dtype == np.float64 else 1e-4
+    assert_same_result(res, ref, atol)
+    # auto on sparse input is still correct
+    auto = lowdim.rsvd(M, 6, seed=17)
+    s_true = svdvals(dense)
+    assert np.all(auto.S <= s_true[:6] * (1 + 1e-6) + atol)
+
+
+def test_sparse_unsorted_and_duplicate_indices():
+    rng = np.random.default_rng(4)
+    rows = rng.integers(0, 50, 400)
+    cols = rng.integers(0, 30, 400)
+    vals = rng.standard_normal(400)
+    coo = sp.coo_matrix((vals, (rows, cols)), shape=(50, 30))  # has duplicates
+    dense = coo.toarray()
+    csr = sp.csr_matrix((vals, (rows, cols)), shape=(50, 30))
+    # scramble the column order inside each row (non-canonical CSR)
+    csr = sp.csr_matrix((csr.data[::-1].copy(), csr.indices[::-1].copy(), csr.indptr), (50, 30))
+    ref = lowdim.rsvd(dense, 5, seed=0, solver="randomized")
+    assert_same_result(lowdim.rsvd(coo, 5, seed=0, solver="randomized"), ref, 1e-10)
+    # the reversed CSR is a different matrix: compare with its own dense form
+    ref2 = lowdim.rsvd(csr.toarray(), 5, seed=0, solver="randomized")
+    assert_same_result(lowdim.rsvd(csr, 5, seed=0, solver="randomized"), ref2, 1e-10)
+
+
+def test_sparse_with_empty_rows_and_explicit_zeros():
+    dense = np.zeros((40, 25))
+    dense[::3, ::2] = np.arange(1, 14 * 13 + 1).reshape(14, 13)
+    M = sp.csr_matrix(dense)
+    M.data[::5] = 0.0  # explicit zeros stored in the structure
+    dense = M.toarray()
+    ref = lowdim.rsvd(dense, 4, seed=1, solver="randomized")
+    assert_same_result(lowdim.rsvd(M, 4, seed=1, solver="randomized"), ref, 1e-10)
+
+
+def test_huge_sparse_is_not_densified():
+    """200000 x 100000 with 1e5 nonzeros: dense would be 160 GB."""
+    rng = np.random.default_rng(0)
+    m, n, nnz = 200_000, 100_000, 100_000
+    rows = rng.integers(0, m, nnz)
+    cols = rng.integers(0, n, nnz)
+    M = sp.csr_matrix((rng.standard_normal(nnz), (rows, cols)), shape=(m, n))
+    t0 = time.perf_counter()
+    res = lowdim.rsvd(M, 5, seed=0)
+    elapsed = time.perf_counter() - t0
+    assert res.U.shape == (m, 5) and res.Vh.shape == (5, n)
+    assert np.isfinite(res.S).all() and np.all(np.diff(res.S) <= 0)
+    assert_orthonormal(res, 1e-10)
+    # sigma_1 >= the largest |entry|, and every S_i <= ||M||_F
+    assert res.S[0] >= np.abs(M.data).max() * (1 - 1e-8)
+    assert res.S[0] <= sp.linalg.norm(M) * (1 + 1e-12)
+    assert elapsed < 30, f"k=5 on a 1e5-nonzero matrix took {elapsed:.1f}s"
+    # the residual estimate is also sparse-only
+    err = lowdim.svd_error(M, res.U, res.S, res.Vh, seed=0)
+    assert 0 < err <= res.S[-1] * 1.5
+
+
+# ----------------------------------------------------------------------- layouts
+
+
+def _layout_base():
+    return build_matrix(91, 67, spectrum("slow", 67), 21)
+
+
+def _layout_cases():
+    base = _layout_base()
+    big = build_matrix(182, 201, spectrum("slow", 182), 22)
+    return {
+        "fortran": (np.asfortranarray(base), base),
+        "slice_2_3": (big[::2, ::3], np.ascontiguousarray(big[::2, ::3])),
+        "neg_rows": (base[::-1], np.ascontiguousarray(base[::-1])),
+        "neg_cols": (base[:, ::-1], np.ascontiguousarray(base[:, ::-1])),
+        "neg_both_fortran": (
+            np.asfortranarray(base)[::-1, ::-1],
+            np.ascontiguousarray(base[::-1, ::-1]),
+        ),
+        "transposed_view": (base.T, np.ascontiguousarray(base.T)),
+        "readonly": (_readonly(base), base),
+        "big_endian": (base.astype(">f8"), base),
+        "big_endian_f4": (base.astype(">f4"), base.astype(np.float32)),
+        "broadcast_row": (
+            np.broadcast_to(base[0], (50, base.shape[1])),
+            np.tile(base[0], (50, 1)),
+        ),
+        "broadcast_col": (
+            np.broadcast_to(base[:, :1], (base.shape[0], 30)),
+            np.tile(base[:, :1], (1, 30)),
+        ),
+        "misaligned": (_misaligned(base), base),
+    }
+
+
+def _readonly(a):
+    a = a.copy()
+    a.setflags(write=False)
+    return a
+
+
+def _misaligned(a):
+    buf = np.zeros(a.size * 8 + 1, dtype=np.uint8)
+    out = np.frombuffer(buf[1:].data, dtype=np.float64).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+LAYOUT_CASES = _layout_cases()
+
+
+@pytest.mark.parametrize("case", sorted(LAYOUT_CASES))
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_layouts_equal_contiguous(case, solver):
+    A, C = LAYOUT_CASES[case]
+    assert C.flags.c_contiguous
+    k = 1 if case.startswith("broadcast") else 5
+    res = lowdim.rsvd(A, k, seed=8, solver=solver)
+    ref = lowdim.rsvd(C, k, seed=8, solver=solver)
+    assert res.solver == ref.solver
+    atol = 1e-12 if C.dtype == np.float64 else 1e-5
+    assert_same_result(res, ref, atol)
+    assert_allclose(res.S, svdvals(C)[:k], rtol=1e-3 if C.dtype == np.float32 else 0.2)
+
+
+@pytest.mark.parametrize("dtype", [">f4", ">f8", "<f4", "<f8"])
+def test_byte_order_does_not_change_dtype(dtype):
+    """float32 stays float32 and float64 stays float64 whatever the byte order."""
+    A = _layout_base().astype(dtype)
+    expected = np.dtype(dtype).newbyteorder("=")
+    res = lowdim.rsvd(A, 3, seed=0)
+    assert res.U.dtype == res.S.dtype == res.Vh.dtype == expected
+
+
+def test_readonly_input_is_not_modified():
+    A = _readonly(_layout_base())
+    before = A.copy()
+    lowdim.rsvd(A, 5, seed=0)
+    lowdim.rsvd(A, tol=0.1, seed=0)
+    assert_array_equal(A, before)
+
+
+# -------------------------------------------------------------------- bad inputs
+
+
+@pytest.fixture
+def A():
+    return build_matrix(30, 20, spectrum("slow", 20), 0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("where", [(0, 0), (29, 19), (13, 7)])
+def test_non_finite_dense_rejected(A, bad, solver, where):
+    A = A.copy()
+    A[where] = bad
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        lowdim.rsvd(A, 3, seed=0, solver=solver)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        lowdim.rsvd(A, tol=0.1, seed=0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_non_finite_sparse_rejected(A, bad, fmt):
+    A = A.copy()
+    A[5, 6] = bad
+    M = sp.csr_matrix(A).asformat(fmt)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        lowdim.rsvd(M, 3, seed=0, solver="randomized")
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        lowdim.rsvd(M, 3, seed=0)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        lowdim.rsvd(M, tol=0.1, seed=0)
+
+
+def test_non_finite_float32_rejected(A):
+    A = A.astype(np.float32)
+    A[3, 3] = np.nan
+    for solver in SOLVERS:
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            lowdim.rsvd(A, 3, seed=0, solver=solver)
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (5, 0), (0, 0)], ids=["0xn", "nx0", "0x0"])
+def test_empty_rejected(shape):
+    with pytest.raises(ValueError, match="empty"):
+        lowdim.rsvd(np.zeros(shape), 1)
+    with pytest.raises(ValueError, match="empty"):
+        lowdim.rsvd(sp.csr_matrix(shape), 1)
+    with pytest.raises(ValueError, match="empty"):
+        lowdim.rsvd(np.zeros(shape), tol=0.5)
+
+
+@pytest.mark.parametrize(
+    "k, exc, match",
+    [
+        (0, ValueError, "k=0"),
+        (-2, ValueError, "k=-2"),
+        (21, ValueError, "k=21"),
+        (2.0, TypeError, "k must be an integer"),
+        ("3", TypeError, "k must be an integer"),
+        (True, TypeError, "k must be an integer"),
+        (np.int64(0), ValueError, "k=0"),
+    ],
+)
+def test_bad_k(A, k, exc, match):
+    with pytest.raises(exc, match=match):
+        lowdim.rsvd(A, k)
+    with pytest.raises(exc, match=match):
+        lowdim.rsvd(sp.csr_matrix(A), k)
+
+
+def test_numpy_integer_k_accepted(A):
+    res = lowdim.rsvd(A, np.int64(3), seed=0)
+    assert res.S.shape == (3,)
+    res = lowdim.rsvd(A, 20, seed=0)  # k = min(m, n) is allowed
+    assert_allclose(res.S, svdvals(A), rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "arr",
+    [np.ones(5), np.ones((2, 3, 4)), np.float64(3.0), np.ones((1, 2, 3))],
+    ids=["1d", "3d", "0d", "3d-singleton"],
+)
+def test_bad_ndim(arr):
+    with pytest.raises(ValueError, match="2-D"):
+        lowdim.rsvd(arr, 1)
+
+
+@pytest.mark.parametrize(
+    "arr, match",
+    [
+        (np.ones((4, 3), dtype=complex), "complex"),
+        (np.ones((4, 3), dtype=np.complex64), "complex"),
+        (np.ones((4, 3), dtype=object), "dtype object"),
+        (np.ones((4, 3), dtype=bool), "boolean"),
+        (np.array([["a", "b"], ["c", "d"]]), "dtype"),
+        (np.zeros((4, 3), dtype="datetime64[s]"), "dtype"),
+    ],
+    ids=["complex128", "complex64", "object", "bool", "str", "datetime"],
+)
+def test_bad_dtype(arr, match):
+    with pytest.raises(TypeError, match=match):
+        lowdim.rsvd(arr, 1)
+
+
+@pytest.mark.parametrize("dtype", [complex, bool])
+def test_bad_sparse_dtype(dtype):
+    M = sp.csr_matrix(np.eye(4, dtype=dtype))
+    with pytest.raises(TypeError, match="complex|boolean"):
+        lowdim.rsvd(M, 1)
+
+
+@pytest.mark.parametrize(
+    "seed, exc, match",
+    [
+        (-1, ValueError, "seed=-1"),
+        (2**64, ValueError, "seed="),
+        ("0", TypeError, "seed must be"),
+        (1.5, TypeError, "seed must be"),
+        (True, TypeError, "seed must be"),
+    ],
+)
+def test_bad_seed(A, seed, exc, match):
+    with pytest.raises(exc, match=match):
+        lowdim.rsvd(A, 2, seed=seed)
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        ({"n_iter": "many"}, ValueError, "n_iter"),
+        ({"n_iter": -1}, ValueError, "n_iter"),
+        ({"n_iter": 2.5}, TypeError, "n_iter"),
+        ({"power_iteration_normalizer": "lu"}, ValueError, "power_iteration_normalizer"),
+        ({"power_iteration_normalizer": None}, ValueError, "power_iteration_normalizer"),
+        ({"solver": "arpack"}, ValueError, "solver"),
+        ({"solver": "full"}, ValueError, "solver"),
+        ({"n_oversamples": -1}, ValueError, "n_oversamples"),
+        ({"block_size": 0}, ValueError, "block_size"),
+    ],
+)
+def test_bad_options(A, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        lowdim.rsvd(A, 2, **kwargs)
+
+
+@pytest.mark.parametrize("tol", [0, 0.0, 1, 1.0, -0.1, 1.5, float("nan"), float("inf")])
+def test_tol_out_of_range(A, tol):
+    with pytest.raises(ValueError, match="tol"):
+        lowdim.rsvd(A, tol=tol)
+
+
+@pytest.mark.parametrize("tol", ["0.1", True, None, [0.1]])
+def test_tol_wrong_type(A, tol):
+    with pytest.raises((TypeError, ValueError), match="tol|exactly one"):
+        lowdim.rsvd(A, tol=tol)
+
+
+def test_gram_on_sparse_rejected(A):
+    with pytest.raises(ValueError, match="gram"):
+        lowdim.rsvd(sp.csr_matrix(A), 2, solver="gram")
+
+
+def test_foreign_array_types_are_rejected_or_converted():
+    class FakeCupy:
+        __cuda_array_interface__ = {}
+
+    with pytest.raises(TypeError, match="NumPy"):
+        lowdim.rsvd(FakeCupy(), 1)
+
+
+# ---------------------------------------------------------------------- svd_error
+
+
+def _gap_matrix(m, n, k, seed, dtype=np.float64):
+    """Spectrum 10..(k values), then 1.0, 0.5, 0.25, ...: a clear residual gap."""
+    p = min(m, n)
+    s = np.concatenate([np.linspace(10, 5, k), 2.0 ** -np.arange(p - k)])
+    return build_matrix(m, n, s, seed, dtype)
+
+
+@pytest.mark.parametrize("shape", [(150, 60), (60, 150)])
+@pytest.mark.parametrize("source", ["rsvd", "numpy", "perturbed"])
+def test_svd_error_matches_numpy_dense(shape, source):
+    k = 4
+    A = _gap_matrix(*shape, k, seed=1)
+    if source == "rsvd":
+        U, S, Vh = lowdim.rsvd(A, k, seed=0)
+    else:
+        U, S, Vh = np.linalg.svd(A, full_matrices=False)
+        U, S, Vh = U[:, :k], S[:k], Vh[:k]
+        if source == "perturbed":  # not an SVD of A at all
+            S = S * 0.9
+    exact = np.linalg.norm(A - (U * S) @ Vh, 2)
+    est = lowdim.svd_error(A, U, S, Vh, n_iter=50, seed=0)
+    assert_allclose(est, exact, rtol=1e-6)
+    # a lower bound that converges: few iterations never overshoot
+    few = lowdim.svd_error(A, U, S, Vh, n_iter=1, seed=0)
+    assert few <= exact * (1 + 1e-10)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_svd_error_matches_numpy_sparse(fmt):
+    # a sparse matrix with known singular values: a scaled, permuted diagonal
+    rng = np.random.default_rng(3)
+    m, n, p = 300, 200, 200
+    vals = np.concatenate([[9.0, 8.0, 7.0], [3.0], 1.0 / np.arange(2, p - 2)])
+    rows = rng.permutation(m)[:p]
+    cols = rng.permutation(n)
+    M = sp.coo_matrix((vals * rng.choice([-1, 1], p), (rows, cols)), shape=(m, n))
+    M = M.asformat(fmt)
+    dense = M.toarray()
+    U, S, Vh = lowdim.rsvd(M, 3, seed=0)
+    exact = np.linalg.norm(dense - (U * S) @ Vh, 2)
+    assert_allclose(exact, 3.0, rtol=1e-8)
+    est = lowdim.svd_error(M, U, S, Vh, n_iter=50, seed=0)
+    assert_allclose(est, exact, rtol=1e-6)
+    assert_allclose(lowdim.svd_error(dense, U, S, Vh, n_iter=50, seed=0), exact, rtol=1e-6)
+
+
+def test_svd_error_float32():
+    A = _gap_matrix(100, 50, 3, seed=2, dtype=np.float32)
+    U, S, Vh = lowdim.rsvd(A, 3, seed=0)
+    exact = np.linalg.norm(A.astype(np.float64) - reconstruct((U, S, Vh)), 2)
+    est = lowdim.svd_error(A, U, S, Vh, n_iter=50, seed=0)
+    assert_allclose(est, exact, rtol=1e-3)
+
+
+def test_svd_error_zero_residual():
+    A = build_matrix(80, 50, spectrum("rankdef", 50, 4), 5)
+    U, S, Vh = np.linalg.svd(A, full_matrices=False)
+    U, S, Vh = U[:, :4], S[:4], Vh[:4]
+    est = lowdim.svd_error(A, U, S, Vh, seed=0)
+    assert 0 <= est <= 1e-12 * np.linalg.norm(A, 2)
+    res = lowdim.rsvd(sp.csr_matrix(A), 4, seed=0)
+    est = lowdim.svd_error(sp.csr_matrix(A), *res, seed=0)
+    assert 0 <= est <= 1e-10 * np.linalg.norm(A, 2)
+
+
+def test_svd_error_accepts_result_unpacked(rng):
+    A = _gap_matrix(60, 40, 2, seed=3)
+    res = lowdim.rsvd(A, 2, seed=0)
+    est = lowdim.svd_error(A, *res, n_iter=50, seed=0)
+    assert_allclose(est, np.linalg.norm(residual(A, res), 2), rtol=1e-6)
+
+
+def test_svd_error_is_deterministic():
+    A = _gap_matrix(60, 40, 2, seed=3)
+    res = lowdim.rsvd(A, 2, seed=0)
+    assert lowdim.svd_error(A, *res, seed=7) == lowdim.svd_error(A, *res, seed=7)
+
+
+def test_svd_error_shape_mismatch(A):
+    U, S, Vh = np.linalg.svd(A, full_matrices=False)
+    U, S, Vh = U[:, :3], S[:3], Vh[:3]
+    with pytest.raises(ValueError, match="shapes do not match"):
+        lowdim.svd_error(A, U[:, :2], S, Vh)
+    with pytest.raises(ValueError, match="shapes do not match"):
+        lowdim.svd_error(A, U, S[:2], Vh)
+    with pytest.raises(ValueError, match="shapes do not match"):
+        lowdim.svd_error(A, U, S, Vh[:, :5])
+    with pytest.raises(ValueError, match="shapes do not match"):
+        lowdim.svd_error(A.T, U, S, Vh)
+    with pytest.raises(ValueError, match="2-D|1-D"):
+        lowdim.svd_error(A, U, np.diag(S), Vh)
+    with pytest.raises(ValueError, match="n_iter"):
+        lowdim.svd_error(A, U, S, Vh, n_iter=0)
+
+
+def test_svd_error_non_finite(A):
+    U, S, Vh = np.linalg.svd(A, full_matrices=False)
+    U, S, Vh = U[:, :3], S[:3], Vh[:3]
+    bad = A.copy()
+    bad[1, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        lowdim.svd_error(bad, U, S, Vh)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        lowdim.svd_error(sp.csr_matrix(bad), U, S, Vh)
+    U2 = U.copy()
+    U2[0, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        lowdim.svd_error(A, U2, S, Vh)
+
+
+@pytest.mark.parametrize("kind", SPECTRA)
+def test_svd_error_bounded_by_true_norm(kind):
+    """Any number of iterations: the estimate never exceeds the true norm (lower bound)."""
+    A = build_matrix(90, 70, spectrum(kind, 70, 10), 9)
+    res = lowdim.rsvd(A, 5, seed=0)
+    exact = np.linalg.norm(residual(A, res), 2)
+    for n_iter in (1, 5, 20):
+        est = lowdim.svd_error(A, *res, n_iter=n_iter, seed=1)
+        assert est <= exact * (1 + 1e-8) + 1e-12 * np.linalg.norm(A, 2)
