@@ -61,7 +61,7 @@ def demo(small: bool = False, out=sys.stdout) -> dict:
     U0, _ = np.linalg.qr(rng.standard_normal((m, 200)))
     V0, _ = np.linalg.qr(rng.standard_normal((n, 200)))
     s0 = 1.0 / (1.0 + np.arange(200)) ** 1.5
-    A = (U0 * s0) @ V0.T + 1e-4 * rng.standard_normal((m, n))
+    A = (U0 * s0) @ V0.T + 1e-6 * rng.standard_normal((m, n))
     case = f"dense {m}x{n}, k={k}"
 
     def err(U, S, Vh):

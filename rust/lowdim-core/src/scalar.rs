@@ -14,6 +14,8 @@ pub trait Real: RealField + Copy + Send + Sync + std::fmt::Debug + 'static {
     const SAFE_HI: f64;
     fn to_f64(self) -> f64;
     fn from_f64(x: f64) -> Self;
+    /// `self * a + b`, fused (a single rounding) where the CPU has FMA.
+    fn mul_add_(self, a: Self, b: Self) -> Self;
 }
 
 impl Real for f64 {
@@ -29,6 +31,10 @@ impl Real for f64 {
     fn from_f64(x: f64) -> Self {
         x
     }
+    #[inline(always)]
+    fn mul_add_(self, a: Self, b: Self) -> Self {
+        self.mul_add(a, b)
+    }
 }
 
 impl Real for f32 {
@@ -43,5 +49,9 @@ impl Real for f32 {
     #[inline(always)]
     fn from_f64(x: f64) -> Self {
         x as f32
+    }
+    #[inline(always)]
+    fn mul_add_(self, a: Self, b: Self) -> Self {
+        self.mul_add(a, b)
     }
 }

@@ -4,6 +4,7 @@
 use crate::error::{invalid, Error, Result};
 use crate::linop::LinOp;
 use crate::scalar::Real;
+use faer::reborrow::ReborrowMut;
 use faer::{MatMut, MatRef, Par};
 use rayon::prelude::*;
 
@@ -174,15 +175,85 @@ impl<'a, T: Real, I: SpIndex> CsrRef<'a, T, I> {
 
 /// Rows per parallel task in the CSR kernels.
 const ROW_CHUNK: usize = 256;
-/// Target size in bytes of one column panel of the dense operand (kept in the last-level cache).
-const PANEL_BYTES: usize = 8 << 20;
+/// Largest size in bytes of one column panel of the dense operand (kept in the last-level
+/// cache while every nonzero gathers its row of the panel).
+const PANEL_BYTES: usize = 16 << 20;
+
+/// One row panel of `out = A x`: rows `r0..` of `A` against a row-major panel `xr` (n x W),
+/// written to the row-major `chunk` (rows x W). Fixed `W` lets the compiler keep the
+/// accumulators in vector registers; two nonzeros are accumulated in independent registers
+/// to halve the dependency chain. Runs under pulp's run-time dispatch (AVX2+FMA or AVX-512).
+struct PanelKernel<'a, T, I, const W: usize> {
+    a: CsrRef<'a, T, I>,
+    xr: &'a [T],
+    r0: usize,
+    chunk: &'a mut [T],
+}
+
+impl<T: Real, I: SpIndex, const W: usize> pulp::WithSimd for PanelKernel<'_, T, I, W> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let zero = T::from_f64(0.0);
+        let xrow = |j: I| -> &[T; W] {
+            let j = j.to_usize().unwrap_or(0);
+            self.xr[j * W..j * W + W]
+                .try_into()
+                .expect("panel row has W entries")
+        };
+        for (r, out) in self.chunk.chunks_exact_mut(W).enumerate() {
+            let (cols, vals) = self.a.row(self.r0 + r);
+            let mut acc0 = [zero; W];
+            let mut acc1 = [zero; W];
+            let mut pairs_c = cols.chunks_exact(2);
+            let mut pairs_v = vals.chunks_exact(2);
+            for (c, v) in (&mut pairs_c).zip(&mut pairs_v) {
+                let (x0, x1) = (xrow(c[0]), xrow(c[1]));
+                for w in 0..W {
+                    acc0[w] = v[0].mul_add_(x0[w], acc0[w]);
+                    acc1[w] = v[1].mul_add_(x1[w], acc1[w]);
+                }
+            }
+            if let (Some(&c), Some(&v)) = (pairs_c.remainder().first(), pairs_v.remainder().first())
+            {
+                let x0 = xrow(c);
+                for w in 0..W {
+                    acc0[w] = v.mul_add_(x0[w], acc0[w]);
+                }
+            }
+            for w in 0..W {
+                out[w] = acc0[w] + acc1[w];
+            }
+        }
+    }
+}
 
 /// `out = A x` for CSR `A` (m x n), dense `x` (n x b), dense `out` (m x b), any strides.
 ///
-/// The dense operand is processed in column panels, each copied once into a row-major buffer
-/// small enough to stay in cache; every output row is owned by one task, so the result does
-/// not depend on the thread count.
+/// The dense operand is processed in column panels of a fixed width W (8 to 64, as wide as
+/// fits [`PANEL_BYTES`]), each copied once into a zero-padded row-major buffer; every output
+/// row is owned by one task, so the result does not depend on the thread count.
 pub fn csr_matmul<T: Real, I: SpIndex>(
+    a: CsrRef<'_, T, I>,
+    x: MatRef<'_, T>,
+    out: MatMut<'_, T>,
+    par: Par,
+) {
+    let (n, b) = (a.ncols(), x.ncols());
+    let fits = |w: usize| n.max(1) * w * std::mem::size_of::<T>() <= PANEL_BYTES;
+    let want = b.next_power_of_two();
+    if want >= 64 && fits(64) {
+        csr_matmul_w::<T, I, 64>(a, x, out, par)
+    } else if want >= 32 && fits(32) {
+        csr_matmul_w::<T, I, 32>(a, x, out, par)
+    } else if want >= 16 && fits(16) {
+        csr_matmul_w::<T, I, 16>(a, x, out, par)
+    } else {
+        csr_matmul_w::<T, I, 8>(a, x, out, par)
+    }
+}
+
+fn csr_matmul_w<T: Real, I: SpIndex, const W: usize>(
     a: CsrRef<'_, T, I>,
     x: MatRef<'_, T>,
     mut out: MatMut<'_, T>,
@@ -193,47 +264,37 @@ pub fn csr_matmul<T: Real, I: SpIndex>(
     if b == 0 || m == 0 {
         return;
     }
-    let size = std::mem::size_of::<T>();
-    let w = (PANEL_BYTES / (size * n.max(1))).clamp(8, 64).min(b);
     let zero = T::from_f64(0.0);
-    let mut xr = vec![zero; n * w];
-    let mut yr = vec![zero; m * w];
+    let mut xr = vec![zero; n * W];
+    let mut yr = vec![zero; m * W];
     let parallel = crate::threads::is_parallel(par);
     let mut c0 = 0;
     while c0 < b {
-        let wc = w.min(b - c0);
-        let xr = &mut xr[..n * wc];
-        let yr = &mut yr[..m * wc];
+        let wc = W.min(b - c0);
         for j in 0..n {
-            for c in 0..wc {
-                xr[j * wc + c] = x[(j, c0 + c)];
+            let row = &mut xr[j * W..(j + 1) * W];
+            for (c, v) in row.iter_mut().enumerate() {
+                *v = if c < wc { x[(j, c0 + c)] } else { zero };
             }
         }
-        let xr: &[T] = xr;
+        let xr: &[T] = &xr;
         let task = |(ci, chunk): (usize, &mut [T])| {
-            pulp::Arch::new().dispatch(|| {
-                let r0 = ci * ROW_CHUNK;
-                for (r, acc) in chunk.chunks_exact_mut(wc).enumerate() {
-                    acc.fill(zero);
-                    let (cols, vals) = a.row(r0 + r);
-                    for (&j, &v) in cols.iter().zip(vals) {
-                        let j = j.to_usize().unwrap_or(0);
-                        let xrow = &xr[j * wc..j * wc + wc];
-                        for (o, &xv) in acc.iter_mut().zip(xrow) {
-                            *o += v * xv;
-                        }
-                    }
-                }
+            pulp::Arch::new().dispatch(PanelKernel::<T, I, W> {
+                a,
+                xr,
+                r0: ci * ROW_CHUNK,
+                chunk,
             })
         };
         if parallel {
-            yr.par_chunks_mut(ROW_CHUNK * wc).enumerate().for_each(task);
+            yr.par_chunks_mut(ROW_CHUNK * W).enumerate().for_each(task);
         } else {
-            yr.chunks_mut(ROW_CHUNK * wc).enumerate().for_each(task);
+            yr.chunks_mut(ROW_CHUNK * W).enumerate().for_each(task);
         }
-        for i in 0..m {
-            for c in 0..wc {
-                out[(i, c0 + c)] = yr[i * wc + c];
+        for c in 0..wc {
+            let mut col = out.rb_mut().col_mut(c0 + c);
+            for i in 0..m {
+                col[i] = yr[i * W + c];
             }
         }
         c0 += wc;
