@@ -168,6 +168,7 @@ struct Cols {
     ncols: usize,
     /// Extent of the trailing run of axes that collapses to one stride (input and output).
     run: usize,
+    has_out: bool,
 }
 
 impl Cols {
@@ -205,6 +206,7 @@ impl Cols {
             s_log: sl,
             ncols,
             run,
+            has_out: s_out.is_some(),
         }
     }
 
@@ -258,7 +260,7 @@ impl Cols {
             idx[k] = r % self.dims[k];
             r /= self.dims[k];
         }
-        let has_out = !self.s_out.is_empty();
+        let has_out = self.has_out;
         let mut a: isize = (0..nd).map(|k| idx[k] as isize * self.s_in[k]).sum();
         let mut b: isize = if has_out {
             (0..nd).map(|k| idx[k] as isize * self.s_out[k]).sum()
@@ -857,8 +859,9 @@ fn factor<T: Real>(vecs: &Mat<f64>, r: usize) -> Mat<T> {
 // Mode order
 
 /// Flops of processing `order` on a tensor of shape `dims`, each mode `m` going to size
-/// `target[m]`: a Gram (`d^2 J`), its eigh (`~10 d^3`) and the product (`2 r d J`) per mode
-/// with `with_gram`, the product only without.
+/// `target[m]`: a Gram (`d^2 J`) and its eigh (`~10 d^3`), or the passes of the randomized
+/// finder where `Auto` would pick it, and the product (`2 r d J`) per mode with
+/// `with_gram`, the product only without.
 pub fn order_cost(dims: &[usize], target: &[usize], order: &[usize], with_gram: bool) -> f64 {
     let mut d: Vec<f64> = dims.iter().map(|&v| v as f64).collect();
     let mut cost = 0.0;
@@ -868,7 +871,13 @@ pub fn order_cost(dims: &[usize], target: &[usize], order: &[usize], with_gram: 
         let r = target[m] as f64;
         cost += 2.0 * r * d[m] * j;
         if with_gram {
-            cost += d[m] * d[m] * j + 10.0 * d[m] * d[m] * d[m];
+            let rp = RandParams::default();
+            cost += if prefer_randomized(d[m] as usize, j as usize, target[m], &rp) {
+                let l = (target[m] + rp.n_oversamples) as f64;
+                (2.0 * rp.n_power_iter as f64 + 2.0) * 2.0 * d[m] * j * l
+            } else {
+                d[m] * d[m] * j + 10.0 * d[m] * d[m] * d[m]
+            };
         }
         d[m] = r;
     }

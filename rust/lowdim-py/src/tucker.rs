@@ -1,7 +1,9 @@
 //! Bindings of `lowdim_core::tucker`: N-d arrays cross as pointer + shape + element strides.
 use crate::convert::{dense_view, is_f32, to_numpy};
 use crate::error::run;
-use lowdim_core::tucker::{self as kernel, Method, ModeSvd, Params, RandParams, Ranks, Tensor, TensorRef};
+use lowdim_core::tucker::{
+    self as kernel, Method, ModeSvd, Params, RandParams, Ranks, Tensor, TensorRef,
+};
 use lowdim_core::Real;
 use numpy::ndarray::{ArrayD, IxDyn};
 use numpy::{Element, IntoPyArray, PyReadonlyArray2, PyReadonlyArrayDyn};
@@ -10,16 +12,20 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
 /// A zero-copy view of an N-d NumPy array.
-fn tensor_view<'a, T: Element + Real>(a: &'a PyReadonlyArrayDyn<'_, T>) -> PyResult<TensorRef<'a, T>> {
+fn tensor_view<'a, T: Element + Real>(
+    a: &'a PyReadonlyArrayDyn<'_, T>,
+) -> PyResult<TensorRef<'a, T>> {
     let v = a.as_array();
     // SAFETY: ndarray's view describes valid memory for its shape and element strides, and
     // the read-only borrow keeps it alive and unaliased by writers for 'a.
-    unsafe { TensorRef::from_raw_parts(v.as_ptr(), v.shape(), v.strides()) }.map_err(crate::error::to_pyerr)
+    unsafe { TensorRef::from_raw_parts(v.as_ptr(), v.shape(), v.strides()) }
+        .map_err(crate::error::to_pyerr)
 }
 
 /// An owned C-ordered tensor as a NumPy array (the buffer is moved, not copied).
 fn to_numpy_nd<'py, T: Element>(py: Python<'py>, t: Tensor<T>) -> PyResult<Bound<'py, PyAny>> {
-    let a = ArrayD::from_shape_vec(IxDyn(&t.shape), t.data).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let a = ArrayD::from_shape_vec(IxDyn(&t.shape), t.data)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(a.into_pyarray(py).into_any())
 }
 
@@ -56,7 +62,17 @@ fn tucker_typed<'py, T: Real + Element>(
         factors.append(to_numpy(py, f.as_ref(), false))?;
     }
     let core = to_numpy_nd(py, out.core)?;
-    (core, factors, out.modes, out.rel_error, out.norm, out.n_iter, out.solvers, out.order).into_pyobject(py)
+    (
+        core,
+        factors,
+        out.modes,
+        out.rel_error,
+        out.norm,
+        out.n_iter,
+        out.solvers,
+        out.order,
+    )
+        .into_pyobject(py)
 }
 
 /// tucker(x, ranks, tol, method, modes, mode_order, svd, n_iter_max, hooi_tol, seed,
@@ -92,7 +108,11 @@ fn tucker<'py>(
         svd: mode_svd(svd)?,
         n_iter_max,
         hooi_tol,
-        rand: RandParams { n_oversamples, n_power_iter, seed },
+        rand: RandParams {
+            n_oversamples,
+            n_power_iter,
+            seed,
+        },
     };
     if is_f32(x)? {
         tucker_typed::<f32>(py, x, ranks, params)
@@ -108,10 +128,15 @@ fn to_tensor_typed<'py, T: Real + Element>(
     modes: Vec<usize>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let held = core.extract::<PyReadonlyArrayDyn<'py, T>>()?;
-    let fs: Vec<PyReadonlyArray2<'py, T>> = factors.iter().map(|f| f.extract()).collect::<PyResult<_>>()?;
+    let fs: Vec<PyReadonlyArray2<'py, T>> = factors
+        .iter()
+        .map(|f| f.extract())
+        .collect::<PyResult<_>>()?;
     let view = tensor_view(&held)?;
     let refs: Vec<_> = fs.iter().map(dense_view).collect();
-    let out = run(py, move |par| kernel::tucker_to_tensor(&view, &refs, &modes, par))?;
+    let out = run(py, move |par| {
+        kernel::tucker_to_tensor(&view, &refs, &modes, par)
+    })?;
     to_numpy_nd(py, out)
 }
 
