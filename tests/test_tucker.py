@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import lowdim
 
-SETTINGS = settings(max_examples=40, deadline=None)
+SETTINGS = settings(max_examples=100, deadline=None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ def test_any_layout_gives_the_same_result(prob, method):
             # HOOI's stopping sweep is decided by error changes near hooi_tol, which rounding
             # (summation order follows memory) can move by one sweep: same error, and the
             # same tensor to the accuracy the iteration converged to.
-            assert abs(T.certified_error - ref.certified_error) < 1e-8, name
+            assert abs(T.certified_error**2 - ref.certified_error**2) < 1e-7, name
             np.testing.assert_allclose(T.to_tensor(), Xr, atol=1e-3, err_msg=name)
             continue
         np.testing.assert_allclose(T.to_tensor(), Xr, atol=1e-9, err_msg=name)
