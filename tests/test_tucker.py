@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import lowdim
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import lowdim
 
 SETTINGS = settings(max_examples=100, deadline=None)
 
@@ -27,7 +26,7 @@ def mode_dot(X, M, n):
 
 def reconstruct(core, factors, modes):
     X = core
-    for m, U in zip(modes, factors):
+    for m, U in zip(modes, factors, strict=True):
         X = mode_dot(X, U, m)
     return X
 
@@ -51,7 +50,7 @@ def hosvd_bound_sq(X, ranks):
     total = 0.0
     for m in range(X.ndim):
         s = np.linalg.svd(unfold(X, m), compute_uv=False)
-        total += float((s[ranks[m]:] ** 2).sum())
+        total += float((s[ranks[m] :] ** 2).sum())
     return total
 
 
@@ -62,7 +61,7 @@ def rel_err(X, Xh):
 def low_rank(shape, ranks, noise, seed, dtype=np.float64):
     rng = np.random.default_rng(seed)
     core = rng.standard_normal(ranks)
-    fs = [rng.standard_normal((n, r)) for n, r in zip(shape, ranks)]
+    fs = [rng.standard_normal((n, r)) for n, r in zip(shape, ranks, strict=True)]
     X = reconstruct(core, fs, range(len(shape)))
     X /= np.linalg.norm(X.ravel())
     if noise:
@@ -92,11 +91,11 @@ def test_factors_orthonormal_and_core_is_projection(prob, method):
     X, ranks = prob
     T = lowdim.tucker(X, ranks, method=method, seed=0)
     assert T.ranks == ranks
-    for U, r in zip(T.factors, ranks):
+    for U, r in zip(T.factors, ranks, strict=True):
         assert U.shape[1] == r
         np.testing.assert_allclose(U.T @ U, np.eye(r), atol=1e-10)
     G = X
-    for m, U in zip(T.modes, T.factors):
+    for m, U in zip(T.modes, T.factors, strict=True):
         G = mode_dot(G, U.T, m)
     np.testing.assert_allclose(T.core, G, atol=1e-10 * np.linalg.norm(X.ravel()))
 
@@ -129,7 +128,7 @@ def test_tol_mode_meets_tol(prob, tol, method, svd):
     assert rel_err(X, T.to_tensor()) <= tol
     assert T.certified_error <= tol
     # carry-over: no single mode could be truncated one more without breaking the budget
-    assert all(1 <= r <= n for r, n in zip(T.ranks, X.shape))
+    assert all(1 <= r <= n for r, n in zip(T.ranks, X.shape, strict=True))
 
 
 @SETTINGS
@@ -223,7 +222,7 @@ def test_any_layout_gives_the_same_factors():
         ref = lowdim.tucker(X, [3, 2, 4, 2], method=method)
         for name, Y in _layouts(X):
             T = lowdim.tucker(Y, [3, 2, 4, 2], method=method)
-            for U, V in zip(T.factors, ref.factors):
+            for U, V in zip(T.factors, ref.factors, strict=True):
                 np.testing.assert_allclose(U, V, atol=1e-9, err_msg=name)
             np.testing.assert_allclose(T.core, ref.core, atol=1e-9, err_msg=name)
 
@@ -299,6 +298,23 @@ def test_mode_product_and_tucker_to_tensor(prob, data):
     )
     Y = lowdim.tucker_to_tensor(X.astype(np.float32), [f.astype(np.float32) for f in fs])
     assert Y.dtype == np.float32
+
+
+def test_out_parameter():
+    rng = np.random.default_rng(0)
+    core = rng.standard_normal((3, 4, 2))
+    fs = [rng.standard_normal((n, r)) for n, r in zip((5, 6, 7), core.shape, strict=True)]
+    out = np.empty((5, 6, 7))
+    res = lowdim.tucker_to_tensor(core, fs, out=out)
+    assert res is out or np.shares_memory(res, out)
+    np.testing.assert_allclose(out, reconstruct(core, fs, range(3)), atol=1e-12)
+    out2 = np.empty((3, 6, 2))
+    lowdim.mode_product(core, fs[1], 1, out=out2)
+    np.testing.assert_allclose(out2, mode_dot(core, fs[1], 1), atol=1e-12)
+    with pytest.raises(ValueError, match="out"):
+        lowdim.tucker_to_tensor(core, fs, out=np.empty((5, 6, 7), np.float32))
+    with pytest.raises(ValueError, match="out"):
+        lowdim.tucker_to_tensor(core, fs, out=np.empty((7, 6, 5)).T)
 
 
 def test_tucker_tensor_api():

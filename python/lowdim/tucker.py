@@ -63,7 +63,9 @@ def _check_modes(modes, ndim: int, name: str = "modes") -> list[int]:
 
 
 def _common_dtype(*arrays) -> np.dtype:
-    dts = [result_dtype(np.asarray(a).dtype if not hasattr(a, "dtype") else a.dtype) for a in arrays]
+    dts = [
+        result_dtype(np.asarray(a).dtype if not hasattr(a, "dtype") else a.dtype) for a in arrays
+    ]
     return np.dtype(np.float32) if all(d == np.float32 for d in dts) else np.dtype(np.float64)
 
 
@@ -122,7 +124,7 @@ class TuckerTensor:
         modes = tuple(_check_modes(list(modes), core.ndim))
         if len(modes) != len(factors):
             raise ValueError(f"{len(factors)} factors given for {len(modes)} modes")
-        for m, f in zip(modes, factors):
+        for m, f in zip(modes, factors, strict=True):
             if f.ndim != 2 or f.shape[1] != core.shape[m]:
                 raise ValueError(
                     f"the factor for mode {m} has shape {f.shape}; expected (I, {core.shape[m]})"
@@ -140,7 +142,7 @@ class TuckerTensor:
     def shape(self) -> tuple[int, ...]:
         """The shape of the full tensor."""
         s = list(self.core.shape)
-        for m, f in zip(self.modes, self.factors):
+        for m, f in zip(self.modes, self.factors, strict=True):
             s[m] = f.shape[0]
         return tuple(s)
 
@@ -173,7 +175,9 @@ class TuckerTensor:
         return iter((self.core, self.factors))
 
     def __repr__(self) -> str:
-        err = "" if self.certified_error is None else f", certified_error={self.certified_error:.3g}"
+        err = (
+            "" if self.certified_error is None else f", certified_error={self.certified_error:.3g}"
+        )
         return f"TuckerTensor(shape={self.shape}, ranks={self.ranks}, modes={self.modes}{err})"
 
 
@@ -276,7 +280,7 @@ def tucker(
                 raise ValueError(
                     f"rank has {len(ranks)} entries but {len(modes)} modes are decomposed"
                 )
-        for m, r in zip(modes, ranks):
+        for m, r in zip(modes, ranks, strict=True):
             if r > X.shape[m]:
                 raise ValueError(
                     f"rank {r} for mode {m} is larger than its size {X.shape[m]} "
@@ -296,7 +300,9 @@ def tucker(
         raise ValueError("svd='randomized' needs fixed ranks (rank=...), not tol")
     if isinstance(mode_order, str):
         if mode_order != "auto":
-            raise ValueError(f"mode_order must be 'auto' or a sequence of modes, got {mode_order!r}")
+            raise ValueError(
+                f"mode_order must be 'auto' or a sequence of modes, got {mode_order!r}"
+            )
         order = None
     else:
         order = _check_modes(mode_order, nd, "mode_order")
@@ -318,7 +324,21 @@ def tucker(
     return T
 
 
-def tucker_to_tensor(core, factors, *, modes=None) -> np.ndarray:
+def _check_out(out, shape, dtype):
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+    if out.shape != tuple(shape) or out.dtype != dtype:
+        raise ValueError(
+            f"out has shape {out.shape} and dtype {out.dtype}; expected {tuple(shape)} {dtype}"
+        )
+    if not (out.flags.c_contiguous and out.flags.writeable and out.dtype.isnative):
+        raise ValueError("out must be a writeable, C-contiguous, native-byte-order array")
+    return out
+
+
+def tucker_to_tensor(core, factors, *, modes=None, out=None) -> np.ndarray:
     """The full tensor ``core x_{modes[0]} factors[0] x_{modes[1]} factors[1] ...``.
 
     The products run in Rust in the order with the fewest flops, on the core and factors as
@@ -332,6 +352,9 @@ def tucker_to_tensor(core, factors, *, modes=None) -> np.ndarray:
         ``factors[i]`` has shape ``(I_m, core.shape[m])`` for ``m = modes[i]``.
     modes : sequence of int, optional
         Default: all modes of the core, in order.
+    out : ndarray, optional
+        A C-contiguous array of the result's shape and dtype to write into (no allocation:
+        useful when the same weight is rebuilt on every forward pass).
 
     Returns
     -------
@@ -360,17 +383,20 @@ def tucker_to_tensor(core, factors, *, modes=None) -> np.ndarray:
     if len(factors) != len(modes):
         raise ValueError(f"{len(factors)} factors given for {len(modes)} modes")
     fs = []
-    for m, f in zip(modes, factors):
+    for m, f in zip(modes, factors, strict=True):
         if f.ndim != 2 or f.shape[1] != core.shape[m] or f.shape[0] == 0:
             raise ValueError(
                 f"the factor for mode {m} has shape {f.shape}; expected (I, {core.shape[m]}) "
                 "with I >= 1"
             )
         fs.append(_native(f, dtype))
-    return _lowdim.tucker_to_tensor(core, fs, modes)
+    shape = list(core.shape)
+    for m, f in zip(modes, fs, strict=True):
+        shape[m] = f.shape[0]
+    return _lowdim.tucker_to_tensor(core, fs, modes, _check_out(out, shape, dtype))
 
 
-def mode_product(X, M, mode, transpose=False) -> np.ndarray:
+def mode_product(X, M, mode, transpose=False, *, out=None) -> np.ndarray:
     """The n-mode product ``X x_mode M``: ``Y_(mode) = M @ X_(mode)`` (``M.T`` if ``transpose``).
 
     Computed in Rust on the strided view of X (no unfolding copy); the result is C-ordered
@@ -384,6 +410,8 @@ def mode_product(X, M, mode, transpose=False) -> np.ndarray:
         (projection on orthonormal columns: ``mode_product(X, U, n, transpose=True)``).
     mode : int
     transpose : bool, default False
+    out : ndarray, optional
+        A C-contiguous array of the result's shape and dtype to write into.
 
     Returns
     -------
@@ -414,4 +442,7 @@ def mode_product(X, M, mode, transpose=False) -> np.ndarray:
         raise ValueError(
             f"M has shape {M.shape}; for mode {mode} of X (shape {X.shape}) it must be {want}"
         )
-    return _lowdim.mode_product(X, _native(M, dtype), mode, bool(transpose))
+    shape = list(X.shape)
+    shape[mode] = M.shape[1] if transpose else M.shape[0]
+    out = _check_out(out, shape, dtype)
+    return _lowdim.mode_product(X, _native(M, dtype), mode, bool(transpose), out)

@@ -112,9 +112,9 @@ impl<'a, T: Real> TensorRef<'a, T> {
     pub fn get(&self, idx: &[usize]) -> T {
         assert_eq!(idx.len(), self.ndim());
         let mut off = 0isize;
-        for k in 0..idx.len() {
-            assert!(idx[k] < self.shape[k]);
-            off += idx[k] as isize * self.strides[k];
+        for ((&i, &n), &st) in idx.iter().zip(&self.shape).zip(&self.strides) {
+            assert!(i < n);
+            off += i as isize * st;
         }
         // SAFETY: the index is in bounds, so the constructor's contract covers it.
         unsafe { *self.ptr.offset(off) }
@@ -150,6 +150,13 @@ impl<T: Real> Tensor<T> {
 
 #[derive(Clone, Copy)]
 struct SendPtr<T>(*mut T);
+
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so closures capture the whole Send wrapper).
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
 // SAFETY: only used to write disjoint parts of one buffer from several threads.
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}
@@ -210,9 +217,9 @@ impl Cols {
         }
     }
 
-    /// Column ranges `(start, len)`: within one collapsible run when runs are long (so each
-    /// chunk is a strided view), else several whole runs (packed). `rows` sizes the chunks
-    /// to about 2^19 elements.
+    /// Column ranges `(start, len)`: within one collapsible run when runs are long (at least
+    /// 128 columns, so each chunk is a strided view), else several whole runs (packed).
+    /// `rows` sizes the chunks to about 2^19 elements.
     fn chunks(&self, rows: usize) -> Vec<(usize, usize)> {
         let target = ((1usize << 19) / rows.max(1)).max(64);
         let mut out = Vec::new();
@@ -220,7 +227,7 @@ impl Cols {
             return out;
         }
         let c = self.run;
-        if c >= target {
+        if c >= target.min(128) {
             let pieces = c.div_ceil(target);
             for slab in 0..self.ncols / c {
                 for p in 0..pieces {
@@ -426,6 +433,14 @@ pub fn ttm<T: Real>(
     m: MatRef<'_, T>,
     par: Par,
 ) -> Result<Tensor<T>> {
+    let shape = ttm_shape(x, n, m)?;
+    let mut data = vec![T::from_f64(0.0); shape.iter().product()];
+    ttm_into(x, n, m, &mut data, par)?;
+    Ok(Tensor { data, shape })
+}
+
+/// The shape of `X x_n M`, after checking the arguments.
+pub fn ttm_shape<T: Real>(x: &TensorRef<'_, T>, n: usize, m: MatRef<'_, T>) -> Result<Vec<usize>> {
     check_mode(x, n)?;
     let rows = x.shape[n];
     if m.ncols() != rows {
@@ -434,21 +449,43 @@ pub fn ttm<T: Real>(
             m.ncols()
         ));
     }
-    let jn = m.nrows();
     let mut shape = x.shape.clone();
-    shape[n] = jn;
+    shape[n] = m.nrows();
+    Ok(shape)
+}
+
+/// [`ttm`] into a caller's C-ordered buffer (e.g. one allocated by NumPy, which asks the
+/// kernel for huge pages: first-touch page faults otherwise dominate large reconstructions).
+pub fn ttm_into<T: Real>(
+    x: &TensorRef<'_, T>,
+    n: usize,
+    m: MatRef<'_, T>,
+    data: &mut [T],
+    par: Par,
+) -> Result<()> {
+    let shape = ttm_shape(x, n, m)?;
+    let rows = x.shape[n];
+    let jn = m.nrows();
     let so = c_strides(&shape);
     let total: usize = shape.iter().product();
-    let mut data = vec![T::from_f64(0.0); total];
+    if data.len() != total {
+        return invalid(format!(
+            "the output has {} elements, {total} needed",
+            data.len()
+        ));
+    }
     if total == 0 {
-        return Ok(Tensor { data, shape });
+        return Ok(());
     }
     let cols = Cols::new(&x.shape, &x.strides, Some(&so), n);
     let chunks = cols.chunks(rows.max(jn));
     let (rs, os) = (x.strides[n], so[n]);
     let out = SendPtr(data.as_mut_ptr());
+    // M column-major and contiguous, for the small-k kernel.
+    let mc: Vec<T> = (0..m.ncols())
+        .flat_map(|c| (0..jn).map(move |i| m[(i, c)]))
+        .collect();
     let work = |&(j0, len): &(usize, usize), inner: Par| {
-        let out = out;
         let (mut oi, mut oo, mut ol) = (Vec::new(), Vec::new(), Vec::new());
         let mut buf: Vec<T> = Vec::new();
         cols.offsets(j0, len, &mut oi, &mut oo, &mut ol);
@@ -464,15 +501,15 @@ pub fn ttm<T: Real>(
             };
             match spacing(&oo) {
                 Some(d) => {
-                    let dst = MatMut::from_raw_parts_mut(out.0.offset(oo[0]), jn, len, os, d);
-                    matmul(dst, Accum::Replace, m, a, T::from_f64(1.0), inner);
+                    let dst = MatMut::from_raw_parts_mut(out.get().offset(oo[0]), jn, len, os, d);
+                    mul_into(dst, m, &mc, a, inner);
                 }
                 None => {
                     let mut tmp = Mat::<T>::zeros(jn, len);
-                    matmul(tmp.as_mut(), Accum::Replace, m, a, T::from_f64(1.0), inner);
+                    mul_into(tmp.as_mut(), m, &mc, a, inner);
                     for (jj, &o) in oo.iter().enumerate() {
                         for i in 0..jn {
-                            *out.0.offset(o + i as isize * os) = tmp[(i, jj)];
+                            *out.get().offset(o + i as isize * os) = tmp[(i, jj)];
                         }
                     }
                 }
@@ -484,7 +521,117 @@ pub fn ttm<T: Real>(
     } else {
         chunks.iter().for_each(|c| work(c, par));
     }
-    Ok(Tensor { data, shape })
+    Ok(())
+}
+
+/// `dst = M A`. With a small inner dimension (the expanding products of a reconstruction,
+/// `k = r <= 16`) GEMM is bound by writing `dst`, and a streaming kernel over the unit-stride
+/// direction (axpys of contiguous rows or columns, `mc` = M column-major) beats the general
+/// GEMM; anything else goes to faer.
+fn mul_into<T: Real>(dst: MatMut<'_, T>, m: MatRef<'_, T>, mc: &[T], a: MatRef<'_, T>, par: Par) {
+    let k = m.ncols();
+    let (jn, len) = (dst.nrows(), dst.ncols());
+    let rows_unit = dst.col_stride() == 1 && a.col_stride() == 1;
+    let cols_unit = dst.row_stride() == 1 && a.row_stride() == 1;
+    if k > 16 || !(rows_unit || cols_unit) || jn == 0 || len == 0 {
+        matmul(dst, Accum::Replace, m, a, T::from_f64(1.0), par);
+        return;
+    }
+    // SAFETY: T is f64 or f32 (IS_F64 tells which), so the casts keep the layout; all
+    // pointers address elements of `dst` and `a` within their shapes.
+    unsafe {
+        let (dp, ds) = (dst.as_ptr_mut(), (dst.row_stride(), dst.col_stride()));
+        let (ap, as_) = (a.as_ptr(), (a.row_stride(), a.col_stride()));
+        if T::IS_F64 {
+            let mc = std::slice::from_raw_parts(mc.as_ptr() as *const f64, mc.len());
+            stream_k(
+                dp as *mut f64,
+                ds,
+                mc,
+                jn,
+                k,
+                ap as *const f64,
+                as_,
+                len,
+                rows_unit,
+            );
+        } else {
+            let mc = std::slice::from_raw_parts(mc.as_ptr() as *const f32, mc.len());
+            stream_k(
+                dp as *mut f32,
+                ds,
+                mc,
+                jn,
+                k,
+                ap as *const f32,
+                as_,
+                len,
+                rows_unit,
+            );
+        }
+    }
+}
+
+/// The streaming kernel of [`mul_into`].
+///
+/// # Safety
+/// `dst` (jn x len, strides `ds`) and `a` (k x len, strides `as_`) must be valid, with unit
+/// column strides if `rows_unit`, else unit row strides; `mc` is M (jn x k) column-major.
+#[allow(clippy::too_many_arguments)]
+unsafe fn stream_k<F>(
+    dst: *mut F,
+    ds: (isize, isize),
+    mc: &[F],
+    jn: usize,
+    k: usize,
+    a: *const F,
+    as_: (isize, isize),
+    len: usize,
+    rows_unit: bool,
+) where
+    F: Copy + std::ops::Mul<Output = F> + std::ops::Add<Output = F>,
+{
+    use std::slice::{from_raw_parts, from_raw_parts_mut};
+    if rows_unit {
+        // dst row i = sum_kk M[i, kk] * (row kk of a), over tiles that stay in L1.
+        const TILE: usize = 512;
+        let mut t = 0;
+        while t < len {
+            let w = TILE.min(len - t);
+            for i in 0..jn {
+                let o = from_raw_parts_mut(dst.offset(i as isize * ds.0 + t as isize), w);
+                let a0 = from_raw_parts(a.add(t), w);
+                let m0 = mc[i];
+                for (o, &x) in o.iter_mut().zip(a0) {
+                    *o = m0 * x;
+                }
+                for kk in 1..k {
+                    let ak = from_raw_parts(a.offset(kk as isize * as_.0 + t as isize), w);
+                    let mk = mc[kk * jn + i];
+                    for (o, &x) in o.iter_mut().zip(ak) {
+                        *o = *o + mk * x;
+                    }
+                }
+            }
+            t += w;
+        }
+    } else {
+        // dst column j = sum_kk a[kk, j] * (column kk of M).
+        for j in 0..len {
+            let o = from_raw_parts_mut(dst.offset(j as isize * ds.1), jn);
+            let aj = a.offset(j as isize * as_.1);
+            let x0 = *aj;
+            for (o, &mv) in o.iter_mut().zip(&mc[..jn]) {
+                *o = x0 * mv;
+            }
+            for kk in 1..k {
+                let x = *aj.add(kk);
+                for (o, &mv) in o.iter_mut().zip(&mc[kk * jn..(kk + 1) * jn]) {
+                    *o = *o + x * mv;
+                }
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -736,7 +883,6 @@ fn rand_eig<T: Real>(
         let zs = (z.row_stride(), z.col_stride());
         let zp = SendPtr(z.as_ptr_mut());
         let work = |&(j0, len): &(usize, usize), inner: Par| {
-            let zp = zp;
             let mut s = scratch();
             cols.offsets(j0, len, &mut s.oi, &mut s.oo, &mut s.ol);
             // SAFETY: offsets come from the view; each chunk writes its own rows of z.
@@ -751,7 +897,7 @@ fn rand_eig<T: Real>(
                 match spacing(&s.ol) {
                     Some(d) => {
                         let dst = MatMut::from_raw_parts_mut(
-                            zp.0.offset(s.ol[0] * zs.0),
+                            zp.get().offset(s.ol[0] * zs.0),
                             len,
                             l,
                             d * zs.0,
@@ -764,7 +910,7 @@ fn rand_eig<T: Real>(
                         matmul(tmp.as_mut(), Accum::Replace, a.transpose(), q, one, inner);
                         for (jj, &row) in s.ol.iter().enumerate() {
                             for c in 0..l {
-                                *zp.0.offset(row * zs.0 + c as isize * zs.1) = tmp[(jj, c)];
+                                *zp.get().offset(row * zs.0 + c as isize * zs.1) = tmp[(jj, c)];
                             }
                         }
                     }
@@ -1119,7 +1265,7 @@ fn validate(shape: &[usize], ranks: &Ranks, p: &Params) -> Result<(Vec<usize>, V
             ));
         }
     }
-    if !(p.hooi_tol >= 0.0) {
+    if p.hooi_tol.is_nan() || p.hooi_tol < 0.0 {
         return invalid("hooi_tol must be >= 0");
     }
     Ok((modes, target))
@@ -1401,6 +1547,18 @@ pub fn tucker_to_tensor<T: Real>(
     modes: &[usize],
     par: Par,
 ) -> Result<Tensor<T>> {
+    let shape = tucker_shape(core, factors, modes)?;
+    let mut data = vec![T::from_f64(0.0); shape.iter().product()];
+    tucker_to_tensor_into(core, factors, modes, &mut data, par)?;
+    Ok(Tensor { data, shape })
+}
+
+/// The shape of the full tensor of a Tucker tensor, after checking the arguments.
+pub fn tucker_shape<T: Real>(
+    core: &TensorRef<'_, T>,
+    factors: &[MatRef<'_, T>],
+    modes: &[usize],
+) -> Result<Vec<usize>> {
     let nd = core.ndim();
     if factors.len() != modes.len() {
         return invalid(format!(
@@ -1430,19 +1588,40 @@ pub fn tucker_to_tensor<T: Real>(
     if core.shape.contains(&0) || target.contains(&0) {
         return invalid("the core and the factors must not be empty");
     }
+    Ok(target)
+}
+
+/// [`tucker_to_tensor`] into a caller's C-ordered buffer (the last product writes it).
+pub fn tucker_to_tensor_into<T: Real>(
+    core: &TensorRef<'_, T>,
+    factors: &[MatRef<'_, T>],
+    modes: &[usize],
+    out: &mut [T],
+    par: Par,
+) -> Result<()> {
+    let target = tucker_shape(core, factors, modes)?;
+    if out.len() != target.iter().product::<usize>() {
+        return invalid(format!(
+            "the output has {} elements, {:?} needed",
+            out.len(),
+            target
+        ));
+    }
     let order = best_order(&core.shape, &target, modes, false);
+    let Some((&last, first)) = order.split_last() else {
+        out.copy_from_slice(&copy_c(core));
+        return Ok(());
+    };
+    let fac = |m: usize| factors[modes.iter().position(|&k| k == m).expect("in modes")];
     let mut cur: Option<Tensor<T>> = None;
-    for &m in &order {
+    for &m in first {
         let view = cur.as_ref().map_or_else(|| core.clone(), |t| t.view());
-        let f = factors[modes.iter().position(|&k| k == m).expect("in modes")];
-        let next = ttm(&view, m, f, par)?;
+        let next = ttm(&view, m, fac(m), par)?;
         drop(view);
         cur = Some(next);
     }
-    Ok(cur.unwrap_or_else(|| Tensor {
-        data: copy_c(core),
-        shape: core.shape.clone(),
-    }))
+    let view = cur.as_ref().map_or_else(|| core.clone(), |t| t.view());
+    ttm_into(&view, last, fac(last), out, par)
 }
 
 #[cfg(test)]

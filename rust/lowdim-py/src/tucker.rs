@@ -6,7 +6,10 @@ use lowdim_core::tucker::{
 };
 use lowdim_core::Real;
 use numpy::ndarray::{ArrayD, IxDyn};
-use numpy::{Element, IntoPyArray, PyReadonlyArray2, PyReadonlyArrayDyn};
+use numpy::{
+    Element, IntoPyArray, PyArrayDyn, PyArrayMethods, PyReadonlyArray2, PyReadonlyArrayDyn,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
@@ -121,11 +124,34 @@ fn tucker<'py>(
     }
 }
 
+/// The output array: the caller's `out` (C-contiguous, right dtype and shape, checked in
+/// Python and here), else a new zeroed NumPy array (NumPy's allocator asks for huge pages,
+/// so the first touch of a large result is cheap).
+fn output<'py, T: Element>(
+    py: Python<'py>,
+    shape: &[usize],
+    out: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    match out {
+        Some(o) => {
+            let a = o.cast::<PyArrayDyn<T>>()?.clone();
+            if a.shape() != shape || !a.is_c_contiguous() {
+                return Err(PyValueError::new_err(format!(
+                    "out must be a C-contiguous array of shape {shape:?}"
+                )));
+            }
+            Ok(a)
+        }
+        None => Ok(PyArrayDyn::<T>::zeros(py, IxDyn(shape), false)),
+    }
+}
+
 fn to_tensor_typed<'py, T: Real + Element>(
     py: Python<'py>,
     core: &Bound<'py, PyAny>,
     factors: &Bound<'py, PyList>,
     modes: Vec<usize>,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let held = core.extract::<PyReadonlyArrayDyn<'py, T>>()?;
     let fs: Vec<PyReadonlyArray2<'py, T>> = factors
@@ -134,24 +160,34 @@ fn to_tensor_typed<'py, T: Real + Element>(
         .collect::<PyResult<_>>()?;
     let view = tensor_view(&held)?;
     let refs: Vec<_> = fs.iter().map(dense_view).collect();
-    let out = run(py, move |par| {
-        kernel::tucker_to_tensor(&view, &refs, &modes, par)
-    })?;
-    to_numpy_nd(py, out)
+    let shape = kernel::tucker_shape(&view, &refs, &modes).map_err(crate::error::to_pyerr)?;
+    let arr = output::<T>(py, &shape, out)?;
+    {
+        let mut rw = arr.try_readwrite()?;
+        let dst = rw
+            .as_slice_mut()
+            .map_err(|_| PyValueError::new_err("out must be C-contiguous"))?;
+        run(py, move |par| {
+            kernel::tucker_to_tensor_into(&view, &refs, &modes, dst, par)
+        })?;
+    }
+    Ok(arr.into_any())
 }
 
-/// tucker_to_tensor(core, factors, modes) -> core x_{modes[i]} factors[i] ...
+/// tucker_to_tensor(core, factors, modes, out=None) -> core x_{modes[i]} factors[i] ...
 #[pyfunction]
+#[pyo3(signature = (core, factors, modes, out=None))]
 fn tucker_to_tensor<'py>(
     py: Python<'py>,
     core: &Bound<'py, PyAny>,
     factors: &Bound<'py, PyList>,
     modes: Vec<usize>,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     if is_f32(core)? {
-        to_tensor_typed::<f32>(py, core, factors, modes)
+        to_tensor_typed::<f32>(py, core, factors, modes, out)
     } else {
-        to_tensor_typed::<f64>(py, core, factors, modes)
+        to_tensor_typed::<f64>(py, core, factors, modes, out)
     }
 }
 
@@ -161,29 +197,40 @@ fn mode_product_typed<'py, T: Real + Element>(
     m: &Bound<'py, PyAny>,
     mode: usize,
     transpose: bool,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let held = x.extract::<PyReadonlyArrayDyn<'py, T>>()?;
     let mh = m.extract::<PyReadonlyArray2<'py, T>>()?;
     let view = tensor_view(&held)?;
     let mv = dense_view(&mh);
     let mv = if transpose { mv.transpose() } else { mv };
-    let out = run(py, move |par| kernel::ttm(&view, mode, mv, par))?;
-    to_numpy_nd(py, out)
+    let shape = kernel::ttm_shape(&view, mode, mv).map_err(crate::error::to_pyerr)?;
+    let arr = output::<T>(py, &shape, out)?;
+    {
+        let mut rw = arr.try_readwrite()?;
+        let dst = rw
+            .as_slice_mut()
+            .map_err(|_| PyValueError::new_err("out must be C-contiguous"))?;
+        run(py, move |par| kernel::ttm_into(&view, mode, mv, dst, par))?;
+    }
+    Ok(arr.into_any())
 }
 
-/// mode_product(x, m, mode, transpose) -> x x_mode m (or m^T)
+/// mode_product(x, m, mode, transpose, out=None) -> x x_mode m (or m^T)
 #[pyfunction]
+#[pyo3(signature = (x, m, mode, transpose, out=None))]
 fn mode_product<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     m: &Bound<'py, PyAny>,
     mode: usize,
     transpose: bool,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     if is_f32(x)? {
-        mode_product_typed::<f32>(py, x, m, mode, transpose)
+        mode_product_typed::<f32>(py, x, m, mode, transpose, out)
     } else {
-        mode_product_typed::<f64>(py, x, m, mode, transpose)
+        mode_product_typed::<f64>(py, x, m, mode, transpose, out)
     }
 }
 
