@@ -481,10 +481,6 @@ pub fn ttm_into<T: Real>(
     let chunks = cols.chunks(rows.max(jn));
     let (rs, os) = (x.strides[n], so[n]);
     let out = SendPtr(data.as_mut_ptr());
-    // M column-major and contiguous, for the small-k kernel.
-    let mc: Vec<T> = (0..m.ncols())
-        .flat_map(|c| (0..jn).map(move |i| m[(i, c)]))
-        .collect();
     let work = |&(j0, len): &(usize, usize), inner: Par| {
         let (mut oi, mut oo, mut ol) = (Vec::new(), Vec::new(), Vec::new());
         let mut buf: Vec<T> = Vec::new();
@@ -502,11 +498,11 @@ pub fn ttm_into<T: Real>(
             match spacing(&oo) {
                 Some(d) => {
                     let dst = MatMut::from_raw_parts_mut(out.get().offset(oo[0]), jn, len, os, d);
-                    mul_into(dst, m, &mc, a, inner);
+                    matmul(dst, Accum::Replace, m, a, T::from_f64(1.0), inner);
                 }
                 None => {
                     let mut tmp = Mat::<T>::zeros(jn, len);
-                    mul_into(tmp.as_mut(), m, &mc, a, inner);
+                    matmul(tmp.as_mut(), Accum::Replace, m, a, T::from_f64(1.0), inner);
                     for (jj, &o) in oo.iter().enumerate() {
                         for i in 0..jn {
                             *out.get().offset(o + i as isize * os) = tmp[(i, jj)];
@@ -522,116 +518,6 @@ pub fn ttm_into<T: Real>(
         chunks.iter().for_each(|c| work(c, par));
     }
     Ok(())
-}
-
-/// `dst = M A`. With a small inner dimension (the expanding products of a reconstruction,
-/// `k = r <= 16`) GEMM is bound by writing `dst`, and a streaming kernel over the unit-stride
-/// direction (axpys of contiguous rows or columns, `mc` = M column-major) beats the general
-/// GEMM; anything else goes to faer.
-fn mul_into<T: Real>(dst: MatMut<'_, T>, m: MatRef<'_, T>, mc: &[T], a: MatRef<'_, T>, par: Par) {
-    let k = m.ncols();
-    let (jn, len) = (dst.nrows(), dst.ncols());
-    let rows_unit = dst.col_stride() == 1 && a.col_stride() == 1;
-    let cols_unit = dst.row_stride() == 1 && a.row_stride() == 1;
-    if k > 16 || !(rows_unit || cols_unit) || jn == 0 || len == 0 {
-        matmul(dst, Accum::Replace, m, a, T::from_f64(1.0), par);
-        return;
-    }
-    // SAFETY: T is f64 or f32 (IS_F64 tells which), so the casts keep the layout; all
-    // pointers address elements of `dst` and `a` within their shapes.
-    unsafe {
-        let (dp, ds) = (dst.as_ptr_mut(), (dst.row_stride(), dst.col_stride()));
-        let (ap, as_) = (a.as_ptr(), (a.row_stride(), a.col_stride()));
-        if T::IS_F64 {
-            let mc = std::slice::from_raw_parts(mc.as_ptr() as *const f64, mc.len());
-            stream_k(
-                dp as *mut f64,
-                ds,
-                mc,
-                jn,
-                k,
-                ap as *const f64,
-                as_,
-                len,
-                rows_unit,
-            );
-        } else {
-            let mc = std::slice::from_raw_parts(mc.as_ptr() as *const f32, mc.len());
-            stream_k(
-                dp as *mut f32,
-                ds,
-                mc,
-                jn,
-                k,
-                ap as *const f32,
-                as_,
-                len,
-                rows_unit,
-            );
-        }
-    }
-}
-
-/// The streaming kernel of [`mul_into`].
-///
-/// # Safety
-/// `dst` (jn x len, strides `ds`) and `a` (k x len, strides `as_`) must be valid, with unit
-/// column strides if `rows_unit`, else unit row strides; `mc` is M (jn x k) column-major.
-#[allow(clippy::too_many_arguments)]
-unsafe fn stream_k<F>(
-    dst: *mut F,
-    ds: (isize, isize),
-    mc: &[F],
-    jn: usize,
-    k: usize,
-    a: *const F,
-    as_: (isize, isize),
-    len: usize,
-    rows_unit: bool,
-) where
-    F: Copy + std::ops::Mul<Output = F> + std::ops::Add<Output = F>,
-{
-    use std::slice::{from_raw_parts, from_raw_parts_mut};
-    if rows_unit {
-        // dst row i = sum_kk M[i, kk] * (row kk of a), over tiles that stay in L1.
-        const TILE: usize = 512;
-        let mut t = 0;
-        while t < len {
-            let w = TILE.min(len - t);
-            for i in 0..jn {
-                let o = from_raw_parts_mut(dst.offset(i as isize * ds.0 + t as isize), w);
-                let a0 = from_raw_parts(a.add(t), w);
-                let m0 = mc[i];
-                for (o, &x) in o.iter_mut().zip(a0) {
-                    *o = m0 * x;
-                }
-                for kk in 1..k {
-                    let ak = from_raw_parts(a.offset(kk as isize * as_.0 + t as isize), w);
-                    let mk = mc[kk * jn + i];
-                    for (o, &x) in o.iter_mut().zip(ak) {
-                        *o = *o + mk * x;
-                    }
-                }
-            }
-            t += w;
-        }
-    } else {
-        // dst column j = sum_kk a[kk, j] * (column kk of M).
-        for j in 0..len {
-            let o = from_raw_parts_mut(dst.offset(j as isize * ds.1), jn);
-            let aj = a.offset(j as isize * as_.1);
-            let x0 = *aj;
-            for (o, &mv) in o.iter_mut().zip(&mc[..jn]) {
-                *o = x0 * mv;
-            }
-            for kk in 1..k {
-                let x = *aj.add(kk);
-                for (o, &mv) in o.iter_mut().zip(&mc[kk * jn..(kk + 1) * jn]) {
-                    *o = *o + x * mv;
-                }
-            }
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1007,7 +893,7 @@ fn factor<T: Real>(vecs: &Mat<f64>, r: usize) -> Mat<T> {
 /// Flops of processing `order` on a tensor of shape `dims`, each mode `m` going to size
 /// `target[m]`: a Gram (`d^2 J`) and its eigh (`~10 d^3`), or the passes of the randomized
 /// finder where `Auto` would pick it, and the product (`2 r d J`) per mode with
-/// `with_gram`, the product only without.
+/// `with_gram`, the product and its memory traffic without.
 pub fn order_cost(dims: &[usize], target: &[usize], order: &[usize], with_gram: bool) -> f64 {
     let mut d: Vec<f64> = dims.iter().map(|&v| v as f64).collect();
     let mut cost = 0.0;
@@ -1016,6 +902,14 @@ pub fn order_cost(dims: &[usize], target: &[usize], order: &[usize], with_gram: 
         let j = size / d[m];
         let r = target[m] as f64;
         cost += 2.0 * r * d[m] * j;
+        if !with_gram {
+            // Chains of products are bound by memory as much as by flops: reading and writing
+            // an element costs about 50 flops here, three times that when the mode's trailing
+            // block is short (a middle mode packed and scattered in small pieces).
+            let trailing: f64 = d[m + 1..].iter().product();
+            let packed = m + 1 < d.len() && trailing < 128.0;
+            cost += 50.0 * (size + size / d[m] * r) * if packed { 3.0 } else { 1.0 };
+        }
         if with_gram {
             let rp = RandParams::default();
             cost += if prefer_randomized(d[m] as usize, j as usize, target[m], &rp) {
