@@ -8,6 +8,7 @@ from . import _lowdim
 from ._validation import check_int as _check_int
 from .decomposition import PCA, TruncatedSVD
 from .svd import SVDResult, rsvd, svd_error
+from .tucker import TuckerTensor, mode_product, tucker, tucker_to_tensor
 
 __version__ = _lowdim.__version__
 
@@ -15,10 +16,14 @@ __all__ = [
     "PCA",
     "SVDResult",
     "TruncatedSVD",
+    "TuckerTensor",
     "get_num_threads",
+    "mode_product",
     "rsvd",
     "set_num_threads",
     "svd_error",
+    "tucker",
+    "tucker_to_tensor",
 ]
 
 

@@ -8,6 +8,7 @@
 //! * [`sparse`]: CSR views, validation, transpose and the CSR x dense kernels.
 //! * [`rng`]: the counter-based Gaussian generator (results depend on the seed only).
 //! * [`threads`]: lowdim's own thread pool (`set_num_threads`, `LOWDIM_NUM_THREADS`).
+//! * [`tucker`]: HOSVD, ST-HOSVD, HOOI on strided N-d tensors; n-mode products.
 
 pub mod error;
 pub mod linop;
@@ -16,6 +17,7 @@ pub mod scalar;
 pub mod sparse;
 pub mod svd;
 pub mod threads;
+pub mod tucker;
 
 pub use error::{Error, Result};
 pub use scalar::Real;

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 mod convert;
 mod error;
 mod svd;
+mod tucker;
 
 #[pyfunction]
 fn set_num_threads(n: usize) -> PyResult<()> {
@@ -25,6 +26,7 @@ fn _lowdim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     svd::register(m)?;
+    tucker::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,0 +1,448 @@
+"""Tucker decomposition (truncated HOSVD, ST-HOSVD, HOOI), n-mode products and Tucker
+reconstruction, with the heavy work in Rust on strided views of the tensor (no unfoldings)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import _lowdim
+from ._validation import _native, check_int, check_seed, result_dtype
+
+__all__ = ["TuckerTensor", "mode_product", "tucker", "tucker_to_tensor"]
+
+_METHODS = ("hosvd", "sthosvd", "hooi")
+_SVDS = ("auto", "gram", "lq", "randomized")
+
+
+def _check_tensor(X, name: str = "X", min_ndim: int = 2) -> np.ndarray:
+    """An N-d float array for the Rust kernels (no copy unless the dtype must change)."""
+    if not isinstance(X, np.ndarray):
+        if hasattr(X, "__cuda_array_interface__") or type(X).__module__.split(".")[0] in (
+            "cupy",
+            "dask",
+            "torch",
+        ):
+            raise TypeError(
+                f"{name} is a {type(X).__module__}.{type(X).__name__}; this build of lowdim "
+                "accepts NumPy arrays"
+            )
+        X = np.asarray(X)
+    if X.ndim < min_ndim:
+        raise ValueError(
+            f"{name} must have at least {min_ndim} dimensions, got {X.ndim}-D with shape {X.shape}"
+        )
+    if X.size == 0:
+        raise ValueError(f"{name} is empty (shape {X.shape})")
+    return _native(X, result_dtype(X.dtype, name))
+
+
+def _check_mode(mode, ndim: int, name: str = "mode") -> int:
+    if isinstance(mode, bool) or not isinstance(mode, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {mode!r}")
+    mode = int(mode)
+    if not -ndim <= mode < ndim:
+        raise ValueError(f"{name}={mode} is out of range for a {ndim}-d tensor")
+    return mode % ndim
+
+
+def _check_modes(modes, ndim: int, name: str = "modes") -> list[int]:
+    if isinstance(modes, (str, bytes)) or not isinstance(modes, Sequence):
+        modes = list(np.atleast_1d(np.asarray(modes))) if np.ndim(modes) <= 1 else None
+        if modes is None:
+            raise TypeError(f"{name} must be a sequence of ints")
+    out = [_check_mode(m, ndim, f"{name} entry") for m in modes]
+    if not out:
+        raise ValueError(f"{name} must name at least one mode")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}={list(modes)} has a repeated mode")
+    return out
+
+
+def _common_dtype(*arrays) -> np.dtype:
+    dts = [
+        result_dtype(np.asarray(a).dtype if not hasattr(a, "dtype") else a.dtype) for a in arrays
+    ]
+    return np.dtype(np.float32) if all(d == np.float32 for d in dts) else np.dtype(np.float64)
+
+
+class TuckerTensor:
+    """A Tucker tensor ``core x_{modes[0]} factors[0] x_{modes[1]} factors[1] ...``.
+
+    Parameters
+    ----------
+    core : ndarray
+        The core tensor. Its size in each mode of ``modes`` is the number of columns of the
+        matching factor; in the other modes (partial Tucker) it keeps the size of the tensor.
+    factors : sequence of 2-D ndarrays
+        ``factors[i]`` has shape ``(I_m, r_m)`` for ``m = modes[i]``.
+    modes : sequence of int, optional
+        The modes the factors act on (default: all, in order).
+
+    Attributes
+    ----------
+    core : ndarray
+    factors : list of ndarray
+    modes : tuple of int
+    certified_error : float or None
+        For a result of :func:`tucker`, the relative Frobenius error
+        ``||X - X_hat||_F / ||X||_F`` known from the decomposition itself, without
+        reconstructing X: exact for ``"sthosvd"`` (square root of the sum of the discarded
+        eigenvalues, the ST-HOSVD error identity), an upper bound for ``"hosvd"`` (sum over
+        the modes of the energy discarded from each unfolding), and
+        ``sqrt(1 - ||core||^2 / ||X||^2)`` for ``"hooi"`` (exact for orthonormal factors,
+        accurate to about sqrt(machine epsilon)). None for a user-built TuckerTensor.
+    method, n_iter, solvers, mode_order
+        How :func:`tucker` computed it: the method, HOOI sweeps done, the per-mode solver
+        (``"gram"``, ``"lq"`` or ``"randomized"``) and the order ST-HOSVD used.
+
+    Examples
+    --------
+    >>> import numpy as np, lowdim
+    >>> core = np.ones((2, 2, 2))
+    >>> factors = [np.eye(4)[:, :2]] * 3
+    >>> T = lowdim.TuckerTensor(core, factors)
+    >>> T.shape, T.ranks, T.compression_ratio
+    ((4, 4, 4), (2, 2, 2), 2.0)
+    >>> T.to_tensor().sum()
+    np.float64(8.0)
+    """
+
+    def __init__(self, core, factors, modes=None):
+        core = np.asarray(core)
+        factors = [np.asarray(f) for f in factors]
+        if modes is None:
+            if len(factors) != core.ndim:
+                raise ValueError(
+                    f"{len(factors)} factors given for a {core.ndim}-d core; pass modes= for a "
+                    "partial Tucker tensor"
+                )
+            modes = range(core.ndim)
+        modes = tuple(_check_modes(list(modes), core.ndim))
+        if len(modes) != len(factors):
+            raise ValueError(f"{len(factors)} factors given for {len(modes)} modes")
+        for m, f in zip(modes, factors, strict=True):
+            if f.ndim != 2 or f.shape[1] != core.shape[m]:
+                raise ValueError(
+                    f"the factor for mode {m} has shape {f.shape}; expected (I, {core.shape[m]})"
+                )
+        self.core = core
+        self.factors = factors
+        self.modes = modes
+        self.certified_error: float | None = None
+        self.method: str | None = None
+        self.n_iter = 0
+        self.solvers: tuple[str, ...] = ()
+        self.mode_order: tuple[int, ...] = ()
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of the full tensor."""
+        s = list(self.core.shape)
+        for m, f in zip(self.modes, self.factors, strict=True):
+            s[m] = f.shape[0]
+        return tuple(s)
+
+    @property
+    def ranks(self) -> tuple[int, ...]:
+        """The multilinear rank (the shape of the core)."""
+        return tuple(self.core.shape)
+
+    @property
+    def compression_ratio(self) -> float:
+        """Entries of the full tensor per stored entry (core plus factors)."""
+        stored = self.core.size + sum(f.size for f in self.factors)
+        return math.prod(self.shape) / stored
+
+    def to_tensor(self) -> np.ndarray:
+        """The full tensor (see :func:`tucker_to_tensor`)."""
+        return tucker_to_tensor(self.core, self.factors, modes=self.modes)
+
+    def rel_error(self, X) -> float:
+        """``||X - X_hat||_F / ||X||_F``, computed by reconstructing ``X_hat``."""
+        X = np.asarray(X)
+        if X.shape != self.shape:
+            raise ValueError(f"X has shape {X.shape}, the Tucker tensor {self.shape}")
+        nx = np.linalg.norm(X.ravel().astype(np.float64, copy=False))
+        d = np.linalg.norm((X - self.to_tensor()).ravel().astype(np.float64, copy=False))
+        return float(d / nx) if nx > 0 else float(d)
+
+    def __iter__(self):
+        """Unpacks as ``core, factors`` (TensorLy's convention)."""
+        return iter((self.core, self.factors))
+
+    def __repr__(self) -> str:
+        err = (
+            "" if self.certified_error is None else f", certified_error={self.certified_error:.3g}"
+        )
+        return f"TuckerTensor(shape={self.shape}, ranks={self.ranks}, modes={self.modes}{err})"
+
+
+def tucker(
+    X,
+    rank=None,
+    *,
+    tol=None,
+    method="sthosvd",
+    modes=None,
+    mode_order="auto",
+    n_iter_max=50,
+    hooi_tol=1e-8,
+    svd="auto",
+    seed=None,
+) -> TuckerTensor:
+    """Tucker decomposition ``X ~= core x_1 U_1 x_2 U_2 ... x_N U_N`` with orthonormal factors.
+
+    Parameters
+    ----------
+    X : ndarray, N >= 2 dimensions
+        Any strides and memory order (never copied unless its dtype must change). float32
+        input is computed and returned in float32 (Gram matrices accumulate in float64);
+        other real dtypes in float64.
+    rank : int or sequence of int, optional
+        The multilinear rank: one int for every decomposed mode, or one per entry of
+        ``modes``; ``1 <= rank <= size of the mode``. Give exactly one of ``rank`` and ``tol``.
+    tol : float, optional
+        Relative Frobenius error target in (0, 1): ranks are chosen so that
+        ``||X - X_hat||_F <= tol * ||X||_F``. ST-HOSVD spends the budget ``tol^2 ||X||^2``
+        mode by mode, each mode taking an even share of what is left (the unspent part
+        carries over), which the ST-HOSVD error identity turns into a guarantee. HOSVD uses
+        the same rule on its error bound; HOOI refines the ST-HOSVD result at its ranks.
+        Below ~1e-5 (where Gram matrices cannot resolve the discarded energy) the modes are
+        computed by the LQ path automatically. In float32 the reconstruction itself carries
+        rounding of about 1e-7 relative.
+    method : {"sthosvd", "hosvd", "hooi"}, default "sthosvd"
+        ``"hosvd"``: every factor from the unfolding of X (truncated HOSVD).
+        ``"sthosvd"``: sequentially truncated, each mode from the already compressed tensor
+        (faster, and its error is known exactly). ``"hooi"``: ST-HOSVD, then higher-order
+        orthogonal iteration until the relative error changes by less than ``hooi_tol``.
+    modes : sequence of int, optional
+        Decompose only these modes (partial Tucker); the others keep their size in the core
+        and get no factor. Default: all modes.
+    mode_order : "auto" or sequence of int, default "auto"
+        Order in which ST-HOSVD processes the modes. "auto": with fixed ranks the order with
+        the fewest flops (every order is tried for up to 6 modes), with ``tol`` ascending
+        size. Any permutation of ``modes`` is accepted.
+    n_iter_max : int, default 50
+        Maximum HOOI sweeps (0 returns the ST-HOSVD start).
+    hooi_tol : float, default 1e-8
+        HOOI stops when the relative error changes by less than this between sweeps.
+    svd : {"auto", "gram", "lq", "randomized"}, default "auto"
+        How each mode's leading subspace is computed. "gram": eigh of the mode-n Gram matrix
+        (one SYRK over strided views). "lq": TSQR of the unfolding's transpose and an SVD of
+        the small factor (does not square the condition number). "randomized": Gaussian
+        range finder with one power iteration and 10 oversamples (fixed ranks only).
+        "auto": Gram; LQ when ``tol`` is below what the Gram matrix resolves; randomized
+        for fixed ranks when the unfolding is wide and ``I_n > 16 (r_n + 10)``.
+    seed : None, int, numpy Generator or RandomState
+        Seed of the randomized range finder (results depend on the seed only).
+
+    Returns
+    -------
+    TuckerTensor
+        With ``certified_error``, ``method``, ``n_iter``, ``solvers`` and ``mode_order``.
+
+    Examples
+    --------
+    >>> import numpy as np, lowdim
+    >>> rng = np.random.default_rng(0)
+    >>> X = lowdim.tucker_to_tensor(rng.standard_normal((3, 4, 2)),
+    ...                             [rng.standard_normal((n, r)) for n, r in
+    ...                              [(20, 3), (30, 4), (10, 2)]])
+    >>> T = lowdim.tucker(X, [3, 4, 2])
+    >>> T.ranks, T.rel_error(X) < 1e-12
+    ((3, 4, 2), True)
+    >>> X += 1e-3 * rng.standard_normal(X.shape)
+    >>> T = lowdim.tucker(X, tol=0.01)
+    >>> T.ranks, T.rel_error(X) <= 0.01, bool(np.isclose(T.certified_error, T.rel_error(X)))
+    ((3, 4, 2), True, True)
+    >>> W = rng.standard_normal((64, 32, 3, 3))          # a conv kernel: out, in, kh, kw
+    >>> lowdim.tucker(W, [8, 4], modes=[0, 1]).core.shape
+    (8, 4, 3, 3)
+    """
+    X = _check_tensor(X)
+    nd = X.ndim
+    modes = list(range(nd)) if modes is None else _check_modes(modes, nd)
+    if (rank is None) == (tol is None):
+        raise ValueError("give exactly one of rank (fixed ranks) and tol (an error tolerance)")
+    ranks = None
+    if rank is not None:
+        if isinstance(rank, numbers.Integral) and not isinstance(rank, bool):
+            ranks = [check_int(rank, "rank", 1)] * len(modes)
+        else:
+            if isinstance(rank, (str, bytes)) or not isinstance(rank, (Sequence, np.ndarray)):
+                raise TypeError(f"rank must be an int or a sequence of ints, got {rank!r}")
+            ranks = [check_int(r, "rank entry", 1) for r in rank]
+            if len(ranks) != len(modes):
+                raise ValueError(
+                    f"rank has {len(ranks)} entries but {len(modes)} modes are decomposed"
+                )
+        for m, r in zip(modes, ranks, strict=True):
+            if r > X.shape[m]:
+                raise ValueError(
+                    f"rank {r} for mode {m} is larger than its size {X.shape[m]} "
+                    f"(X has shape {X.shape})"
+                )
+    else:
+        if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
+            raise TypeError(f"tol must be a float in (0, 1), got {tol!r}")
+        tol = float(tol)
+        if not 0.0 < tol < 1.0:
+            raise ValueError(f"tol={tol} is out of range: it must satisfy 0 < tol < 1")
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    if svd not in _SVDS:
+        raise ValueError(f"svd must be one of {_SVDS}, got {svd!r}")
+    if svd == "randomized" and tol is not None:
+        raise ValueError("svd='randomized' needs fixed ranks (rank=...), not tol")
+    if isinstance(mode_order, str):
+        if mode_order != "auto":
+            raise ValueError(
+                f"mode_order must be 'auto' or a sequence of modes, got {mode_order!r}"
+            )
+        order = None
+    else:
+        order = _check_modes(mode_order, nd, "mode_order")
+        if sorted(order) != sorted(modes):
+            raise ValueError(f"mode_order={list(mode_order)} must be a permutation of {modes}")
+    n_iter_max = check_int(n_iter_max, "n_iter_max", 0)
+    if isinstance(hooi_tol, bool) or not isinstance(hooi_tol, numbers.Real) or not hooi_tol >= 0:
+        raise ValueError(f"hooi_tol must be a float >= 0, got {hooi_tol!r}")
+    seed = check_seed(seed)
+    core, factors, used_modes, err, _norm, n_iter, solvers, done_order = _lowdim.tucker(
+        X, ranks, tol, method, modes, order, svd, n_iter_max, float(hooi_tol), seed
+    )
+    T = TuckerTensor(core, factors, used_modes)
+    T.certified_error = float(err)
+    T.method = method
+    T.n_iter = int(n_iter)
+    T.solvers = tuple(solvers)
+    T.mode_order = tuple(done_order)
+    return T
+
+
+def _check_out(out, shape, dtype):
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+    if out.shape != tuple(shape) or out.dtype != dtype:
+        raise ValueError(
+            f"out has shape {out.shape} and dtype {out.dtype}; expected {tuple(shape)} {dtype}"
+        )
+    if not (out.flags.c_contiguous and out.flags.writeable and out.dtype.isnative):
+        raise ValueError("out must be a writeable, C-contiguous, native-byte-order array")
+    return out
+
+
+def tucker_to_tensor(core, factors, *, modes=None, out=None) -> np.ndarray:
+    """The full tensor ``core x_{modes[0]} factors[0] x_{modes[1]} factors[1] ...``.
+
+    The products run in Rust in the order with the fewest flops, on the core and factors as
+    they are in memory (any strides), with the GIL released; cheap enough to rebuild a Tucker
+    adapter weight (FLoRA-style) on every forward pass.
+
+    Parameters
+    ----------
+    core : ndarray
+    factors : sequence of 2-D ndarrays
+        ``factors[i]`` has shape ``(I_m, core.shape[m])`` for ``m = modes[i]``.
+    modes : sequence of int, optional
+        Default: all modes of the core, in order.
+    out : ndarray, optional
+        A C-contiguous array of the result's shape and dtype to write into (no allocation:
+        useful when the same weight is rebuilt on every forward pass).
+
+    Returns
+    -------
+    ndarray
+        C-ordered, float32 when the core and all factors are float32, else float64.
+
+    Examples
+    --------
+    >>> import numpy as np, lowdim
+    >>> core = np.arange(8.0).reshape(2, 2, 2)
+    >>> A, B, C = np.ones((3, 2)), np.eye(2), np.eye(2)
+    >>> lowdim.tucker_to_tensor(core, [A, B, C]).shape
+    (3, 2, 2)
+    >>> bool(np.allclose(lowdim.tucker_to_tensor(core, [A, B, C]),
+    ...                  np.einsum("abc,ia,jb,kc->ijk", core, A, B, C)))
+    True
+    """
+    if isinstance(core, TuckerTensor):
+        raise TypeError("pass core and factors, or call TuckerTensor.to_tensor()")
+    core = np.asarray(core)
+    factors = [np.asarray(f) for f in factors]
+    dtype = _common_dtype(core, *factors)
+    core = _check_tensor(core.astype(dtype, copy=False), "core", 1)
+    nd = core.ndim
+    modes = list(range(nd)) if modes is None else _check_modes(modes, nd)
+    if len(factors) != len(modes):
+        raise ValueError(f"{len(factors)} factors given for {len(modes)} modes")
+    fs = []
+    for m, f in zip(modes, factors, strict=True):
+        if f.ndim != 2 or f.shape[1] != core.shape[m] or f.shape[0] == 0:
+            raise ValueError(
+                f"the factor for mode {m} has shape {f.shape}; expected (I, {core.shape[m]}) "
+                "with I >= 1"
+            )
+        fs.append(_native(f, dtype))
+    shape = list(core.shape)
+    for m, f in zip(modes, fs, strict=True):
+        shape[m] = f.shape[0]
+    return _lowdim.tucker_to_tensor(core, fs, modes, _check_out(out, shape, dtype))
+
+
+def mode_product(X, M, mode, transpose=False, *, out=None) -> np.ndarray:
+    """The n-mode product ``X x_mode M``: ``Y_(mode) = M @ X_(mode)`` (``M.T`` if ``transpose``).
+
+    Computed in Rust on the strided view of X (no unfolding copy); the result is C-ordered
+    with mode ``mode`` of size ``M.shape[0]`` (``M.shape[1]`` if ``transpose``).
+
+    Parameters
+    ----------
+    X : ndarray
+    M : 2-D ndarray
+        Shape ``(J, X.shape[mode])``, or ``(X.shape[mode], J)`` with ``transpose=True``
+        (projection on orthonormal columns: ``mode_product(X, U, n, transpose=True)``).
+    mode : int
+    transpose : bool, default False
+    out : ndarray, optional
+        A C-contiguous array of the result's shape and dtype to write into.
+
+    Returns
+    -------
+    ndarray
+        float32 when X and M are float32, else float64.
+
+    Examples
+    --------
+    >>> import numpy as np, lowdim
+    >>> X = np.arange(24.0).reshape(2, 3, 4)
+    >>> M = np.ones((5, 3))
+    >>> Y = lowdim.mode_product(X, M, 1)
+    >>> Y.shape, bool(np.allclose(Y, np.einsum("ijk,aj->iak", X, M)))
+    ((2, 5, 4), True)
+    >>> lowdim.mode_product(X, M.T, 1, transpose=True).shape
+    (2, 5, 4)
+    """
+    X = np.asarray(X)
+    M = np.asarray(M)
+    dtype = _common_dtype(X, M)
+    X = _check_tensor(X.astype(dtype, copy=False), "X", 1)
+    mode = _check_mode(mode, X.ndim)
+    if M.ndim != 2:
+        raise ValueError(f"M must be a 2-D array, got shape {M.shape}")
+    inner = M.shape[0] if transpose else M.shape[1]
+    if inner != X.shape[mode] or M.size == 0:
+        want = f"({X.shape[mode]}, J)" if transpose else f"(J, {X.shape[mode]})"
+        raise ValueError(
+            f"M has shape {M.shape}; for mode {mode} of X (shape {X.shape}) it must be {want}"
+        )
+    shape = list(X.shape)
+    shape[mode] = M.shape[1] if transpose else M.shape[0]
+    out = _check_out(out, shape, dtype)
+    return _lowdim.mode_product(X, _native(M, dtype), mode, bool(transpose), out)
