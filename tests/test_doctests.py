@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["lowdim", "lowdim.svd", "lowdim.decomposition"]
+MODULES = ["lowdim", "lowdim.svd", "lowdim.decomposition", "lowdim.tucker"]
 
 
 @pytest.mark.parametrize("name", MODULES)
