@@ -177,7 +177,7 @@ impl<'a, T: Real, I: SpIndex> CsrRef<'a, T, I> {
 const ROW_CHUNK: usize = 256;
 /// Largest size in bytes of one column panel of the dense operand (kept in the last-level
 /// cache while every nonzero gathers its row of the panel).
-const PANEL_BYTES: usize = 16 << 20;
+const PANEL_BYTES: usize = 8 << 20;
 
 /// One row panel of `out = A x`: rows `r0..` of `A` against a row-major panel `xr` (n x W),
 /// written to the row-major `chunk` (rows x W). Fixed `W` lets the compiler keep the
@@ -266,35 +266,54 @@ fn csr_matmul_w<T: Real, I: SpIndex, const W: usize>(
     }
     let zero = T::from_f64(0.0);
     let mut xr = vec![zero; n * W];
-    let mut yr = vec![zero; m * W];
     let parallel = crate::threads::is_parallel(par);
     let mut c0 = 0;
     while c0 < b {
         let wc = W.min(b - c0);
-        for j in 0..n {
-            let row = &mut xr[j * W..(j + 1) * W];
-            for (c, v) in row.iter_mut().enumerate() {
-                *v = if c < wc { x[(j, c0 + c)] } else { zero };
+        // Pack the panel (row-major, zero-padded to W columns).
+        let pack = |(bi, rows): (usize, &mut [T])| {
+            for (r, row) in rows.chunks_exact_mut(W).enumerate() {
+                let j = bi * ROW_CHUNK + r;
+                for (c, v) in row.iter_mut().enumerate() {
+                    *v = if c < wc { x[(j, c0 + c)] } else { zero };
+                }
             }
-        }
-        let xr: &[T] = &xr;
-        let task = |(ci, chunk): (usize, &mut [T])| {
-            pulp::Arch::new().dispatch(PanelKernel::<T, I, W> {
-                a,
-                xr,
-                r0: ci * ROW_CHUNK,
-                chunk,
-            })
         };
         if parallel {
-            yr.par_chunks_mut(ROW_CHUNK * W).enumerate().for_each(task);
+            xr.par_chunks_mut(ROW_CHUNK * W).enumerate().for_each(pack);
         } else {
-            yr.chunks_mut(ROW_CHUNK * W).enumerate().for_each(task);
+            xr.chunks_mut(ROW_CHUNK * W).enumerate().for_each(pack);
         }
-        for c in 0..wc {
-            let mut col = out.rb_mut().col_mut(c0 + c);
-            for i in 0..m {
-                col[i] = yr[i * W + c];
+        // Multiply one chunk of rows and write it straight into `out`.
+        let xr_ref: &[T] = &xr;
+        let task = |(ci, mut orows): (usize, MatMut<'_, T>)| {
+            let rows = orows.nrows();
+            let mut chunk = vec![zero; rows * W];
+            pulp::Arch::new().dispatch(PanelKernel::<T, I, W> {
+                a,
+                xr: xr_ref,
+                r0: ci * ROW_CHUNK,
+                chunk: &mut chunk,
+            });
+            for c in 0..wc {
+                let mut col = orows.rb_mut().col_mut(c);
+                for r in 0..rows {
+                    col[r] = chunk[r * W + c];
+                }
+            }
+        };
+        let mut panel = out.rb_mut().subcols_mut(c0, wc);
+        if parallel {
+            panel
+                .par_row_chunks_mut(ROW_CHUNK)
+                .enumerate()
+                .for_each(task);
+        } else {
+            let mut r0 = 0;
+            while r0 < m {
+                let h = ROW_CHUNK.min(m - r0);
+                task((r0 / ROW_CHUNK, panel.rb_mut().subrows_mut(r0, h)));
+                r0 += h;
             }
         }
         c0 += wc;
