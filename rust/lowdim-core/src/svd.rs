@@ -619,11 +619,14 @@ fn randomized<T: Real>(
     let how = match normalizer {
         Normalizer::Auto if q <= 2 => Normalizer::None,
         // scikit-learn uses LU. Here faer's LU and QR of a tall block run at ~11 GFLOP/s (110
-        // ms for 100000 x 110, as long as a sparse pass), and LU in float32 lost accuracy
-        // (1.08x sklearn's error on the 8000 x 4000 benchmark). SVQB is two GEMM-shaped
-        // products with an f64 Gram matrix: 25-60% faster than LU there, and as accurate as
-        // QR in float32 (the Gram matrix is f64).
-        Normalizer::Auto => Normalizer::Svqb,
+        // ms for 100000 x 110, as long as a sparse pass). In float64, SVQB (two GEMM-shaped
+        // products with an f64 Gram matrix) is 25-60% faster and resolves directions down to
+        // sqrt(eps) sigma_1 = 1.5e-8 sigma_1. In float32 the product Y W of SVQB loses
+        // directions once kappa(Y) nears 1/eps_f32 (fast-decaying spectra), and LU lost
+        // accuracy too (1.08x sklearn's error on the 8000 x 4000 benchmark), so float32 uses
+        // Householder QR, which costs ~1% of a dense pass there.
+        Normalizer::Auto if T::IS_F64 => Normalizer::Svqb,
+        Normalizer::Auto => Normalizer::Qr,
         other => other,
     };
     let omega = gaussian::<T>(n, l, seed, 0, 0, par);
