@@ -195,9 +195,27 @@ fn lu_normalize<T: Real>(y: &mut Mat<T>, lu: &mut Mat<T>, par: Par) -> bool {
 /// orthonormal columns up to `eps * kappa(Y)^2`, the same span. Directions whose eigenvalue
 /// is below `eps_f64 * lambda_max` (rank deficiency) are kept at the scale of the largest.
 /// The result goes to `out` (same shape as `y`); false if the Gram matrix is degenerate.
+/// float32 blocks are normalized in f64 (converted, then rounded back): the product `Y W`
+/// would otherwise lose directions once kappa(Y) nears 1/eps_f32.
 fn svqb_normalize<T: Real>(y: MatRef<'_, T>, out: &mut Mat<T>, par: Par) -> bool {
-    let l = y.ncols();
-    let g = gram_f64(y, par);
+    let (m, l) = y.shape();
+    let y64;
+    let yv: MatRef<'_, f64> = if T::IS_F64 {
+        // SAFETY: T is f64 (IS_F64), so the view has the same layout.
+        unsafe {
+            MatRef::from_raw_parts(
+                y.as_ptr() as *const f64,
+                m,
+                l,
+                y.row_stride(),
+                y.col_stride(),
+            )
+        }
+    } else {
+        y64 = Mat::<f64>::from_fn(m, l, |i, j| y[(i, j)].to_f64());
+        y64.as_ref()
+    };
+    let g = gram_f64(yv, par);
     let Ok(evd) = g.self_adjoint_eigen(Side::Lower) else {
         return false;
     };
@@ -208,10 +226,27 @@ fn svqb_normalize<T: Real>(y: MatRef<'_, T>, out: &mut Mat<T>, par: Par) -> bool
     }
     let floor = lmax * f64::EPSILON;
     let v = evd.U();
-    let w = Mat::<T>::from_fn(l, l, |i, j| {
-        T::from_f64(v[(i, j)] / lam[j].max(floor).sqrt())
-    });
-    matmul(out.as_mut(), Accum::Replace, y, w.as_ref(), one(), par);
+    let w = Mat::<f64>::from_fn(l, l, |i, j| v[(i, j)] / lam[j].max(floor).sqrt());
+    if T::IS_F64 {
+        // SAFETY: as above, `out` holds f64.
+        let o = unsafe {
+            faer::MatMut::<f64>::from_raw_parts_mut(
+                out.as_ptr_mut() as *mut f64,
+                m,
+                l,
+                out.row_stride(),
+                out.col_stride(),
+            )
+        };
+        matmul(o, Accum::Replace, yv, w.as_ref(), 1.0, par);
+    } else {
+        let r = mul(yv, w.as_ref(), par);
+        for j in 0..l {
+            for i in 0..m {
+                out[(i, j)] = T::from_f64(r[(i, j)]);
+            }
+        }
+    }
     true
 }
 
@@ -619,14 +654,12 @@ fn randomized<T: Real>(
     let how = match normalizer {
         Normalizer::Auto if q <= 2 => Normalizer::None,
         // scikit-learn uses LU. Here faer's LU and QR of a tall block run at ~11 GFLOP/s (110
-        // ms for 100000 x 110, as long as a sparse pass). In float64, SVQB (two GEMM-shaped
-        // products with an f64 Gram matrix) is 25-60% faster and resolves directions down to
-        // sqrt(eps) sigma_1 = 1.5e-8 sigma_1. In float32 the product Y W of SVQB loses
-        // directions once kappa(Y) nears 1/eps_f32 (fast-decaying spectra), and LU lost
-        // accuracy too (1.08x sklearn's error on the 8000 x 4000 benchmark), so float32 uses
-        // Householder QR, which costs ~1% of a dense pass there.
-        Normalizer::Auto if T::IS_F64 => Normalizer::Svqb,
-        Normalizer::Auto => Normalizer::Qr,
+        // ms for 100000 x 110, as long as a sparse pass). SVQB is two GEMM-shaped products
+        // with an f64 Gram matrix (and f64 arithmetic for float32 blocks): 25-60% faster, and
+        // it resolves directions down to sqrt(eps_f64) sigma_1 = 1.5e-8 sigma_1, below
+        // float32's own rounding. LU in float32 lost accuracy (1.08x sklearn's error on the
+        // 8000 x 4000 benchmark).
+        Normalizer::Auto => Normalizer::Svqb,
         other => other,
     };
     let omega = gaussian::<T>(n, l, seed, 0, 0, par);
