@@ -127,6 +127,16 @@ def check_seed(seed) -> int:
     )
 
 
+def check_tol(tol, name: str = "tol") -> float:
+    """A relative error tolerance in (0, 1), or a clear error."""
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
+        raise TypeError(f"{name} must be a float in (0, 1), got {tol!r}")
+    tol = float(tol)
+    if not 0.0 < tol < 1.0:
+        raise ValueError(f"{name}={tol} is out of range: it must satisfy 0 < {name} < 1")
+    return tol
+
+
 def check_int(value, name: str, low: int, high: int | None = None) -> int:
     """An integer in [low, high] (high None: unbounded), or a clear error."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -3,13 +3,12 @@ estimate of the spectral-norm error."""
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
 from . import _lowdim
-from ._validation import Operand, check_int, check_matrix, check_seed
+from ._validation import Operand, check_int, check_matrix, check_seed, check_tol
 
 __all__ = ["SVDResult", "rsvd", "svd_error"]
 
@@ -98,11 +97,7 @@ def _run_rsvd(
                 f"k={k} is larger than min(m, n) = {min(m, n)} for a matrix of shape {op.shape}"
             )
     else:
-        if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
-            raise TypeError(f"tol must be a float in (0, 1), got {tol!r}")
-        tol = float(tol)
-        if not 0.0 < tol < 1.0:
-            raise ValueError(f"tol={tol} is out of range: it must satisfy 0 < tol < 1")
+        tol = check_tol(tol)
     if solver not in ("auto", "randomized", "gram"):
         raise ValueError(f"solver must be 'auto', 'randomized' or 'gram', got {solver!r}")
     if solver == "gram" and op.sparse:

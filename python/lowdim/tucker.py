@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import _lowdim
-from ._validation import _native, check_int, check_seed, result_dtype
+from ._validation import _native, check_int, check_seed, check_tol, result_dtype
 
 __all__ = ["TuckerTensor", "mode_product", "tucker", "tucker_to_tensor"]
 
@@ -287,11 +287,7 @@ def tucker(
                     f"(X has shape {X.shape})"
                 )
     else:
-        if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
-            raise TypeError(f"tol must be a float in (0, 1), got {tol!r}")
-        tol = float(tol)
-        if not 0.0 < tol < 1.0:
-            raise ValueError(f"tol={tol} is out of range: it must satisfy 0 < tol < 1")
+        tol = check_tol(tol)
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     if svd not in _SVDS:

@@ -34,27 +34,16 @@ pub trait LinOp<T: Real>: Sync {
 
 /// Largest magnitude of a dense matrix (NaN when it holds a NaN), over fixed column blocks.
 pub fn dense_max_abs<T: Real>(a: MatRef<'_, T>, par: Par) -> f64 {
-    let a = if a.row_stride().unsigned_abs() == 1 || a.ncols() == 1 {
-        a
-    } else {
-        a.transpose()
-    };
-    let col = |j: usize| -> f64 {
-        let mut mx = 0.0f64;
-        for i in 0..a.nrows() {
-            let v = a[(i, j)].to_f64().abs();
-            if v.is_nan() {
-                return f64::NAN;
+    let parts = per_column(a, par, |col| {
+        col.fold(0.0f64, |mx, v| {
+            let v = v.abs();
+            if v.is_nan() || mx.is_nan() {
+                f64::NAN
+            } else {
+                mx.max(v)
             }
-            mx = mx.max(v);
-        }
-        mx
-    };
-    let parts: Vec<f64> = if crate::threads::is_parallel(par) {
-        (0..a.ncols()).into_par_iter().map(col).collect()
-    } else {
-        (0..a.ncols()).map(col).collect()
-    };
+        })
+    });
     parts.iter().fold(0.0f64, |acc, &v| {
         if v.is_nan() || acc.is_nan() {
             f64::NAN
@@ -116,28 +105,32 @@ pub struct DenseOp<'a, T: Real> {
     pub a: MatRef<'a, T>,
 }
 
-/// Sum of squares of a dense matrix in f64, over fixed column blocks (deterministic).
-pub fn dense_frob_sq<T: Real>(a: MatRef<'_, T>, par: Par) -> f64 {
-    // Walk along the unit-stride direction when there is one.
+/// `f` applied to every line of `a` (columns, or rows when those are the unit-stride
+/// direction) as an iterator of f64 values; one result per line, in a fixed order, so
+/// reductions over them do not depend on the thread count.
+fn per_column<T: Real>(
+    a: MatRef<'_, T>,
+    par: Par,
+    f: impl Fn(&mut dyn Iterator<Item = f64>) -> f64 + Sync,
+) -> Vec<f64> {
     let a = if a.row_stride().unsigned_abs() == 1 || a.ncols() == 1 {
         a
     } else {
         a.transpose()
     };
-    let col = |j: usize| -> f64 {
-        let mut s = 0.0f64;
-        for i in 0..a.nrows() {
-            let v = a[(i, j)].to_f64();
-            s += v * v;
-        }
-        s
-    };
-    let parts: Vec<f64> = if crate::threads::is_parallel(par) {
+    let col = |j: usize| f(&mut (0..a.nrows()).map(|i| a[(i, j)].to_f64()));
+    if crate::threads::is_parallel(par) {
         (0..a.ncols()).into_par_iter().map(col).collect()
     } else {
         (0..a.ncols()).map(col).collect()
-    };
-    parts.iter().sum()
+    }
+}
+
+/// Sum of squares of a dense matrix in f64, over fixed column blocks (deterministic).
+pub fn dense_frob_sq<T: Real>(a: MatRef<'_, T>, par: Par) -> f64 {
+    per_column(a, par, |col| col.map(|v| v * v).sum())
+        .iter()
+        .sum()
 }
 
 impl<T: Real> LinOp<T> for DenseOp<'_, T> {

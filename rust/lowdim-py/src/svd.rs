@@ -31,6 +31,20 @@ fn solver(s: &str) -> PyResult<Solver> {
     })
 }
 
+fn extract_vector<'py, T: Real + Element>(
+    v: &Bound<'py, PyAny>,
+) -> PyResult<PyReadonlyArray1<'py, T>> {
+    v.extract::<PyReadonlyArray1<'py, T>>()
+}
+
+fn contiguous<'a, T: Real + Element>(
+    v: &'a PyReadonlyArray1<'_, T>,
+    name: &str,
+) -> PyResult<&'a [T]> {
+    v.as_slice()
+        .map_err(|_| PyValueError::new_err(format!("{name} must be a contiguous 1-D array")))
+}
+
 /// Settings of one `rsvd` call, as received from Python.
 #[derive(Clone, Copy)]
 struct Config {
@@ -48,14 +62,8 @@ fn rsvd_typed<'py, T: Real + Element>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let held = Held::<T>::extract(a)?;
     let src = held.source()?;
-    let mu = center
-        .map(|c| c.extract::<PyReadonlyArray1<'py, T>>())
-        .transpose()?;
-    let mu = mu
-        .as_ref()
-        .map(|m| m.as_slice())
-        .transpose()
-        .map_err(|_| PyValueError::new_err("center must be contiguous"))?;
+    let mu = center.map(extract_vector::<T>).transpose()?;
+    let mu = mu.as_ref().map(|m| contiguous(m, "center")).transpose()?;
     let out: SvdOut<T> = run(py, move |par| {
         with_linop(src, mu, |op| match (cfg.k, cfg.tol) {
             (Some(k), None) => svd::rsvd(op, k, &cfg.params, par),
@@ -129,18 +137,10 @@ fn svd_error_typed<'py, T: Real + Element>(
     let src = held.source()?;
     let u = u.extract::<PyReadonlyArray2<'py, T>>()?;
     let vh = vh.extract::<PyReadonlyArray2<'py, T>>()?;
-    let s = s.extract::<PyReadonlyArray1<'py, T>>()?;
-    let s = s
-        .as_slice()
-        .map_err(|_| PyValueError::new_err("S must be contiguous"))?;
-    let mu = center
-        .map(|c| c.extract::<PyReadonlyArray1<'py, T>>())
-        .transpose()?;
-    let mu = mu
-        .as_ref()
-        .map(|m| m.as_slice())
-        .transpose()
-        .map_err(|_| PyValueError::new_err("center must be contiguous"))?;
+    let s = extract_vector::<T>(s)?;
+    let s = contiguous(&s, "S")?;
+    let mu = center.map(extract_vector::<T>).transpose()?;
+    let mu = mu.as_ref().map(|m| contiguous(m, "center")).transpose()?;
     let (uv, vv) = (
         crate::convert::dense_view(&u),
         crate::convert::dense_view(&vh).transpose(),
