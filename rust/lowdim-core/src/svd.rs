@@ -516,6 +516,36 @@ fn exact_svd<T: Real>(a: MatRef<'_, T>, k: usize) -> Result<SvdOut<T>> {
 
 /// `A^T A` in f64 (lower triangle), for f32 input over row blocks converted to f64.
 fn gram_f64<T: Real>(a: MatRef<'_, T>, par: Par) -> Mat<f64> {
+    let (m, n) = a.shape();
+    let nt = match par {
+        Par::Seq => 1,
+        Par::Rayon(t) => t.get(),
+    };
+    // Tall inputs: each thread sums the Gram matrix of its own contiguous rows (faer's
+    // parallel SYRK splits the small output, which leaves threads idle when n << m); partial
+    // sums are added in thread order, so results are fixed for a given thread count.
+    if nt > 1 && m >= 64 * n * nt {
+        use rayon::prelude::*;
+        let parts: Vec<Mat<f64>> = (0..nt)
+            .into_par_iter()
+            .map(|t| {
+                gram_f64_seq(
+                    a.subrows(m * t / nt, m * (t + 1) / nt - m * t / nt),
+                    Par::Seq,
+                )
+            })
+            .collect();
+        let mut it = parts.into_iter();
+        let mut g = it.next().expect("at least one part");
+        for p in it {
+            g += p;
+        }
+        return g;
+    }
+    gram_f64_seq(a, par)
+}
+
+fn gram_f64_seq<T: Real>(a: MatRef<'_, T>, par: Par) -> Mat<f64> {
     use triangular::BlockStructure::{Rectangular, TriangularLower};
     let (m, n) = a.shape();
     let mut g = Mat::<f64>::zeros(n, n);

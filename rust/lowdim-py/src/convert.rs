@@ -6,7 +6,7 @@ use faer::MatRef;
 use lowdim_core::linop::{Centered, DenseOp, LinOp};
 use lowdim_core::sparse::{CsrOp, CsrRef};
 use lowdim_core::{Real, Result};
-use numpy::ndarray::Array2;
+use numpy::ndarray::{Array2, ShapeBuilder};
 use numpy::{
     Element, IntoPyArray, PyArray2, PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2,
     PyUntypedArrayMethods,
@@ -136,16 +136,26 @@ pub fn with_linop<T: Real, R>(
     }
 }
 
-/// A faer matrix as a new C-ordered NumPy array (optionally transposed).
+/// A faer matrix as a new NumPy array, copied column by column (memcpy speed): Fortran-ordered
+/// `m`, or C-ordered `m^T` when `transpose` (the row-major layout of `Vh = V^T`).
 pub fn to_numpy<'py, T: Element + Copy>(
     py: Python<'py>,
     m: MatRef<'_, T>,
     transpose: bool,
 ) -> Bound<'py, PyArray2<T>> {
+    let (r, c) = m.shape();
+    let mut v = Vec::with_capacity(r * c);
+    for j in 0..c {
+        match m.col(j).try_as_col_major() {
+            Some(col) => v.extend_from_slice(col.as_slice()),
+            None => v.extend((0..r).map(|i| m[(i, j)])),
+        }
+    }
     let arr = if transpose {
-        Array2::from_shape_fn((m.ncols(), m.nrows()), |(i, j)| m[(j, i)])
+        Array2::from_shape_vec((c, r), v)
     } else {
-        Array2::from_shape_fn((m.nrows(), m.ncols()), |(i, j)| m[(i, j)])
+        Array2::from_shape_vec((r, c).f(), v)
     };
-    arr.into_pyarray(py)
+    arr.expect("the buffer holds exactly r * c values")
+        .into_pyarray(py)
 }
