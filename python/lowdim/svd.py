@@ -172,7 +172,8 @@ def rsvd(
     Returns
     -------
     SVDResult
-        ``(U, S, Vh)`` with S descending and deterministic signs (the largest-magnitude entry
+        ``(U, S, Vh)`` (U Fortran-ordered, Vh C-ordered, both fresh arrays) with S
+        descending and deterministic signs (the largest-magnitude entry
         of each column of U is positive, scikit-learn's ``svd_flip``), plus ``rel_error`` and
         ``solver`` attributes.
 
