@@ -84,16 +84,8 @@ impl<T: Real> LinOp<T> for Scaled<'_, T> {
         scale_in_place(out, self.c);
     }
     fn frob_sq(&self, par: Par) -> f64 {
-        // Computed on the scaled entries: the inner sum may underflow or overflow.
-        match self.inner.as_dense() {
-            Some(a) => {
-                let c = self.c;
-                let scaled =
-                    Mat::<f64>::from_fn(a.nrows(), a.ncols(), |i, j| a[(i, j)].to_f64() * c);
-                dense_frob_sq(scaled.as_ref(), par)
-            }
-            None => self.inner.frob_sq_scaled(self.c, par),
-        }
+        // Scaled before squaring: the inner sum may underflow or overflow.
+        self.inner.frob_sq_scaled(self.c, par)
     }
     fn max_abs(&self, par: Par) -> f64 {
         self.inner.max_abs(par) * self.c
@@ -128,7 +120,12 @@ fn per_column<T: Real>(
 
 /// Sum of squares of a dense matrix in f64, over fixed column blocks (deterministic).
 pub fn dense_frob_sq<T: Real>(a: MatRef<'_, T>, par: Par) -> f64 {
-    per_column(a, par, |col| col.map(|v| v * v).sum())
+    dense_frob_sq_scaled(a, 1.0, par)
+}
+
+/// `||c A||_F^2` with each entry scaled before squaring (no copy of `A`).
+pub fn dense_frob_sq_scaled<T: Real>(a: MatRef<'_, T>, c: f64, par: Par) -> f64 {
+    per_column(a, par, |col| col.map(|v| (v * c) * (v * c)).sum())
         .iter()
         .sum()
 }
@@ -155,6 +152,9 @@ impl<T: Real> LinOp<T> for DenseOp<'_, T> {
     }
     fn frob_sq(&self, par: Par) -> f64 {
         dense_frob_sq(self.a, par)
+    }
+    fn frob_sq_scaled(&self, c: f64, par: Par) -> f64 {
+        dense_frob_sq_scaled(self.a, c, par)
     }
     fn max_abs(&self, par: Par) -> f64 {
         dense_max_abs(self.a, par)

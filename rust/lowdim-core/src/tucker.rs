@@ -1206,6 +1206,71 @@ fn tol_budget(tol: f64, total: f64, ndim: usize, eps: f64) -> f64 {
     t * t * total
 }
 
+/// Rank choice and error bookkeeping shared by HOSVD and ST-HOSVD: fixed ranks, or the
+/// tolerance budget `tol^2 ||X||^2` spent mode by mode, each mode taking an even share of what
+/// is left (the unspent part carries over to the remaining modes).
+struct RankPicker<'a> {
+    ranks: &'a Ranks,
+    steps: usize,
+    ndim: usize,
+    eps: f64,
+    total: f64,
+    budget: f64,
+    spent: f64,
+}
+
+impl<'a> RankPicker<'a> {
+    fn new(ranks: &'a Ranks, steps: usize, ndim: usize, eps: f64) -> Self {
+        Self {
+            ranks,
+            steps,
+            ndim,
+            eps,
+            total: f64::NAN,
+            budget: 0.0,
+            spent: 0.0,
+        }
+    }
+
+    /// What the eigensolver of factor slot `s` must deliver.
+    fn want(&self, s: usize) -> Want {
+        match self.ranks {
+            Ranks::Fixed(r) => Want::Rank(r[s]),
+            Ranks::Tol(t) => Want::Tol(*t),
+        }
+    }
+
+    /// The rank for slot `s` at `step`, given its eigendecomposition; records the discarded
+    /// energy.
+    fn pick(&mut self, step: usize, s: usize, e: &ModeEig) -> usize {
+        if step == 0 {
+            self.total = e.total;
+            if let Ranks::Tol(t) = self.ranks {
+                self.budget = tol_budget(*t, self.total, self.ndim, self.eps);
+            }
+        }
+        let r = match self.ranks {
+            Ranks::Fixed(r) => r[s],
+            Ranks::Tol(_) => {
+                let left = (self.steps - step) as f64;
+                rank_for(e, ((self.budget - self.spent) / left).max(0.0))
+            }
+        };
+        self.spent += e.tail(r);
+        r
+    }
+
+    /// Relative error certified by the discarded energy (exact for ST-HOSVD, a bound for
+    /// HOSVD).
+    fn rel_error(&self) -> f64 {
+        if self.total > 0.0 {
+            (self.spent / self.total).sqrt().min(1.0)
+        } else {
+            0.0
+        }
+    }
+}
+
 fn sthosvd<T: Real>(
     x: &TensorRef<'_, T>,
     ranks: &Ranks,
@@ -1217,31 +1282,12 @@ fn sthosvd<T: Real>(
     let mut factors: Vec<Option<Mat<T>>> = (0..modes.len()).map(|_| None).collect();
     let mut solvers = vec![""; modes.len()];
     let mut cur: Option<Tensor<T>> = None;
-    let mut total = f64::NAN;
-    let mut budget = 0.0;
-    let mut spent = 0.0;
+    let mut pick = RankPicker::new(ranks, order.len(), x.ndim(), T::EPS);
     for (step, &m) in order.iter().enumerate() {
         let view = cur.as_ref().map_or_else(|| x.clone(), |t| t.view());
         let s = slot(modes, m);
-        let want = match ranks {
-            Ranks::Fixed(r) => Want::Rank(r[s]),
-            Ranks::Tol(t) => Want::Tol(*t),
-        };
-        let e = mode_eig(&view, m, &want, p, par)?;
-        if step == 0 {
-            total = e.total;
-            if let Ranks::Tol(t) = ranks {
-                budget = tol_budget(*t, total, x.ndim(), T::EPS);
-            }
-        }
-        let r = match ranks {
-            Ranks::Fixed(r) => r[s],
-            Ranks::Tol(_) => {
-                let left = (order.len() - step) as f64;
-                rank_for(&e, ((budget - spent) / left).max(0.0))
-            }
-        };
-        spent += e.tail(r);
+        let e = mode_eig(&view, m, &pick.want(s), p, par)?;
+        let r = pick.pick(step, s, &e);
         let u = factor::<T>(&e.vecs, r);
         let next = ttm(&view, m, u.transpose(), par)?;
         drop(view);
@@ -1250,11 +1296,6 @@ fn sthosvd<T: Real>(
         solvers[s] = e.solver;
     }
     let core = cur.expect("at least one mode");
-    let rel_error = if total > 0.0 {
-        (spent / total).sqrt().min(1.0)
-    } else {
-        0.0
-    };
     Ok(TuckerOut {
         core,
         factors: factors
@@ -1262,8 +1303,8 @@ fn sthosvd<T: Real>(
             .map(|f| f.expect("every mode processed"))
             .collect(),
         modes: modes.to_vec(),
-        rel_error,
-        norm: total.sqrt(),
+        rel_error: pick.rel_error(),
+        norm: pick.total.sqrt(),
         n_iter: 0,
         solvers,
         order,
@@ -1281,32 +1322,13 @@ fn hosvd<T: Real>(
 ) -> Result<TuckerOut<T>> {
     let mut factors: Vec<Option<Mat<T>>> = (0..modes.len()).map(|_| None).collect();
     let mut solvers = vec![""; modes.len()];
-    let mut total = f64::NAN;
-    let mut budget = 0.0;
-    let mut spent = 0.0;
+    let mut pick = RankPicker::new(ranks, order.len(), x.ndim(), T::EPS);
     let mut tgt = target.to_vec();
     for (step, &m) in order.iter().enumerate() {
         let s = slot(modes, m);
-        let want = match ranks {
-            Ranks::Fixed(r) => Want::Rank(r[s]),
-            Ranks::Tol(t) => Want::Tol(*t),
-        };
-        let e = mode_eig(x, m, &want, p, par)?;
-        if step == 0 {
-            total = e.total;
-            if let Ranks::Tol(t) = ranks {
-                budget = tol_budget(*t, total, x.ndim(), T::EPS);
-            }
-        }
-        let r = match ranks {
-            Ranks::Fixed(r) => r[s],
-            Ranks::Tol(_) => {
-                let left = (order.len() - step) as f64;
-                rank_for(&e, ((budget - spent) / left).max(0.0))
-            }
-        };
+        let e = mode_eig(x, m, &pick.want(s), p, par)?;
         // Discarded energy of X_(m): the HOSVD error bound is the sum over the modes.
-        spent += e.tail(r);
+        let r = pick.pick(step, s, &e);
         tgt[m] = r;
         factors[s] = Some(factor::<T>(&e.vecs, r));
         solvers[s] = e.solver;
@@ -1316,17 +1338,12 @@ fn hosvd<T: Real>(
         .map(|f| f.expect("every mode processed"))
         .collect();
     let core = project(x, modes, &factors, &tgt, None, par)?;
-    let rel_error = if total > 0.0 {
-        (spent / total).sqrt().min(1.0)
-    } else {
-        0.0
-    };
     Ok(TuckerOut {
         core,
         factors,
         modes: modes.to_vec(),
-        rel_error,
-        norm: total.sqrt(),
+        rel_error: pick.rel_error(),
+        norm: pick.total.sqrt(),
         n_iter: 0,
         solvers,
         order,
