@@ -8,12 +8,14 @@
 //! * [`sparse`]: CSR views, validation, transpose and the CSR x dense kernels.
 //! * [`rng`]: the counter-based Gaussian generator (results depend on the seed only).
 //! * [`threads`]: lowdim's own thread pool (`set_num_threads`, `LOWDIM_NUM_THREADS`).
+//! * [`selfexpr`]: self-expressive models for subspace clustering (SSC-OMP, EnSC, LSR, TSC).
 //! * [`tucker`]: HOSVD, ST-HOSVD, HOOI on strided N-d tensors; n-mode products.
 
 pub mod error;
 pub mod linop;
 pub mod rng;
 pub mod scalar;
+pub mod selfexpr;
 pub mod sparse;
 pub mod svd;
 pub mod threads;

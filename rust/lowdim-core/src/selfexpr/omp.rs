@@ -1,0 +1,226 @@
+//! SSC-OMP: orthogonal matching pursuit of every point over the other points.
+use super::{argmax_abs_above, block_view, by_blocks, check_count, dot_ff, normalize, scan, Points};
+use super::{Scratch, SparseRows};
+use crate::error::{Error, Result};
+use crate::Real;
+use faer::{MatRef, Par};
+
+/// The state of one point's pursuit (all in f64).
+struct Pursuit {
+    j: usize,
+    /// The point itself.
+    x: Vec<f64>,
+    /// Orthonormal basis of the selected atoms' span, `s` vectors of length `d`.
+    q: Vec<f64>,
+    /// Upper triangular `R` with `X_S = Q R`, column-major `kmax x kmax`.
+    r: Vec<f64>,
+    /// `Q^T x`.
+    z: Vec<f64>,
+    /// Selected atoms in order.
+    sel: Vec<usize>,
+    /// Residual `x - Q Q^T x`.
+    res: Vec<f64>,
+    done: bool,
+}
+
+impl Pursuit {
+    fn new<T: Real>(pts: &Points<T>, j: usize, kmax: usize) -> Self {
+        let x: Vec<f64> = pts.row(j).iter().map(|v| v.to_f64()).collect();
+        Pursuit {
+            j,
+            res: x.clone(),
+            x,
+            q: Vec::with_capacity(kmax * pts.d),
+            r: vec![0.0; kmax * kmax],
+            z: Vec::with_capacity(kmax),
+            sel: Vec::with_capacity(kmax),
+            done: pts.is_zero(j),
+        }
+    }
+
+    /// Adds atom `a`; returns false (nothing added) if it is numerically in the span.
+    fn add<T: Real>(&mut self, pts: &Points<T>, a: usize, kmax: usize) -> bool {
+        let d = pts.d;
+        let s = self.sel.len();
+        let mut v: Vec<f64> = pts.row(a).iter().map(|t| t.to_f64()).collect();
+        let nrm0 = dot_ff(&v, &v).sqrt();
+        let mut h = vec![0.0f64; s];
+        // Classical Gram-Schmidt, twice ("twice is enough").
+        for _ in 0..2 {
+            for t in 0..s {
+                let qt = &self.q[t * d..(t + 1) * d];
+                let c = dot_ff(qt, &v);
+                h[t] += c;
+                for (vk, qk) in v.iter_mut().zip(qt) {
+                    *vk -= c * qk;
+                }
+            }
+        }
+        let nrm = dot_ff(&v, &v).sqrt();
+        if !(nrm > 1e-12 * nrm0.max(f64::MIN_POSITIVE)) {
+            return false;
+        }
+        for vk in v.iter_mut() {
+            *vk /= nrm;
+        }
+        for (t, ht) in h.iter().enumerate() {
+            self.r[s * kmax + t] = *ht;
+        }
+        self.r[s * kmax + s] = nrm;
+        let zs = dot_ff(&v, &self.x);
+        for (rk, vk) in self.res.iter_mut().zip(&v) {
+            *rk -= zs * vk;
+        }
+        self.q.extend_from_slice(&v);
+        self.z.push(zs);
+        self.sel.push(a);
+        true
+    }
+
+    /// The least-squares coefficients `R^{-1} z` as `(atom, coefficient)`, sorted by atom.
+    fn coefficients<T: Real>(&self, kmax: usize) -> Vec<(usize, T)> {
+        let s = self.sel.len();
+        let mut c = self.z.clone();
+        for i in (0..s).rev() {
+            let mut acc = c[i];
+            for t in i + 1..s {
+                acc -= self.r[t * kmax + i] * c[t];
+            }
+            c[i] = acc / self.r[i * kmax + i];
+        }
+        let mut out: Vec<(usize, T)> = self
+            .sel
+            .iter()
+            .zip(&c)
+            .filter(|p| *p.1 != 0.0)
+            .map(|(&a, &v)| (a, T::from_f64(v)))
+            .collect();
+        out.sort_unstable_by_key(|p| p.0);
+        out
+    }
+}
+
+/// SSC-OMP: for every point `x_j`, orthogonal matching pursuit over the dictionary
+/// `{x_i, i != j}` of unit-norm points.
+///
+/// Starting from `r = x_j`, up to `n_nonzero` times: select `i* = argmax |<x_i, r>|` over the
+/// points not yet selected, `i != j` (ties: smallest index), refit the coefficients by least
+/// squares on the support (an incrementally updated QR in f64) and update `r`. The pursuit
+/// stops early when `||r|| <= tol` (absolute, the point has norm 1), when the best correlation
+/// is 0, or when the selected point is numerically in the span of the support. The
+/// correlations of a block of points are one GEMM per step (residuals times `X^T`, by column
+/// tiles) with the argmax scan fused after each tile.
+///
+/// Returns the `N x N` CSR matrix of coefficients (row `j` represents point `j`).
+pub fn ssc_omp<T: Real>(
+    x: MatRef<'_, T>,
+    n_nonzero: usize,
+    tol: f64,
+    par: Par,
+) -> Result<SparseRows<T>> {
+    check_count(n_nonzero, "n_nonzero")?;
+    if !(tol.is_finite() && tol >= 0.0) {
+        return Err(Error::InvalidArgument(format!(
+            "tol must be a finite number >= 0, got {tol}"
+        )));
+    }
+    let pts = normalize(x, par)?;
+    let kmax = n_nonzero.min(pts.n - 1).min(pts.d);
+    let rows = by_blocks(pts.n, par, |r0, m| omp_block(&pts, r0, m, kmax, tol));
+    Ok(SparseRows::from_rows(rows))
+}
+
+fn omp_block<T: Real>(
+    pts: &Points<T>,
+    r0: usize,
+    m: usize,
+    kmax: usize,
+    tol: f64,
+) -> Vec<Vec<(usize, T)>> {
+    let d = pts.d;
+    let mut ps: Vec<Pursuit> = (r0..r0 + m).map(|j| Pursuit::new(pts, j, kmax)).collect();
+    let mut scratch = Scratch::new();
+    let mut lhs: Vec<T> = Vec::with_capacity(m * d);
+    let mut active: Vec<usize> = Vec::with_capacity(m);
+    let mut best: Vec<(T, usize)> = Vec::with_capacity(m);
+    for step in 0..kmax {
+        active.clear();
+        active.extend((0..m).filter(|&p| !ps[p].done));
+        if active.is_empty() {
+            break;
+        }
+        lhs.clear();
+        // At step 0 the residuals are the points themselves: use the stored rows directly.
+        let view = if step == 0 && active.len() == m {
+            block_view(pts, r0, m)
+        } else {
+            for &p in &active {
+                lhs.extend(ps[p].res.iter().map(|&v| T::from_f64(v)));
+            }
+            MatRef::from_row_major_slice(&lhs, active.len(), d)
+        };
+        best.clear();
+        best.resize(active.len(), (T::from_f64(0.0), usize::MAX));
+        scan(view, pts, &mut scratch, |r, c0, vals| {
+            let p = &ps[active[r]];
+            let w = vals.len();
+            let zero = T::from_f64(0.0);
+            if p.j >= c0 && p.j < c0 + w {
+                vals[p.j - c0] = zero;
+            }
+            for &a in &p.sel {
+                if a >= c0 && a < c0 + w {
+                    vals[a - c0] = zero;
+                }
+            }
+            // Strictly larger than the best of earlier (lower-index) tiles: ties keep the
+            // smallest index.
+            if let Some((v, i)) = argmax_abs_above(vals, best[r].0) {
+                best[r] = (v, c0 + i);
+            }
+        });
+        for (r, &p) in active.iter().enumerate() {
+            let pu = &mut ps[p];
+            let (v, a) = best[r];
+            if v == T::from_f64(0.0) || a == usize::MAX || !pu.add(pts, a, kmax) {
+                pu.done = true;
+                continue;
+            }
+            if pu.sel.len() >= kmax || dot_ff(&pu.res, &pu.res).sqrt() <= tol {
+                pu.done = true;
+            }
+        }
+    }
+    ps.iter().map(|p| p.coefficients(kmax)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::union;
+    use super::*;
+
+    #[test]
+    fn subspace_preserving_and_exact() {
+        let (x, lab) = union(4, 3, 12, 25, 7);
+        let out = ssc_omp(x.as_ref(), 5, 1e-9, Par::Seq).unwrap();
+        for j in 0..x.nrows() {
+            let (idx, val) = out.row(j);
+            assert!(!idx.is_empty() && idx.len() <= 3);
+            for (&i, &v) in idx.iter().zip(val) {
+                assert_ne!(i as usize, j);
+                assert!(lab[i as usize] == lab[j] || v.abs() < 1e-10);
+            }
+        }
+        let par = ssc_omp(x.as_ref(), 5, 1e-9, Par::rayon(2)).unwrap();
+        assert_eq!(out, par);
+    }
+
+    #[test]
+    fn f32_runs() {
+        let (x, _) = union(3, 2, 8, 10, 1);
+        let xf = faer::Mat::<f32>::from_fn(x.nrows(), x.ncols(), |i, j| x[(i, j)] as f32);
+        let out = ssc_omp(xf.as_ref(), 4, 1e-5, Par::Seq).unwrap();
+        assert_eq!(out.indptr.len(), 31);
+        assert!(ssc_omp(xf.as_ref(), 0, 1e-5, Par::Seq).is_err());
+    }
+}
