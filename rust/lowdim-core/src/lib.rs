@@ -8,9 +8,11 @@
 //! * [`sparse`]: CSR views, validation, transpose and the CSR x dense kernels.
 //! * [`rng`]: the counter-based Gaussian generator (results depend on the seed only).
 //! * [`threads`]: lowdim's own thread pool (`set_num_threads`, `LOWDIM_NUM_THREADS`).
+//! * [`kmeans`]: k-means (greedy k-means++ seeding, Lloyd, restarts).
 //! * [`tucker`]: HOSVD, ST-HOSVD, HOOI on strided N-d tensors; n-mode products.
 
 pub mod error;
+pub mod kmeans;
 pub mod linop;
 pub mod rng;
 pub mod scalar;

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 
 mod convert;
 mod error;
+mod spectral;
 mod svd;
 mod tucker;
 
@@ -26,6 +27,7 @@ fn _lowdim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     svd::register(m)?;
+    spectral::register(m)?;
     tucker::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
