@@ -375,9 +375,7 @@ pub fn kmeans<T: Real>(
         ));
     }
     if k == 0 || k > n {
-        return invalid(format!(
-            "n_clusters must be in [1, n_samples={n}], got {k}"
-        ));
+        return invalid(format!("n_clusters must be in [1, n_samples={n}], got {k}"));
     }
     if n_init == 0 {
         return invalid("n_init must be >= 1");
@@ -425,8 +423,16 @@ mod tests {
     fn strided_f32_and_errors() {
         let x = blobs(50, 2);
         let xf = Mat::<f32>::from_fn(150, 2, |i, j| x[(i, j)] as f32);
-        let (l, c, _) = kmeans(xf.as_ref().transpose().transpose(), 3, 2, 50, 0.0, 1, Par::Seq)
-            .unwrap();
+        let (l, c, _) = kmeans(
+            xf.as_ref().transpose().transpose(),
+            3,
+            2,
+            50,
+            0.0,
+            1,
+            Par::Seq,
+        )
+        .unwrap();
         assert_eq!(l.len(), 150);
         assert_eq!(c.shape(), (3, 2));
         assert!(kmeans(x.as_ref(), 0, 1, 10, 1e-4, 0, Par::Seq).is_err());

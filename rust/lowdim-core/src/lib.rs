@@ -9,6 +9,7 @@
 //! * [`rng`]: the counter-based Gaussian generator (results depend on the seed only).
 //! * [`threads`]: lowdim's own thread pool (`set_num_threads`, `LOWDIM_NUM_THREADS`).
 //! * [`kmeans`]: k-means (greedy k-means++ seeding, Lloyd, restarts).
+//! * [`spectral`]: spectral embedding (Chebyshev-filtered subspace iteration) and clustering.
 //! * [`tucker`]: HOSVD, ST-HOSVD, HOOI on strided N-d tensors; n-mode products.
 
 pub mod error;
@@ -17,6 +18,7 @@ pub mod linop;
 pub mod rng;
 pub mod scalar;
 pub mod sparse;
+pub mod spectral;
 pub mod svd;
 pub mod threads;
 pub mod tucker;
