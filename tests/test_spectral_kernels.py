@@ -241,3 +241,71 @@ def test_spectral_bad_input():
         L.spectral_embedding(_tup(asym), 2, 0)
     with pytest.raises(TypeError):
         L.spectral_embedding(W.toarray(), 2, 0)
+
+
+# ------------------------------------------------------------------ k-subspaces
+
+
+def _accuracy(y, labels):
+    from scipy.optimize import linear_sum_assignment
+
+    k = max(y.max(), labels.max()) + 1
+    table = np.zeros((k, k))
+    np.add.at(table, (y, labels), 1)
+    r, c = linear_sum_assignment(-table)
+    return table[r, c].sum() / y.size
+
+
+def _ksub_objective(X, labels, bases):
+    U = bases[labels]  # (N, D, dim)
+    proj = np.einsum("nd,ndk->nk", X, U)
+    return ((X - np.einsum("ndk,nk->nd", U, proj)) ** 2).sum()
+
+
+def test_k_subspaces_recovers_noiseless_union(restore_threads):
+    from lowdim.datasets import union_of_subspaces
+
+    X, y = union_of_subspaces(4, 3, 20, 60, seed=0)
+    labels, bases, obj = L.k_subspaces(X, 4, 3, 10, 100, 0)
+    assert labels.dtype == np.int64 and bases.shape == (4, 20, 3)
+    assert _accuracy(y, labels) == 1.0
+    assert obj < 1e-20
+    assert obj == pytest.approx(_ksub_objective(X, labels, bases), abs=1e-20)
+    for U in bases:
+        np.testing.assert_allclose(U.T @ U, np.eye(3), atol=1e-12)
+    lowdim.set_num_threads(1)
+    one = L.k_subspaces(X, 4, 3, 10, 100, 0)
+    np.testing.assert_array_equal(one[0], labels)
+    np.testing.assert_array_equal(one[1], bases)
+
+
+def test_k_subspaces_noisy_objective_matches_numpy():
+    from lowdim.datasets import union_of_subspaces
+
+    X, y = union_of_subspaces(3, 2, 10, 80, noise=0.05, seed=1)
+    labels, bases, obj = L.k_subspaces(X, 3, 2, 5, 100, 3)
+    assert obj == pytest.approx(_ksub_objective(X, labels, bases), rel=1e-10)
+    assert _accuracy(y, labels) > 0.95
+    # Each point sits with the subspace capturing most of its energy.
+    energy = np.einsum("nd,kdj->nkj", X, bases) ** 2
+    np.testing.assert_array_equal(labels, energy.sum(-1).argmax(1))
+    # float32 and strided input.
+    X32 = np.asfortranarray(X.astype(np.float32))[::-1]
+    l32, b32, o32 = L.k_subspaces(X32, 3, 2, 5, 100, 3)
+    assert b32.dtype == np.float32
+    assert o32 == pytest.approx(obj, rel=1e-3)
+
+
+def test_k_subspaces_bad_input():
+    X = np.random.default_rng(0).standard_normal((30, 5))
+    with pytest.raises(ValueError, match="n_clusters"):
+        L.k_subspaces(X, 31, 2, 1, 10, 0)
+    with pytest.raises(ValueError, match="dim"):
+        L.k_subspaces(X, 2, 6, 1, 10, 0)
+    with pytest.raises(ValueError, match="dim"):
+        L.k_subspaces(X, 2, 0, 1, 10, 0)
+    with pytest.raises(ValueError, match="n_init"):
+        L.k_subspaces(X, 2, 2, 0, 10, 0)
+    X[0, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        L.k_subspaces(X, 2, 2, 1, 10, 0)

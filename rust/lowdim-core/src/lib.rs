@@ -10,6 +10,7 @@
 //! * [`threads`]: lowdim's own thread pool (`set_num_threads`, `LOWDIM_NUM_THREADS`).
 //! * [`kmeans`]: k-means (greedy k-means++ seeding, Lloyd, restarts).
 //! * [`spectral`]: spectral embedding (Chebyshev-filtered subspace iteration) and clustering.
+//! * [`subspaces`]: K-subspaces (linear subspaces, k-subspaces++ seeding, restarts).
 //! * [`tucker`]: HOSVD, ST-HOSVD, HOOI on strided N-d tensors; n-mode products.
 
 pub mod error;
@@ -19,6 +20,7 @@ pub mod rng;
 pub mod scalar;
 pub mod sparse;
 pub mod spectral;
+pub mod subspaces;
 pub mod svd;
 pub mod threads;
 pub mod tucker;

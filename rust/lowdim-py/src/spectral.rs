@@ -1,4 +1,6 @@
 //! Bindings of the clustering kernels: `lowdim_core::{kmeans, spectral, subspaces}`.
+//!
+//! Labels come back as int64 arrays; f32 input gives f32 centers, vectors and bases.
 use crate::convert::{dense_view, is_f32, to_numpy, Held, Source};
 use crate::error::run;
 use lowdim_core::sparse::{CsrRef, SpIndex};
@@ -174,9 +176,58 @@ fn kmeans<'py>(
     }
 }
 
+fn k_subspaces_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    k: usize,
+    dim: usize,
+    n_init: usize,
+    max_iter: usize,
+    seed: u64,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let arr = x.extract::<PyReadonlyArray2<'py, T>>()?;
+    let xv = dense_view(&arr);
+    let (labels, bases, obj) = run(py, move |par| {
+        lowdim_core::subspaces::k_subspaces(xv, k, dim, n_init, max_iter, seed, par)
+    })?;
+    let d = xv.ncols();
+    let mut buf = Vec::with_capacity(k * d * dim);
+    for u in &bases {
+        for i in 0..d {
+            for j in 0..dim {
+                buf.push(u[(i, j)]);
+            }
+        }
+    }
+    let b = numpy::ndarray::Array3::from_shape_vec((k, d, dim), buf)
+        .expect("the buffer holds exactly K * D * dim values")
+        .into_pyarray(py);
+    (labels_i64(&labels).into_pyarray(py), b, obj).into_pyobject(py)
+}
+
+/// k_subspaces(X, n_clusters, dim, n_init, max_iter, seed) -> (labels int64, bases (K, D, dim),
+/// objective)
+#[pyfunction]
+fn k_subspaces<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    n_clusters: usize,
+    dim: usize,
+    n_init: usize,
+    max_iter: usize,
+    seed: u64,
+) -> PyResult<Bound<'py, PyTuple>> {
+    if is_f32(x)? {
+        k_subspaces_typed::<f32>(py, x, n_clusters, dim, n_init, max_iter, seed)
+    } else {
+        k_subspaces_typed::<f64>(py, x, n_clusters, dim, n_init, max_iter, seed)
+    }
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kmeans, m)?)?;
     m.add_function(wrap_pyfunction!(spectral_embedding, m)?)?;
     m.add_function(wrap_pyfunction!(spectral_clustering, m)?)?;
+    m.add_function(wrap_pyfunction!(k_subspaces, m)?)?;
     Ok(())
 }
