@@ -9,14 +9,20 @@
 //! * [`rng`]: the counter-based Gaussian generator (results depend on the seed only).
 //! * [`threads`]: lowdim's own thread pool (`set_num_threads`, `LOWDIM_NUM_THREADS`).
 //! * [`selfexpr`]: self-expressive models for subspace clustering (SSC-OMP, EnSC, LSR, TSC).
+//! * [`kmeans`]: k-means (greedy k-means++ seeding, Lloyd, restarts).
+//! * [`spectral`]: spectral embedding (Chebyshev-filtered subspace iteration) and clustering.
+//! * [`subspaces`]: K-subspaces (linear subspaces, k-subspaces++ seeding, restarts).
 //! * [`tucker`]: HOSVD, ST-HOSVD, HOOI on strided N-d tensors; n-mode products.
 
 pub mod error;
+pub mod kmeans;
 pub mod linop;
 pub mod rng;
 pub mod scalar;
 pub mod selfexpr;
 pub mod sparse;
+pub mod spectral;
+pub mod subspaces;
 pub mod svd;
 pub mod threads;
 pub mod tucker;

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 mod convert;
 mod error;
 mod selfexpr;
+mod spectral;
 mod svd;
 mod tucker;
 
@@ -28,6 +29,7 @@ fn _lowdim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     svd::register(m)?;
     selfexpr::register(m)?;
+    spectral::register(m)?;
     tucker::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
