@@ -12,7 +12,9 @@
 //!   from the seeded Gaussian block of [`crate::rng`];
 //! * each sweep applies the Chebyshev polynomial that is bounded by 1 on `[-1, a]` and grows
 //!   fastest above it, where `a` is the smallest Ritz value of the block (the exact lower end
-//!   -1 is known, so eigenvalues near -1, e.g. of bipartite parts, are damped too). The degree
+//!   -1 is known, so eigenvalues near -1, e.g. of bipartite parts, are damped too); when a
+//!   sweep lowers the residuals by less than 10%, `a` is moved below the block's Ritz values
+//!   by 3, 15, 63, ... times their spread (a block inside a cluster of eigenvalues). The degree
 //!   is what the slowest unconverged pair needs to reach its tolerance (predicted from the
 //!   Ritz values), capped so that the filter amplifies by at most ~1e10 (`4 <= m <= 60`);
 //! * SVQB orthonormalization (f64 Gram, eigh, twice; Householder QR if the block is
@@ -376,6 +378,7 @@ fn chfsi<I: SpIndex>(
     };
     let q = orthonormalize(crate::rng::gaussian::<f64>(n, b, seed, 0, 0, par), par);
     let (mut theta, mut x, mut sx) = rr(q)?;
+    let (mut stalls, mut prev_worst) = (0i32, f64::INFINITY);
     for _ in 0..MAX_SWEEPS {
         let res = residuals(&x, &sx, &theta);
         if res.iter().any(|r| !r.is_finite()) {
@@ -387,8 +390,18 @@ fn chfsi<I: SpIndex>(
             break;
         };
         let tol = |j: usize| tols[j];
-        // Damp [-1, a], a = smallest Ritz value; amplify (a, 1].
-        let a = theta[b - 1].clamp(-1.0 + 1e-6, 1.0);
+        // Damp [-1, a], a = smallest Ritz value; amplify (a, 1]. If a sweep barely lowered
+        // the residuals (the block sits inside a cluster of eigenvalues, e.g. eigenvalue 1
+        // of more components than the block has vectors), `a` is moved down step by step.
+        let worst = (0..n_vals)
+            .filter(|&j| res[j] > tols[j])
+            .fold(0.0f64, |m, j| m.max(res[j]));
+        if worst > 0.9 * prev_worst {
+            stalls += 1;
+        }
+        prev_worst = worst;
+        let spread = (theta[0] - theta[b - 1]).max(1e-4);
+        let a = (theta[b - 1] - spread * (4f64.powi(stalls.min(20)) - 1.0)).clamp(-1.0 + 1e-6, 1.0);
         // Center and half-width of [lo, a] with lo = -1.
         let (c, e) = ((a - 1.0) / 2.0, (a + 1.0) / 2.0);
         let xi = (1.0 - c) / e;
