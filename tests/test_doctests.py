@@ -5,7 +5,15 @@ import importlib
 
 import pytest
 
-MODULES = ["lowdim", "lowdim.svd", "lowdim.decomposition", "lowdim.tucker"]
+MODULES = [
+    "lowdim",
+    "lowdim.svd",
+    "lowdim.decomposition",
+    "lowdim.tucker",
+    "lowdim.cluster",
+    "lowdim.metrics",
+    "lowdim.datasets",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

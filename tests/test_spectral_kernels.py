@@ -266,7 +266,8 @@ def test_k_subspaces_recovers_noiseless_union(restore_threads):
     from lowdim.datasets import union_of_subspaces
 
     X, y = union_of_subspaces(4, 3, 20, 60, seed=0)
-    labels, bases, obj = L.k_subspaces(X, 4, 3, 10, 100, 0)
+    labels, bases, obj, n_iter = L.k_subspaces(X, 4, 3, 10, 100, 0)
+    assert 1 <= n_iter <= 100
     assert labels.dtype == np.int64 and bases.shape == (4, 20, 3)
     assert _accuracy(y, labels) == 1.0
     assert obj < 1e-20
@@ -283,7 +284,7 @@ def test_k_subspaces_noisy_objective_matches_numpy():
     from lowdim.datasets import union_of_subspaces
 
     X, y = union_of_subspaces(3, 2, 10, 80, noise=0.05, seed=1)
-    labels, bases, obj = L.k_subspaces(X, 3, 2, 5, 100, 3)
+    labels, bases, obj, _ = L.k_subspaces(X, 3, 2, 5, 100, 3)
     assert obj == pytest.approx(_ksub_objective(X, labels, bases), rel=1e-10)
     assert _accuracy(y, labels) > 0.95
     # Each point sits with the subspace capturing most of its energy.
@@ -291,7 +292,7 @@ def test_k_subspaces_noisy_objective_matches_numpy():
     np.testing.assert_array_equal(labels, energy.sum(-1).argmax(1))
     # float32 and strided input.
     X32 = np.asfortranarray(X.astype(np.float32))[::-1]
-    l32, b32, o32 = L.k_subspaces(X32, 3, 2, 5, 100, 3)
+    l32, b32, o32, _ = L.k_subspaces(X32, 3, 2, 5, 100, 3)
     assert b32.dtype == np.float32
     assert o32 == pytest.approx(obj, rel=1e-3)
 

@@ -1,10 +1,12 @@
 """lowdim: the low-dimensional structure of data, fast and exact about its errors.
 
 Randomized SVD / PCA with a Rust core (faer + rayon), adaptive rank from an error tolerance,
-dense and sparse input.
+dense and sparse input; Tucker decomposition (HOSVD, ST-HOSVD, HOOI); subspace clustering
+(``lowdim.cluster``: SSC-OMP, EnSC, LSR, TSC, K-subspaces, spectral clustering) with its
+metrics (``lowdim.metrics``) and synthetic data (``lowdim.datasets``).
 """
 
-from . import _lowdim
+from . import _lowdim, cluster, datasets, metrics
 from ._validation import check_int as _check_int
 from .decomposition import PCA, TruncatedSVD
 from .svd import SVDResult, rsvd, svd_error
@@ -17,7 +19,10 @@ __all__ = [
     "SVDResult",
     "TruncatedSVD",
     "TuckerTensor",
+    "cluster",
+    "datasets",
     "get_num_threads",
+    "metrics",
     "mode_product",
     "rsvd",
     "set_num_threads",

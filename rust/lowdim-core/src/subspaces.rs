@@ -249,11 +249,13 @@ fn run(
     max_iter: usize,
     rng: &mut ChaCha8Rng,
     par: Par,
-) -> Result<(Vec<usize>, Vec<Mat<f64>>, f64)> {
+) -> Result<KssRun<f64>> {
     let d = data.d;
     let mut bases = init(data, norms, k, dim, rng, par);
     let (mut labels, mut resid, mut obj) = assign(data, &concat(&bases, d, dim), k, dim, par);
+    let mut n_iter = 0;
     for _ in 0..max_iter {
+        n_iter += 1;
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); k];
         for (i, &l) in labels.iter().enumerate() {
             members[l].push(i);
@@ -279,7 +281,21 @@ fn run(
             break;
         }
     }
-    Ok((labels, bases, obj))
+    Ok(KssRun {
+        labels,
+        bases,
+        objective: obj,
+        n_iter,
+    })
+}
+
+/// The result of K-subspaces: labels, orthonormal bases (D x dim each), the objective
+/// (sum of squared residuals) and the number of refit/assign iterations of the best restart.
+pub struct KssRun<T> {
+    pub labels: Vec<usize>,
+    pub bases: Vec<Mat<T>>,
+    pub objective: f64,
+    pub n_iter: usize,
 }
 
 /// K-subspaces clustering of the rows of `x` (`N x D`, any strides, f32 or f64) into
@@ -293,7 +309,7 @@ pub fn k_subspaces<T: Real>(
     max_iter: usize,
     seed: u64,
     par: Par,
-) -> Result<(Vec<usize>, Vec<Mat<T>>, f64)> {
+) -> Result<KssRun<T>> {
     let (n, d) = x.shape();
     if n == 0 || d == 0 {
         return invalid(format!(
@@ -319,20 +335,26 @@ pub fn k_subspaces<T: Real>(
     let norms: Vec<f64> = (0..n)
         .map(|i| data.row(i).iter().map(|v| v * v).sum::<f64>().sqrt())
         .collect();
-    let mut best: Option<(Vec<usize>, Vec<Mat<f64>>, f64)> = None;
+    let mut best: Option<KssRun<f64>> = None;
     for r in 0..n_init {
         let mut rng = stream(seed, STREAM_KSS, r);
         let res = run(&data, &norms, n_clusters, dim, max_iter, &mut rng, par)?;
-        if best.as_ref().is_none_or(|b| res.2 < b.2) {
+        if best.as_ref().is_none_or(|b| res.objective < b.objective) {
             best = Some(res);
         }
     }
-    let (labels, bases, obj) = best.expect("n_init >= 1");
-    let bases = bases
+    let best = best.expect("n_init >= 1");
+    let bases = best
+        .bases
         .iter()
         .map(|u| Mat::from_fn(d, dim, |i, j| T::from_f64(u[(i, j)])))
         .collect();
-    Ok((labels, bases, obj))
+    Ok(KssRun {
+        labels: best.labels,
+        bases,
+        objective: best.objective,
+        n_iter: best.n_iter,
+    })
 }
 
 #[cfg(test)]
@@ -356,7 +378,9 @@ mod tests {
     #[test]
     fn recovers_noiseless_union() {
         let (x, y) = union(4, 3, 20, 50);
-        let (l, bases, obj) = k_subspaces(x.as_ref(), 4, 3, 3, 50, 0, Par::rayon(2)).unwrap();
+        let r = k_subspaces(x.as_ref(), 4, 3, 3, 50, 0, Par::rayon(2)).unwrap();
+        let (l, bases, obj) = (r.labels, r.bases, r.objective);
+        assert!(r.n_iter >= 1 && r.n_iter <= 50);
         assert!(obj < 1e-20 * 200.0 + 1e-12, "objective {obj}");
         // Same partition up to renaming.
         let mut map = [usize::MAX; 4];
@@ -370,9 +394,9 @@ mod tests {
             let g = u.transpose() * u;
             assert!((&g - Mat::<f64>::identity(3, 3)).norm_max() < 1e-12);
         }
-        let (l1, _, o1) = k_subspaces(x.as_ref(), 4, 3, 3, 50, 0, Par::Seq).unwrap();
-        assert_eq!(l, l1);
-        assert_eq!(obj, o1);
+        let r1 = k_subspaces(x.as_ref(), 4, 3, 3, 50, 0, Par::Seq).unwrap();
+        assert_eq!(l, r1.labels);
+        assert_eq!(obj, r1.objective);
     }
 
     #[test]
@@ -382,12 +406,12 @@ mod tests {
         assert!(k_subspaces(x.as_ref(), 13, 2, 1, 5, 0, Par::Seq).is_err());
         assert!(k_subspaces(x.as_ref(), 2, 6, 1, 5, 0, Par::Seq).is_err());
         // More clusters than distinct subspaces, dim = D: all residuals vanish.
-        let (_, _, obj) = k_subspaces(x.as_ref(), 5, 5, 2, 5, 0, Par::Seq).unwrap();
-        assert!(obj < 1e-20);
+        let r = k_subspaces(x.as_ref(), 5, 5, 2, 5, 0, Par::Seq).unwrap();
+        assert!(r.objective < 1e-20);
         let z = Mat::<f64>::zeros(4, 3);
-        let (l, b, obj) = k_subspaces(z.as_ref(), 2, 2, 1, 5, 0, Par::Seq).unwrap();
-        assert_eq!(l.len(), 4);
-        assert_eq!(b.len(), 2);
-        assert_eq!(obj, 0.0);
+        let r = k_subspaces(z.as_ref(), 2, 2, 1, 5, 0, Par::Seq).unwrap();
+        assert_eq!(r.labels.len(), 4);
+        assert_eq!(r.bases.len(), 2);
+        assert_eq!(r.objective, 0.0);
     }
 }

@@ -187,9 +187,10 @@ fn k_subspaces_typed<'py, T: Real + Element>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let arr = x.extract::<PyReadonlyArray2<'py, T>>()?;
     let xv = dense_view(&arr);
-    let (labels, bases, obj) = run(py, move |par| {
+    let res = run(py, move |par| {
         lowdim_core::subspaces::k_subspaces(xv, k, dim, n_init, max_iter, seed, par)
     })?;
+    let (labels, bases, obj) = (res.labels, res.bases, res.objective);
     let d = xv.ncols();
     let mut buf = Vec::with_capacity(k * d * dim);
     for u in &bases {
@@ -202,11 +203,11 @@ fn k_subspaces_typed<'py, T: Real + Element>(
     let b = numpy::ndarray::Array3::from_shape_vec((k, d, dim), buf)
         .expect("the buffer holds exactly K * D * dim values")
         .into_pyarray(py);
-    (labels_i64(&labels).into_pyarray(py), b, obj).into_pyobject(py)
+    (labels_i64(&labels).into_pyarray(py), b, obj, res.n_iter).into_pyobject(py)
 }
 
 /// k_subspaces(X, n_clusters, dim, n_init, max_iter, seed) -> (labels int64, bases (K, D, dim),
-/// objective)
+/// objective, n_iter)
 #[pyfunction]
 fn k_subspaces<'py>(
     py: Python<'py>,

@@ -1,0 +1,590 @@
+"""Subspace clustering: self-expressive affinities, spectral clustering, K-subspaces.
+
+Points lying near a union of low-dimensional linear subspaces are clustered by subspace.
+The self-expressive methods write every point as a sparse (SSC-OMP, EnSC) or least-squares
+(LSR) combination of the other points; when the combination uses only points of the same
+subspace ("subspace-preserving"), the affinity ``W = |C| + |C|^T`` has no edges between
+subspaces and spectral clustering recovers them. TSC links each point to the points with
+the largest absolute cosine similarity. K-subspaces fits the subspaces directly.
+
+Every kernel runs in Rust, in parallel over chunks of points, without ever forming an
+``n_samples x n_samples`` dense matrix: memory is ``O(n_samples * (n_features + n_nonzero))``.
+Points are scaled to unit norm before the self-expressive kernels (the subspaces are
+scale-invariant). Results depend on ``random_state`` only, not on the number of threads.
+
+When to use: data that really lie near linear subspaces (motion trajectories, face images
+under varying lighting, deep features). For clusters that are blobs, use k-means; for
+curved manifolds (circles), these methods are the wrong model.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.preprocessing import normalize
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _lowdim
+from ._validation import check_int, check_seed
+
+__all__ = [
+    "EnSC",
+    "KSubspaces",
+    "LSR",
+    "SSCOMP",
+    "TSC",
+    "spectral_clustering",
+]
+
+_DEFAULT_MAX_CLUSTERS = 50
+
+
+def _check_n_clusters(n_clusters, n_samples: int):
+    if n_clusters is None:
+        return None
+    n_clusters = check_int(n_clusters, "n_clusters", 1)
+    if n_clusters > n_samples:
+        raise ValueError(
+            f"n_clusters={n_clusters} is larger than the number of points ({n_samples})"
+        )
+    return n_clusters
+
+
+def _check_positive(value, name: str, *, low=0.0, high=None, low_open=True) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    ok = np.isfinite(value) and (value > low if low_open else value >= low)
+    if high is not None:
+        ok = ok and value <= high
+    if not ok:
+        bound = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high else "")
+        raise ValueError(f"{name}={value} is out of range: it must be {bound}")
+    return value
+
+
+def _csr_payload(W: sp.csr_matrix):
+    idx = np.int32 if W.indices.dtype == np.int32 and W.indptr.dtype == np.int32 else np.int64
+    return (
+        np.ascontiguousarray(W.data),
+        np.ascontiguousarray(W.indices, dtype=idx),
+        np.ascontiguousarray(W.indptr, dtype=idx),
+        W.shape[0],
+        W.shape[1],
+    )
+
+
+def _check_affinity(affinity) -> sp.csr_matrix:
+    if sp.issparse(affinity):
+        W = sp.csr_matrix(affinity)
+    else:
+        a = np.asarray(affinity)
+        if a.ndim != 2:
+            raise ValueError(f"affinity must be a 2-D square matrix, got shape {a.shape}")
+        W = sp.csr_matrix(a)
+    if W.shape[0] != W.shape[1]:
+        raise ValueError(f"affinity must be square, got shape {W.shape}")
+    if W.shape[0] < 1:
+        raise ValueError("affinity is empty")
+    if W.dtype.kind not in "fiub":
+        raise TypeError(f"affinity must be real, got dtype {W.dtype}")
+    if W.dtype not in (np.float32, np.float64):
+        W = W.astype(np.float64)
+    W.sum_duplicates()
+    W.sort_indices()
+    if not np.all(np.isfinite(W.data)):
+        raise ValueError("affinity contains NaN or infinity")
+    if np.any(W.data < 0):
+        raise ValueError("affinity has negative entries; use |W| (e.g. abs(W)) as weights")
+    diff = abs(W - W.T)
+    scale = np.max(W.data) if W.nnz else 0.0
+    if diff.nnz and diff.max() > 1e-6 * scale:
+        raise ValueError("affinity is not symmetric; symmetrize it, e.g. (W + W.T) / 2")
+    return W
+
+
+def spectral_clustering(
+    affinity,
+    n_clusters=None,
+    *,
+    n_init: int = 20,
+    max_clusters: int | None = None,
+    random_state=None,
+    return_eigenvalues: bool = False,
+):
+    """Normalized spectral clustering of a sparse affinity graph, in Rust.
+
+    The top eigenvectors of ``D^{-1/2} W D^{-1/2}`` (``D`` the degrees; isolated nodes get
+    weight 0) are computed by a sparse block eigensolver, their rows normalized to unit length
+    and clustered by k-means++ with ``n_init`` restarts (Ng, Jordan & Weiss). Nothing of size
+    ``n x n`` is formed beyond the given sparse ``affinity``.
+
+    Parameters
+    ----------
+    affinity : sparse matrix or array of shape (n, n)
+        Symmetric, nonnegative, finite weights.
+    n_clusters : int or None
+        Number of clusters. None estimates it from the largest eigengap
+        ``lambda_k - lambda_{k+1}`` among the top ``max_clusters + 1`` eigenvalues of
+        ``D^{-1/2} W D^{-1/2}`` (the number of connected components when the graph has them).
+    n_init : int, default 20
+        k-means restarts on the spectral embedding.
+    max_clusters : int or None
+        Largest number of clusters considered when ``n_clusters`` is None (default
+        ``min(50, n - 1)``).
+    random_state : None, int or numpy Generator
+    return_eigenvalues : bool, default False
+        Also return the computed top eigenvalues (descending).
+
+    Returns
+    -------
+    labels : ndarray of shape (n,), int64
+        Cluster labels in ``0 .. n_clusters - 1``, numbered in order of first appearance.
+    eigenvalues : ndarray of float64, only if ``return_eigenvalues``
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from lowdim.cluster import spectral_clustering
+    >>> block = np.ones((3, 3)) - np.eye(3)
+    >>> W = sp.block_diag([block, block]).tocsr()        # two triangles
+    >>> spectral_clustering(W, 2, random_state=0).tolist()
+    [0, 0, 0, 1, 1, 1]
+    >>> labels, ev = spectral_clustering(W, None, random_state=0, return_eigenvalues=True)
+    >>> int(labels.max() + 1), np.round(ev[:3], 6).tolist()
+    (2, [1.0, 1.0, -0.5])
+    """
+    W = _check_affinity(affinity)
+    n = W.shape[0]
+    n_clusters = _check_n_clusters(n_clusters, n)
+    n_init = check_int(n_init, "n_init", 1)
+    if max_clusters is None:
+        max_clusters = max(1, min(_DEFAULT_MAX_CLUSTERS, n - 1))
+    else:
+        max_clusters = check_int(max_clusters, "max_clusters", 1, max(1, n - 1))
+    seed = check_seed(random_state)
+    labels, evals, _ = _lowdim.spectral_clustering(
+        _csr_payload(W), n_clusters or 0, max_clusters, n_init, seed
+    )
+    labels = np.asarray(labels, dtype=np.int64)
+    if return_eigenvalues:
+        return labels, np.asarray(evals, dtype=np.float64)
+    return labels
+
+
+class _SubspaceClustering(ClusterMixin, BaseEstimator):
+    """Shared fit logic: validate, build the affinity, run spectral clustering."""
+
+    def _validate(self, X):
+        X = validate_data(
+            self,
+            X,
+            accept_sparse=False,
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=2,
+            order=None,
+        )
+        n_clusters = _check_n_clusters(self.n_clusters, X.shape[0])
+        n_init = check_int(self.n_init, "n_init", 1)
+        return X, n_clusters, n_init
+
+    def _spectral(self, W, n_clusters, n_init, seed):
+        max_clusters = max(1, min(_DEFAULT_MAX_CLUSTERS, W.shape[0] - 1))
+        labels, evals, k = _lowdim.spectral_clustering(
+            _csr_payload(W), n_clusters or 0, max_clusters, n_init, seed
+        )
+        self.labels_ = np.asarray(labels, dtype=np.int64)
+        self.eigenvalues_ = np.asarray(evals, dtype=np.float64)
+        self.n_clusters_ = int(k)
+
+
+def _representation(C: sp.csr_matrix) -> sp.csr_matrix:
+    """The affinity ``(|C^| + |C^|^T) / 2`` with the rows of ``C^ = C`` scaled to unit l2 norm."""
+    Cn = normalize(abs(C), norm="l2", axis=1)
+    W = (Cn + Cn.T) * 0.5
+    return sp.csr_matrix(W)
+
+
+class _SelfExpressive(_SubspaceClustering):
+    """A self-expressive method: representation -> affinity -> spectral clustering."""
+
+    def _kernel(self, X):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fit(self, X, y=None):
+        """Compute the representation matrix, the affinity and the cluster labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The points, one per row (float32 is kept as float32).
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        X, n_clusters, n_init = self._validate(X)
+        seed = check_seed(self.random_state)
+        indptr, indices, data = self._kernel(X)
+        n = X.shape[0]
+        C = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+        self.representation_matrix_ = C
+        self.affinity_matrix_ = _representation(C)
+        self._spectral(self.affinity_matrix_, n_clusters, n_init, seed)
+        return self
+
+
+class SSCOMP(_SelfExpressive):
+    """Sparse subspace clustering by orthogonal matching pursuit (SSC-OMP).
+
+    Every point (scaled to unit norm) is written as a sparse combination of at most
+    ``n_nonzero`` other points, chosen greedily by orthogonal matching pursuit until the
+    residual norm drops below ``tol`` (You, Robinson & Vidal, CVPR 2016). The affinity
+    ``(|C| + |C|^T) / 2`` (rows of ``C`` l2-normalized) is then clustered spectrally.
+
+    Parameters
+    ----------
+    n_clusters : int or None, default 8
+        Number of clusters; None estimates it from the eigengap of the affinity.
+    n_nonzero : int, default 10
+        Maximum number of points in each representation; about the subspace dimension or a
+        little more. Must be smaller than the number of points.
+    tol : float, default 1e-6
+        OMP stops when the residual norm of a unit-norm point is ``<= tol``.
+    n_init : int, default 20
+        k-means restarts in the spectral step.
+    random_state : None, int or numpy Generator
+        Seed of the spectral step's k-means (OMP itself is deterministic).
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,), int64
+    representation_matrix_ : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
+        Row ``j`` holds the coefficients writing point ``j`` by the others.
+    affinity_matrix_ : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
+    eigenvalues_ : ndarray
+        Top eigenvalues of the normalized affinity (used for the eigengap).
+    n_clusters_ : int
+        The number of clusters used (estimated when ``n_clusters`` is None).
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> from lowdim.cluster import SSCOMP
+    >>> from lowdim.datasets import union_of_subspaces
+    >>> from lowdim.metrics import clustering_accuracy
+    >>> X, y = union_of_subspaces(3, 2, 10, 40, seed=0)
+    >>> model = SSCOMP(n_clusters=3, n_nonzero=3, random_state=0).fit(X)
+    >>> clustering_accuracy(y, model.labels_)
+    1.0
+    """
+
+    def __init__(self, n_clusters=8, *, n_nonzero=10, tol=1e-6, n_init=20, random_state=None):
+        self.n_clusters = n_clusters
+        self.n_nonzero = n_nonzero
+        self.tol = tol
+        self.n_init = n_init
+        self.random_state = random_state
+
+    def _kernel(self, X):
+        n_nonzero = check_int(self.n_nonzero, "n_nonzero", 1)
+        if n_nonzero >= X.shape[0]:
+            raise ValueError(
+                f"n_nonzero={n_nonzero} needs more points than that: X has {X.shape[0]} "
+                f"points (at most n_samples - 1 = {X.shape[0] - 1} others can be used)"
+            )
+        tol = _check_positive(self.tol, "tol", low=0.0, low_open=False)
+        return _lowdim.ssc_omp(X, n_nonzero, tol)
+
+
+class EnSC(_SelfExpressive):
+    """Elastic-net subspace clustering (EnSC) with the oracle-guided active-set solver.
+
+    Every point ``x_j`` (scaled to unit norm) is written by the other points through
+
+        min_c  tau ||c||_1 + (1 - tau)/2 ||c||_2^2 + alpha_j/2 ||x_j - sum_i c_i x_i||^2
+
+    solved exactly by ORGEN (You, Li, Robinson & Vidal, CVPR 2016): an elastic net on a small
+    active set of points, grown by an "oracle point" test until no point violates optimality.
+
+    **The gamma contract.** With ``mu_j = max_{i != j} |<x_i, x_j>|``, the smallest ``alpha``
+    for which ``c = 0`` is not optimal is ``alpha_0 = tau / mu_j``; lowdim uses
+    ``alpha_j = gamma * alpha_0``, so ``gamma > 1`` is needed for nonzero coefficients and
+    larger ``gamma`` means a tighter fit (denser ``c``); 5 to 500 is the useful range. For
+    ``tau = 0`` (ridge, every ``alpha > 0`` gives a nonzero ``c``) ``alpha_j = gamma / mu_j``.
+
+    Parameters
+    ----------
+    n_clusters : int or None, default 8
+    gamma : float, default 50.0
+        See the gamma contract above.
+    tau : float in [0, 1], default 0.9
+        Balance of l1 and l2: ``tau = 1`` is SSC (lasso), ``tau = 0`` least squares (ridge).
+    n_nonzero : int, default 50
+        Entries kept per representation (those of largest magnitude).
+    support_size : int, default 100
+        Initial active-set size of ORGEN.
+    max_iter : int, default 40
+        Active-set rounds.
+    tol : float, default 1e-6
+        Tolerance of the inner elastic-net solver.
+    n_init : int, default 20
+    random_state : None, int or numpy Generator
+
+    Attributes
+    ----------
+    labels_, representation_matrix_, affinity_matrix_, eigenvalues_, n_clusters_,
+    n_features_in_ : as in :class:`SSCOMP`.
+
+    Examples
+    --------
+    >>> from lowdim.cluster import EnSC
+    >>> from lowdim.datasets import union_of_subspaces
+    >>> from lowdim.metrics import clustering_accuracy
+    >>> X, y = union_of_subspaces(3, 2, 10, 40, seed=0)
+    >>> model = EnSC(n_clusters=3, random_state=0).fit(X)
+    >>> clustering_accuracy(y, model.labels_)
+    1.0
+    """
+
+    def __init__(
+        self,
+        n_clusters=8,
+        *,
+        gamma=50.0,
+        tau=0.9,
+        n_nonzero=50,
+        support_size=100,
+        max_iter=40,
+        tol=1e-6,
+        n_init=20,
+        random_state=None,
+    ):
+        self.n_clusters = n_clusters
+        self.gamma = gamma
+        self.tau = tau
+        self.n_nonzero = n_nonzero
+        self.support_size = support_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_init = n_init
+        self.random_state = random_state
+
+    def _kernel(self, X):
+        gamma = _check_positive(self.gamma, "gamma")
+        tau = _check_positive(self.tau, "tau", low=0.0, high=1.0, low_open=False)
+        n_nonzero = check_int(self.n_nonzero, "n_nonzero", 1)
+        support = check_int(self.support_size, "support_size", 1)
+        max_iter = check_int(self.max_iter, "max_iter", 1)
+        tol = _check_positive(self.tol, "tol")
+        return _lowdim.ensc(X, gamma, tau, n_nonzero, support, max_iter, tol)
+
+
+class LSR(_SelfExpressive):
+    """Least-squares regression subspace clustering (LSR, Lu et al. 2012).
+
+    The representation solves ``min ||X^T - X^T C||_F^2 + (1/gamma) ||C||_F^2`` with
+    ``diag(C) = 0`` (points as rows of ``X``, scaled to unit norm), in closed form through a
+    ``n_features x n_features`` system (Woodbury), chunk by chunk: no ``n x n`` matrix is
+    formed. The solution is dense; each row keeps its ``n_nonzero`` largest entries.
+
+    Parameters
+    ----------
+    n_clusters : int or None, default 8
+    gamma : float, default 10.0
+        Inverse ridge weight: larger fits the data more tightly.
+    n_nonzero : int, default 50
+        Entries kept per row.
+    n_init : int, default 20
+    random_state : None, int or numpy Generator
+
+    Attributes
+    ----------
+    labels_, representation_matrix_, affinity_matrix_, eigenvalues_, n_clusters_,
+    n_features_in_ : as in :class:`SSCOMP`.
+
+    Examples
+    --------
+    >>> from lowdim.cluster import LSR
+    >>> from lowdim.datasets import union_of_subspaces
+    >>> from lowdim.metrics import clustering_accuracy
+    >>> X, y = union_of_subspaces(3, 2, 10, 40, seed=0)
+    >>> clustering_accuracy(y, LSR(n_clusters=3, random_state=0).fit_predict(X))
+    1.0
+    """
+
+    def __init__(self, n_clusters=8, *, gamma=10.0, n_nonzero=50, n_init=20, random_state=None):
+        self.n_clusters = n_clusters
+        self.gamma = gamma
+        self.n_nonzero = n_nonzero
+        self.n_init = n_init
+        self.random_state = random_state
+
+    def _kernel(self, X):
+        gamma = _check_positive(self.gamma, "gamma")
+        n_nonzero = check_int(self.n_nonzero, "n_nonzero", 1)
+        return _lowdim.lsr(X, gamma, n_nonzero)
+
+
+class TSC(_SubspaceClustering):
+    """Thresholding-based subspace clustering (TSC, Heckel & Boelcskei 2015).
+
+    Each point is linked to the ``n_neighbors`` points of largest absolute cosine similarity
+    ``|c|``, with weight ``exp(-2 arccos |c|)``; the symmetrized graph is clustered spectrally.
+
+    Parameters
+    ----------
+    n_clusters : int or None, default 8
+    n_neighbors : int or None, default None
+        Neighbors per point; None uses ``max(3, n_samples // (20 * n_clusters))`` (the
+        paper's advice of about 5% of a cluster), with ``n_clusters`` taken as 10 when None.
+    n_init : int, default 20
+    random_state : None, int or numpy Generator
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,), int64
+    affinity_matrix_ : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
+    eigenvalues_, n_clusters_, n_features_in_ : as in :class:`SSCOMP`.
+
+    Examples
+    --------
+    >>> from lowdim.cluster import TSC
+    >>> from lowdim.datasets import union_of_subspaces
+    >>> from lowdim.metrics import clustering_accuracy
+    >>> X, y = union_of_subspaces(3, 2, 10, 40, seed=0)
+    >>> clustering_accuracy(y, TSC(n_clusters=3, n_neighbors=5, random_state=0).fit_predict(X))
+    1.0
+    """
+
+    def __init__(self, n_clusters=8, *, n_neighbors=None, n_init=20, random_state=None):
+        self.n_clusters = n_clusters
+        self.n_neighbors = n_neighbors
+        self.n_init = n_init
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        """Build the thresholded cosine graph and cluster it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        X, n_clusters, n_init = self._validate(X)
+        n = X.shape[0]
+        if self.n_neighbors is None:
+            q = max(3, n // (20 * (n_clusters or 10)))
+        else:
+            q = check_int(self.n_neighbors, "n_neighbors", 1)
+        q = min(q, n - 1)
+        seed = check_seed(self.random_state)
+        indptr, indices, data = _lowdim.tsc(X, q)
+        A = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+        self.affinity_matrix_ = sp.csr_matrix(A + A.T)
+        self._spectral(self.affinity_matrix_, n_clusters, n_init, seed)
+        return self
+
+
+class KSubspaces(ClusterMixin, BaseEstimator):
+    """K-subspaces: alternating assignment to the closest subspace and per-cluster PCA.
+
+    Minimizes ``sum_i min_k ||x_i - U_k U_k^T x_i||^2`` over ``n_clusters`` linear subspaces
+    of dimension ``subspace_dim`` (orthonormal bases ``U_k``), the maximum-likelihood
+    objective of a mixture of low-rank Gaussians; the best of ``n_init`` random restarts is
+    kept. Unlike the spectral methods it needs the subspace dimension and is sensitive to
+    initialization, but it costs only ``O(n_samples * n_features * n_clusters * subspace_dim)``
+    per iteration. It is not a graph method, so it has no ``affinity_matrix_``.
+
+    Parameters
+    ----------
+    n_clusters : int, default 8
+    subspace_dim : int, default 1
+    n_init : int, default 10
+    max_iter : int, default 100
+    random_state : None, int or numpy Generator
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,), int64
+    bases_ : ndarray of shape (n_clusters, n_features, subspace_dim)
+        Orthonormal bases of the fitted subspaces.
+    objective_ : float
+        Sum of squared residuals of the points to their subspaces.
+    n_iter_ : int
+        Iterations (refit + reassign) of the best restart.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> from lowdim.cluster import KSubspaces
+    >>> from lowdim.datasets import union_of_subspaces
+    >>> from lowdim.metrics import clustering_accuracy
+    >>> X, y = union_of_subspaces(3, 2, 10, 40, seed=0)
+    >>> model = KSubspaces(3, 2, random_state=0).fit(X)
+    >>> clustering_accuracy(y, model.labels_), model.bases_.shape
+    (1.0, (3, 10, 2))
+    """
+
+    def __init__(self, n_clusters=8, subspace_dim=1, *, n_init=10, max_iter=100, random_state=None):
+        self.n_clusters = n_clusters
+        self.subspace_dim = subspace_dim
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        """Fit the subspaces.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        n, d = X.shape
+        k = check_int(self.n_clusters, "n_clusters", 1)
+        if k > n:
+            raise ValueError(f"n_clusters={k} is larger than the number of points ({n})")
+        dim = check_int(self.subspace_dim, "subspace_dim", 1)
+        if dim > d:
+            raise ValueError(f"subspace_dim={dim} is larger than n_features={d}")
+        n_init = check_int(self.n_init, "n_init", 1)
+        max_iter = check_int(self.max_iter, "max_iter", 1)
+        seed = check_seed(self.random_state)
+        labels, bases, objective, n_iter = _lowdim.k_subspaces(
+            X, k, dim, n_init, max_iter, seed
+        )
+        self.labels_ = np.asarray(labels, dtype=np.int64)
+        self.bases_ = np.asarray(bases)
+        self.objective_ = float(objective)
+        self.n_iter_ = int(n_iter)
+        return self
+
+    def predict(self, X):
+        """Assign points to the closest fitted subspace.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int64
+        """
+        check_is_fitted(self, "bases_")
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        proj = np.einsum("nd,kde->nke", X, self.bases_.astype(X.dtype, copy=False))
+        return np.argmax(np.einsum("nke,nke->nk", proj, proj), axis=1).astype(np.int64)

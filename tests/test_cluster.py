@@ -1,0 +1,252 @@
+"""lowdim.cluster: the estimators and spectral_clustering, end to end."""
+
+from __future__ import annotations
+
+import lowdim
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from lowdim.cluster import LSR, SSCOMP, TSC, EnSC, KSubspaces, spectral_clustering
+from lowdim.datasets import union_of_subspaces
+from lowdim.metrics import clustering_accuracy, connectivity, subspace_preserving_error
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+SELF_EXPRESSIVE = {
+    "ssc-omp": lambda k, **kw: SSCOMP(k, n_nonzero=5, **kw),
+    "ensc": lambda k, **kw: EnSC(k, **kw),
+    "ensc-lasso": lambda k, **kw: EnSC(k, tau=1.0, **kw),
+    "lsr": lambda k, **kw: LSR(k, **kw),
+}
+ALL = {
+    **SELF_EXPRESSIVE,
+    "tsc": lambda k, **kw: TSC(k, n_neighbors=8, **kw),
+    "kss": lambda k, **kw: KSubspaces(k, 3, **kw),
+}
+
+
+@pytest.fixture(scope="module")
+def independent():
+    """5 independent 3-dim subspaces of R^30 (15 <= 30), 60 noiseless points each."""
+    return union_of_subspaces(5, 3, 30, 60, seed=3)
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    return union_of_subspaces(6, 4, 40, 80, noise=0.05, seed=4)
+
+
+# ------------------------------------------------------------------- exact recovery
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_exact_recovery_on_independent_subspaces(name, independent):
+    X, y = independent
+    model = ALL[name](5, random_state=0).fit(X)
+    assert model.labels_.shape == (X.shape[0],) and model.labels_.dtype == np.int64
+    assert clustering_accuracy(y, model.labels_) == 1.0
+    if name in SELF_EXPRESSIVE:
+        C = model.representation_matrix_
+        assert sp.issparse(C) and C.format == "csr" and C.shape == (300, 300)
+        assert C.diagonal().max() == 0 and C.diagonal().min() == 0
+        # subspace-preserving: no mass on other subspaces (to rounding)
+        assert subspace_preserving_error(C, y) < 1e-8
+        assert (C.getnnz(axis=1) >= 1).all()
+    if name != "kss":
+        W = model.affinity_matrix_
+        assert sp.issparse(W) and W.format == "csr"
+        assert abs(W - W.T).max() <= 1e-12 * abs(W).max()
+        assert connectivity(W, y) > 0
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_high_accuracy_with_noise(name, noisy):
+    X, y = noisy
+    model = ALL[name](6, random_state=0)
+    if name == "kss":
+        model.set_params(subspace_dim=4)
+    assert clustering_accuracy(y, model.fit_predict(X)) >= 0.95
+
+
+def test_ssc_omp_representation_is_sparse_and_fits_the_points(independent):
+    X, y = independent
+    model = SSCOMP(5, n_nonzero=4, random_state=0).fit(X)
+    C = model.representation_matrix_
+    assert C.getnnz(axis=1).max() <= 4
+    # noiseless 3-dim subspaces: 3 atoms represent each unit-norm point exactly
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    np.testing.assert_allclose(C @ Xn, Xn, atol=1e-8)
+
+
+def test_kss_attributes_and_objective(noisy):
+    X, y = noisy
+    model = KSubspaces(6, 4, random_state=0).fit(X)
+    B = model.bases_
+    assert B.shape == (6, 40, 4)
+    for k in range(6):
+        np.testing.assert_allclose(B[k].T @ B[k], np.eye(4), atol=1e-10)
+    res = [np.sum((X[i] - B[lab] @ (B[lab].T @ X[i])) ** 2) for i, lab in enumerate(model.labels_)]
+    assert model.objective_ == pytest.approx(sum(res), rel=1e-8)
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+
+
+# ----------------------------------------------------------------- n_clusters = None
+@pytest.mark.parametrize("name", ["ensc", "lsr"])
+def test_number_of_clusters_from_eigengap(name, independent):
+    # (SSC-OMP and TSC graphs of this small sample are barely connected inside each subspace,
+    # connectivity < 0.07, so the eigengap heuristic is not reliable for them here.)
+    X, y = independent
+    model = ALL[name](None, random_state=0).fit(X)
+    assert model.n_clusters_ == 5
+    assert clustering_accuracy(y, model.labels_) == 1.0
+    ev = model.eigenvalues_
+    assert np.all(np.diff(ev) <= 1e-9) and ev[0] == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------- reproducibility
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_reproducible_under_seed_and_thread_count(name, noisy, restore_threads):
+    X, _ = noisy
+    lowdim.set_num_threads(1)
+    a = ALL[name](6, random_state=7).fit(X)
+    lowdim.set_num_threads(2)
+    b = ALL[name](6, random_state=7).fit(X)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    if name in SELF_EXPRESSIVE:
+        assert (a.representation_matrix_ != b.representation_matrix_).nnz == 0
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_float32_is_kept_and_agrees_with_float64(name, independent):
+    X, y = independent
+    m32 = ALL[name](5, random_state=0).fit(X.astype(np.float32))
+    assert clustering_accuracy(y, m32.labels_) == 1.0
+    if name in SELF_EXPRESSIVE:
+        assert m32.representation_matrix_.dtype == np.float32
+        assert m32.affinity_matrix_.dtype == np.float32
+    if name == "kss":
+        assert m32.bases_.dtype == np.float32
+
+
+def test_strided_and_fortran_input_give_the_same_result(independent):
+    X, _ = independent
+    ref = SSCOMP(5, random_state=0).fit(X).representation_matrix_
+    for variant in (np.asfortranarray(X), np.repeat(X, 2, axis=1)[:, ::2]):
+        C = SSCOMP(5, random_state=0).fit(variant).representation_matrix_
+        assert abs(C - ref).max() < 1e-12
+
+
+# ------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_bad_input_raises_clear_errors(name):
+    X, _ = union_of_subspaces(2, 2, 6, 10, seed=0)
+    est = ALL[name]
+    with pytest.raises(ValueError, match="NaN"):
+        Xn = X.copy()
+        Xn[3, 2] = np.nan
+        est(2).fit(Xn)
+    with pytest.raises(ValueError, match="inf"):
+        Xi = X.copy()
+        Xi[0, 0] = np.inf
+        est(2).fit(Xi)
+    with pytest.raises(ValueError, match="2D"):
+        est(2).fit(X[0])
+    with pytest.raises(ValueError, match="n_clusters"):
+        est(21).fit(X)
+    with pytest.raises(ValueError, match="minimum of 2"):
+        est(1).fit(X[:1])
+    with pytest.raises(ValueError, match="[Cc]omplex"):
+        est(2).fit(X.astype(complex))
+    labels = est(2, random_state=0).fit(X.astype(np.int64) * 0 + (X > 0)).labels_
+    assert labels.shape == (20,)
+
+
+def test_parameter_errors(independent):
+    X, _ = independent
+    with pytest.raises(ValueError, match="n_nonzero"):
+        SSCOMP(2, n_nonzero=300).fit(X)
+    with pytest.raises(ValueError, match="n_nonzero"):
+        SSCOMP(2, n_nonzero=0).fit(X)
+    with pytest.raises(ValueError, match="tau"):
+        EnSC(2, tau=1.5).fit(X)
+    with pytest.raises(ValueError, match="gamma"):
+        EnSC(2, gamma=-1).fit(X)
+    with pytest.raises(ValueError, match="gamma"):
+        LSR(2, gamma=0).fit(X)
+    with pytest.raises(ValueError, match="subspace_dim"):
+        KSubspaces(2, 31).fit(X)
+    with pytest.raises(TypeError, match="n_nonzero"):
+        SSCOMP(2, n_nonzero=2.5).fit(X)
+
+
+def test_ensc_tau_zero_works(independent):
+    # tau = 0 is ridge regression: the gamma contract uses alpha_j = gamma / mu_j
+    X, y = independent
+    model = EnSC(5, tau=0.0, random_state=0).fit(X)
+    assert np.all(np.isfinite(model.representation_matrix_.data))
+    assert clustering_accuracy(y, model.labels_) == 1.0
+
+
+def test_zero_points_do_not_crash():
+    X, _ = union_of_subspaces(3, 2, 10, 20, seed=0)
+    X[[0, 7]] = 0.0
+    for name in ("ssc-omp", "ensc", "lsr", "tsc"):
+        labels = ALL[name](3, random_state=0).fit_predict(X)
+        assert labels.shape == (60,)
+
+
+# ------------------------------------------------------------ spectral_clustering
+def test_spectral_clustering_blocks_and_eigengap():
+    rng = np.random.default_rng(0)
+    sizes = [30, 50, 20]
+    blocks = [sp.random(s, s, density=0.3, random_state=rng) for s in sizes]
+    W = sp.block_diag([b + b.T + sp.eye(s) for b, s in zip(blocks, sizes, strict=True)])
+    perm = rng.permutation(100)
+    W = sp.csr_matrix(W)[perm][:, perm]
+    y = np.repeat([0, 1, 2], sizes)[perm]
+    labels = spectral_clustering(W, 3, random_state=0)
+    assert clustering_accuracy(y, labels) == 1.0
+    assert labels[0] == 0  # canonical numbering: order of first appearance
+    labels, ev = spectral_clustering(W, None, random_state=0, return_eigenvalues=True)
+    assert labels.max() == 2
+    np.testing.assert_allclose(ev[:3], 1.0, atol=1e-8)
+    assert ev[3] < 0.99
+    dense = spectral_clustering(W.toarray(), 3, random_state=0)
+    np.testing.assert_array_equal(dense, spectral_clustering(W, 3, random_state=0))
+
+
+def test_spectral_clustering_bad_affinity():
+    W = sp.csr_matrix(np.array([[0, 1.0], [0.5, 0]]))
+    with pytest.raises(ValueError, match="symmetric"):
+        spectral_clustering(W, 2)
+    with pytest.raises(ValueError, match="negative"):
+        spectral_clustering(-abs(W + W.T), 2)
+    with pytest.raises(ValueError, match="square"):
+        spectral_clustering(np.ones((2, 3)), 2)
+    with pytest.raises(ValueError, match="n_clusters"):
+        spectral_clustering(np.ones((2, 2)), 3)
+    with pytest.raises(ValueError, match="NaN"):
+        spectral_clustering(np.array([[0, np.nan], [np.nan, 0]]), 1)
+
+
+# -------------------------------------------------------------- scikit-learn checks
+def _expected_failures(estimator):
+    if isinstance(estimator, SSCOMP):
+        return {
+            "check_clustering": (
+                "the check clusters 2-D Gaussian blobs; all of them lie in one 2-D subspace, "
+                "which is not the model of subspace clustering (ARI ~0 is the right answer)"
+            ),
+        }
+    return {}
+
+
+@parametrize_with_checks(
+    [
+        SSCOMP(n_clusters=3, n_nonzero=2, random_state=0),
+        EnSC(n_clusters=3, random_state=0),
+        LSR(n_clusters=3, random_state=0),
+        TSC(n_clusters=3, random_state=0),
+        KSubspaces(n_clusters=3, subspace_dim=1, random_state=0),
+    ],
+    expected_failed_checks=_expected_failures,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
