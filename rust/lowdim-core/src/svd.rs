@@ -698,6 +698,7 @@ fn gram_svd<T: Real>(
 }
 
 /// HMT Algorithm 4.4 with normalized power iterations, then `B^T = A^T Q` and a thin SVD.
+#[allow(clippy::too_many_arguments)]
 fn randomized<T: Real>(
     op: &dyn LinOp<T>,
     k: usize,
