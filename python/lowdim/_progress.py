@@ -93,4 +93,6 @@ def resolve(progress, label: str = "") -> tuple[ProgressCallback | None, Progres
         return bar, bar
     if callable(progress):
         return progress, None
-    raise TypeError(f"progress must be a bool or a callable progress(done, total), got {progress!r}")
+    raise TypeError(
+        f"progress must be a bool or a callable progress(done, total), got {progress!r}"
+    )

@@ -61,9 +61,7 @@ def union_of_subspaces(
     ambient_dim = check_int(ambient_dim, "ambient_dim", 1)
     n_per_subspace = check_int(n_per_subspace, "n_per_subspace", 1)
     if subspace_dim > ambient_dim:
-        raise ValueError(
-            f"subspace_dim={subspace_dim} must be <= ambient_dim={ambient_dim}"
-        )
+        raise ValueError(f"subspace_dim={subspace_dim} must be <= ambient_dim={ambient_dim}")
     noise = float(noise)
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0, got {noise}")
