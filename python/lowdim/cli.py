@@ -249,19 +249,16 @@ def load_array(path: str, key: str | None = None, *, image_gray: bool = False):
     )
 
 
-def _default_out(inp: str, what: str) -> Path:
-    return Path(Path(inp).stem + f".{what}.npz")
-
-
-def _save_npz(path: Path, **arrays) -> None:
-    import numpy as np
-
-    path = Path(path)
+def output_path(args, what: str) -> Path:
+    """``-o`` (checked before any work is done), else ``<INPUT stem>.<what>.npz`` here."""
+    if not args.output:
+        return Path(Path(args.input).stem + f".{what}.npz")
+    path = Path(args.output)
     if path.suffix != ".npz":
         raise CLIError(f"-o {path}: the output must be a .npz file")
-    if path.parent and not path.parent.exists():
+    if not path.parent.is_dir():
         raise CLIError(f"-o {path}: directory {path.parent} does not exist")
-    np.savez(path, **arrays)
+    return path
 
 
 def _fmt_values(s, limit: int = 10) -> str:
@@ -286,6 +283,12 @@ def _svd_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--n-iter", type=int, default=None, help="power iterations (default: auto)")
+    p.add_argument(
+        "--solver",
+        choices=("auto", "randomized", "gram"),
+        default="auto",
+        help="auto (default): Gram + eigh for tall-skinny dense input when cheaper",
+    )
     p.add_argument("--key", help="the array to use in a .npz holding several")
     p.add_argument("-o", "--output", metavar="OUT.npz", help="where to write U, S, Vh")
 
@@ -309,17 +312,25 @@ def _matrix_of(a, path):
     "svd", "truncated SVD of a matrix (fixed rank -k or error tolerance --tol)", _svd_arguments
 )
 def cmd_svd(args) -> int:
+    import numpy as np
     import scipy.sparse as sp
 
     import lowdim
 
+    out = output_path(args, "svd")
     A = _matrix_of(load_array(args.input, args.key, image_gray=True), args.input)
     kind = f"sparse, nnz={A.nnz}" if sp.issparse(A) else "dense"
     _say(args, f"{args.input}: {_shape_str(A.shape)} {A.dtype} ({kind})")
     n_iter = "auto" if args.n_iter is None else args.n_iter
     t0 = time.perf_counter()
     res = lowdim.rsvd(
-        A, args.k, tol=args.tol, seed=args.seed, n_iter=n_iter, progress=not args.quiet
+        A,
+        args.k,
+        tol=args.tol,
+        seed=args.seed,
+        n_iter=n_iter,
+        solver=args.solver,
+        progress=not args.quiet,
     )
     t = time.perf_counter() - t0
     U, S, Vh = res
@@ -337,8 +348,7 @@ def cmd_svd(args) -> int:
         est = lowdim.svd_error(A, U, S, Vh, n_iter=10, seed=args.seed)
         rel = est / S[0] if S.size and S[0] > 0 else 0.0
         lines.append(f"error     ||A - U S Vh||_2 ~ {est:.3e} ({rel:.2e} of s_1, estimated)")
-    out = Path(args.output) if args.output else _default_out(args.input, "svd")
-    _save_npz(out, U=U, S=S, Vh=Vh)
+    np.savez(out, U=U, S=S, Vh=Vh)
     lines.append(
         f"wrote     {out} (U {_shape_str(U.shape)}, S {S.size}, Vh {_shape_str(Vh.shape)})"
     )
@@ -351,14 +361,15 @@ def cmd_svd(args) -> int:
 
 
 def _parse_ranks(s: str) -> list[int]:
+    bad = argparse.ArgumentTypeError(
+        f"{s!r} is not a rank: give R or R1,R2,... (positive integers)"
+    )
     try:
         ranks = [int(t) for t in s.replace(" ", "").split(",") if t]
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{s!r} is not a rank: give R or R1,R2,... (positive integers)"
-        ) from None
-    if not ranks:
-        raise argparse.ArgumentTypeError("empty rank")
+        raise bad from None
+    if not ranks or min(ranks) < 1:
+        raise bad
     return ranks
 
 
@@ -370,7 +381,7 @@ def _tucker_arguments(p: argparse.ArgumentParser) -> None:
         "--rank",
         type=_parse_ranks,
         metavar="R[,R...]",
-        help="multilinear rank: one for every mode, or one per mode",
+        help="multilinear rank: one per mode, or one R for every mode (capped at its size)",
     )
     g.add_argument(
         "--tol", type=float, metavar="T", help="relative Frobenius error target in (0, 1)"
@@ -394,6 +405,7 @@ def cmd_tucker(args) -> int:
 
     import lowdim
 
+    out = output_path(args, "tucker")
     X = load_array(args.input, args.key)
     if sp.issparse(X):
         raise CLIError(f"{args.input}: tucker needs a dense array, not a sparse matrix")
@@ -405,7 +417,8 @@ def cmd_tucker(args) -> int:
         )
     rank = args.rank
     if rank is not None and len(rank) == 1:
-        rank = rank[0]
+        # one R: R for every mode, capped at the mode's size (an image's 3 colours)
+        rank = [min(rank[0], n) for n in X.shape]
     _say(args, f"{args.input}: {_shape_str(X.shape)} {X.dtype}")
     t0 = time.perf_counter()
     T = lowdim.tucker(
@@ -422,9 +435,8 @@ def cmd_tucker(args) -> int:
     lines.append(
         f"error     ||X - X_hat||_F / ||X||_F = {T.certified_error:.3e} (certified, {kind})"
     )
-    out = Path(args.output) if args.output else _default_out(args.input, "tucker")
     factors = {f"factor_{i}": f for i, f in enumerate(T.factors)}
-    _save_npz(out, core=T.core, modes=np.asarray(T.modes), **factors)
+    np.savez(out, core=T.core, modes=np.asarray(T.modes), **factors)
     lines.append(f"wrote     {out} (core {_shape_str(T.core.shape)}, {len(T.factors)} factors)")
     _say(args, *lines)
     return 0
