@@ -5,7 +5,14 @@ import importlib
 
 import pytest
 
-MODULES = ["lowdim", "lowdim.svd", "lowdim.decomposition", "lowdim.tucker"]
+MODULES = [
+    "lowdim",
+    "lowdim.svd",
+    "lowdim.decomposition",
+    "lowdim.tucker",
+    "lowdim.cli",
+    "lowdim._progress",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -31,7 +31,7 @@ class ProgressBar:
     >>> bar(5, 10)
     >>> bar(10, 10)
     >>> bar.close()
-    >>> print(buf.getvalue().split("\\r")[-1].rstrip()[:24])
+    >>> print(buf.getvalue().split("\\r")[-1].split("  ")[0])
     rsvd [##########] 100%
     """
 

@@ -94,7 +94,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Entry point of the ``lowdim`` console script; returns the exit status."""
+    """Entry point of the ``lowdim`` console script (and ``python -m lowdim``).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 2 for a usage or input error (one line on stderr),
+        130 after Ctrl-C.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> from lowdim.cli import main
+    >>> d = tempfile.mkdtemp()
+    >>> np.save(os.path.join(d, "A.npy"), np.diag([3.0, 2.0, 1.0]))
+    >>> main(["svd", os.path.join(d, "A.npy"), "-k", "2", "-o", os.path.join(d, "out.npz"),
+    ...       "--quiet"])
+    0
+    >>> np.load(os.path.join(d, "out.npz"))["S"]
+    array([3., 2.])
+    >>> main(["svd", os.path.join(d, "missing.npy"), "-k", "2"])
+    2
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
@@ -203,7 +229,21 @@ def _npz_is_sparse(z) -> bool:
 
 def load_array(path: str, key: str | None = None, *, image_gray: bool = False):
     """Read INPUT: .npy, .npz (one array or ``key``; a scipy.sparse ``save_npz`` file is
-    returned as a sparse matrix), CSV/TSV text, or an image (PNG, JPEG, ...)."""
+    returned as a sparse CSR matrix), CSV/TSV text (:func:`load_text`), or an image (PNG,
+    JPEG, ...: H x W x 3 floats in [0, 1], or H x W gray with ``image_gray``). Raises
+    :class:`CLIError` with a message that names the file and what is wrong.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from lowdim.cli import load_array
+    >>> path = os.path.join(tempfile.mkdtemp(), "A.csv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("x,y\\n1,2\\n3,4\\n")
+    >>> load_array(path)
+    array([[1., 2.],
+           [3., 4.]])
+    """
     import numpy as np
 
     p = _existing(path)
