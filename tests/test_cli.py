@@ -228,10 +228,21 @@ SLOW_SVD = textwrap.dedent(
 )
 
 
+def _default_sigint():
+    # A background job of a non-interactive shell starts with SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: give the child the default disposition, as a
+    # terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT")
 def test_ctrl_c_interrupts_a_long_kernel_with_keyboardinterrupt():
     p = subprocess.Popen(
-        [sys.executable, "-c", SLOW_SVD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", SLOW_SVD],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
     )
     try:
         assert p.stdout.readline().strip() == "ready"
@@ -269,6 +280,7 @@ def test_ctrl_c_in_the_cli_exits_130_with_one_line(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
+        preexec_fn=_default_sigint,
     )
     try:
         assert "big.npy: 1500 x 1000" in p.stdout.readline()  # loaded: the kernel runs now
