@@ -1,18 +1,416 @@
-"""`lowdim demo` (small sizes) and the CLI entry point."""
+"""The ``lowdim`` command line end to end (subprocess), ``lowdim demo --small`` with its PNG
+figures, and the ``progress=`` hooks of the Python API (callbacks, interruption, Ctrl-C)."""
+
+from __future__ import annotations
 
 import io
+import os
+import signal
 import subprocess
 import sys
+import textwrap
+import time
 
-from lowdim.cli import demo, main
+import lowdim
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from lowdim.cli import demo, figure_pixels, main
+
+TIMEOUT = 120
 
 
-def test_demo_small_runs_and_reports_sane_numbers():
+def run_cli(*args, cwd, env=None):
+    """``python -m lowdim ARGS`` in ``cwd`` -> CompletedProcess (text)."""
+    return subprocess.run(
+        [sys.executable, "-m", "lowdim", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=cwd,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Small input files of every supported format, and the matrix / tensor they hold."""
+    d = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((40, 6)) @ rng.standard_normal((6, 30))
+    X = lowdim.tucker_to_tensor(
+        rng.standard_normal((3, 4, 2)),
+        [rng.standard_normal((n, r)) for n, r in [(12, 3), (10, 4), (6, 2)]],
+    )
+    S = sp.random(80, 50, density=0.1, random_state=0, format="csr")
+    np.save(d / "a.npy", A)
+    np.savez(d / "a.npz", A=A)
+    np.savez(d / "two.npz", A=A, B=2 * A)
+    sp.save_npz(d / "s.npz", S)
+    np.savetxt(d / "a.csv", A, delimiter=",")
+    np.savetxt(d / "a.tsv", A, delimiter="\t", header="\t".join(f"c{i}" for i in range(30)))
+    np.savetxt(d / "a.txt", A)
+    np.save(d / "v.npy", np.ones(5))
+    np.save(d / "x.npy", X)
+    np.savez(d / "x.npz", X=X)
+    (d / "empty.csv").write_text("")
+    (d / "bad.csv").write_text("1,2,3\n4,five,6\n")
+    (d / "notes.xyz").write_text("hello")
+    from PIL import Image
+
+    img = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
+    Image.fromarray(img).save(d / "im.png")
+    Image.fromarray(img).save(d / "im.jpg", quality=95)
+    return {"dir": d, "A": A, "X": X, "S": S}
+
+
+def check_svd_output(path, A, k):
+    with np.load(path) as z:
+        U, S, Vh = z["U"], z["S"], z["Vh"]
+    assert U.shape == (A.shape[0], k) and S.shape == (k,) and Vh.shape == (k, A.shape[1])
+    s_true = np.linalg.svd(A.toarray() if sp.issparse(A) else A, compute_uv=False)[:k]
+    np.testing.assert_allclose(S, s_true, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name,key",
+    [("a.npy", None), ("a.npz", None), ("two.npz", "B"), ("a.csv", None), ("a.tsv", None),
+     ("a.txt", None), ("s.npz", None)],
+)  # fmt: skip
+def test_svd_each_input_format(files, name, key):
+    d = files["dir"]
+    out = d / f"out-{name}.npz"
+    args = ["svd", name, "-k", 4, "-o", out] + (["--key", key] if key else [])
+    r = run_cli(*args, cwd=d)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # no bar: stderr is not a terminal
+    assert "rank      4" in r.stdout and "singular values" in r.stdout
+    assert "||A - U S Vh||_2 ~" in r.stdout and str(out) in r.stdout
+    A = {"two.npz": 2 * files["A"], "s.npz": files["S"]}.get(name, files["A"])
+    check_svd_output(out, A, 4)
+
+
+def test_svd_tol_mode_and_default_output_name(files):
+    d = files["dir"]
+    r = run_cli("svd", "a.npy", "--tol", "1e-6", "--seed", "3", cwd=d)
+    assert r.returncode == 0, r.stderr
+    assert "rank      6" in r.stdout and "certified" in r.stdout
+    check_svd_output(d / "a.svd.npz", files["A"], 6)
+
+
+def test_svd_quiet_prints_nothing(files):
+    d = files["dir"]
+    r = run_cli("svd", "a.npy", "-k", "3", "-o", "q.npz", "--quiet", cwd=d)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    check_svd_output(d / "q.npz", files["A"], 3)
+    r = run_cli("-q", "tucker", "x.npy", "--rank", "3,4,2", "-o", "q2.npz", cwd=d)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+
+
+@pytest.mark.parametrize("name", ["x.npy", "x.npz"])
+@pytest.mark.parametrize("method", ["sthosvd", "hosvd", "hooi"])
+def test_tucker_arrays(files, name, method):
+    d = files["dir"]
+    out = d / f"t-{name}-{method}.npz"
+    r = run_cli("tucker", name, "--rank", "3,4,2", "--method", method, "-o", out, cwd=d)
+    assert r.returncode == 0, r.stderr
+    assert "ranks     3 x 4 x 2" in r.stdout and "compression ratio" in r.stdout
+    with np.load(out) as z:
+        core = z["core"]
+        factors = [z[f"factor_{i}"] for i in range(3)]
+        assert list(z["modes"]) == [0, 1, 2]
+    Xh = lowdim.tucker_to_tensor(core, factors)
+    X = files["X"]
+    assert np.linalg.norm(Xh - X) <= 1e-10 * np.linalg.norm(X)
+
+
+@pytest.mark.parametrize("name", ["im.png", "im.jpg"])
+def test_tucker_image_is_h_w_3(files, name):
+    d = files["dir"]
+    r = run_cli("tucker", name, "--tol", "0.2", "-o", "img.npz", cwd=d)
+    assert r.returncode == 0, r.stderr
+    assert "24 x 32 x 3" in r.stdout
+    with np.load(d / "img.npz") as z:
+        assert [z[f"factor_{i}"].shape[0] for i in range(3)] == [24, 32, 3]
+        assert z["core"].ndim == 3
+    r = run_cli("tucker", name, "--rank", "5", "-o", "img1.npz", cwd=d)
+    assert r.returncode == 0 and "5 x 5 x 3" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["svd", "missing.npy", "-k", "3"], "missing.npy: no such file"),
+        (["tucker", "missing.png", "--tol", "0.1"], "missing.png: no such file"),
+        (["svd", "v.npy", "-k", "2"], "needs a 2-D matrix"),
+        (["svd", "x.npy", "-k", "2"], "use lowdim tucker"),
+        (["tucker", "v.npy", "--rank", "1"], "at least 2 dimensions"),
+        (["tucker", "s.npz", "--rank", "2"], "not a sparse matrix"),
+        (["svd", "a.npy", "-k", "100"], "k=100 is larger than min(m, n) = 30"),
+        (["svd", "a.npy", "-k", "0"], "k=0"),
+        (["svd", "a.npy", "--tol", "2"], "tol=2.0 is out of range"),
+        (["svd", "a.npy", "--tol", "0"], "tol=0.0 is out of range"),
+        (["tucker", "x.npy", "--tol", "1.5"], "tol=1.5 is out of range"),
+        (["tucker", "x.npy", "--rank", "3,4"], "rank has 2 entries but 3 modes"),
+        (["tucker", "x.npy", "--rank", "20,4,2"], "rank 20 for mode 0 is larger than its size 12"),
+        (["svd", "two.npz", "-k", "2"], "holds 2 arrays (A, B); choose one with --key"),
+        (["svd", "two.npz", "-k", "2", "--key", "C"], "has no array 'C'"),
+        (["svd", "a.npy", "-k", "2", "--key", "A"], "--key applies to .npz"),
+        (["svd", "empty.csv", "-k", "1"], "empty"),
+        (["svd", "bad.csv", "-k", "1"], "cannot read it as a table of numbers"),
+        (["svd", "notes.xyz", "-k", "1"], "unknown file type .xyz"),
+        (["svd", "a.npy", "-k", "2", "-o", "out.txt"], "must be a .npz file"),
+        (["svd", "a.npy", "-k", "2", "-o", "nodir/out.npz"], "does not exist"),
+    ],
+)
+def test_errors_are_one_line_with_exit_2(files, args, message):
+    r = run_cli(*args, cwd=files["dir"])
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    err = r.stderr.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    assert err.startswith("lowdim: error: ") and message in err, err
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["svd", "a.npy"], "one of the arguments -k/--rank --tol is required"),
+        (["svd", "a.npy", "-k", "x"], "invalid int value: 'x'"),
+        (["svd", "a.npy", "-k", "2", "--tol", "0.1"], "not allowed with argument"),
+        (["tucker", "x.npy", "--rank", "a,b"], "'a,b' is not a rank"),
+        (["tucker", "x.npy", "--rank", "0"], "'0' is not a rank"),
+        (["tucker", "x.npy", "--rank", "2", "--method", "cp"], "invalid choice: 'cp'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_2(files, args, message):
+    r = run_cli(*args, cwd=files["dir"])
+    assert r.returncode == 2
+    err = r.stderr.strip()
+    assert "\n" not in err and message in err, err
+    assert err.startswith("lowdim") and "--help" in err
+
+
+def test_debug_shows_the_traceback(files):
+    r = run_cli("svd", "missing.npy", "-k", "3", "--debug", cwd=files["dir"])
+    assert r.returncode != 0 and "Traceback" in r.stderr and "no such file" in r.stderr
+
+
+def test_main_without_command_prints_help_and_returns_2(capsys):
+    assert main([]) == 2
+    out = capsys.readouterr().out
+    assert "demo" in out and "svd" in out and "tucker" in out
+
+
+def test_python_dash_m_entry_point(tmp_path):
+    r = run_cli(cwd=tmp_path)
+    assert r.returncode == 2
+    assert "usage" in r.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# Ctrl-C
+
+SLOW_SVD = textwrap.dedent(
+    """
+    import sys, time, numpy as np, lowdim
+    A = np.random.default_rng(0).standard_normal((1500, 1000))
+    lowdim.rsvd(A, 5, n_iter=2, solver="randomized")          # warm up
+    print("ready", flush=True)
+    t0 = time.perf_counter()
+    try:
+        lowdim.rsvd(A, 100, n_iter=100000, solver="randomized")
+    except KeyboardInterrupt:
+        print(f"interrupted after {time.perf_counter() - t0:.2f}", flush=True)
+        sys.exit(0)
+    print("finished", flush=True)
+    """
+)
+
+
+def _default_sigint():
+    # A background job of a non-interactive shell starts with SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: give the child the default disposition, as a
+    # terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT")
+def test_ctrl_c_interrupts_a_long_kernel_with_keyboardinterrupt():
+    p = subprocess.Popen(
+        [sys.executable, "-c", SLOW_SVD],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
+    )
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        time.sleep(0.5)
+        t_sig = time.perf_counter()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        stopped_in = time.perf_counter() - t_sig
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err
+    assert "interrupted after" in out, (out, err)
+    assert stopped_in < 10
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT")
+def test_ctrl_c_in_the_cli_exits_130_with_one_line(tmp_path):
+    np.save(tmp_path / "big.npy", np.random.default_rng(0).standard_normal((1500, 1000)))
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lowdim",
+            "svd",
+            "big.npy",
+            "-k",
+            "100",
+            "--n-iter",
+            "100000",
+            "--solver",
+            "randomized",
+        ],  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        preexec_fn=_default_sigint,
+    )
+    try:
+        assert "big.npy: 1500 x 1000" in p.stdout.readline()  # loaded: the kernel runs now
+        time.sleep(0.5)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, (out, err)
+    assert err.strip() == "lowdim: interrupted"
+    assert not (tmp_path / "big.svd.npz").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# progress= in the Python API
+
+
+@pytest.fixture
+def matrix(rng):
+    low = rng.standard_normal((300, 8)) @ rng.standard_normal((8, 200))
+    return low + 1e-3 * rng.standard_normal((300, 200))
+
+
+def _recorder():
+    seen = []
+
+    def cb(done, total):
+        seen.append((done, total))
+
+    return seen, cb
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_rsvd_progress_counts_up_to_total(matrix, sparse):
+    A = sp.csr_matrix(matrix) if sparse else matrix
+    seen, cb = _recorder()
+    res = lowdim.rsvd(A, 5, n_iter=4, solver="randomized", seed=0, progress=cb)
+    assert seen == [(i, 5) for i in range(6)]
+    ref = lowdim.rsvd(A, 5, n_iter=4, solver="randomized", seed=0)
+    np.testing.assert_array_equal(res.S, ref.S)  # reporting does not change the result
+
+
+def test_rsvd_tol_progress_counts_rank_so_far(matrix):
+    seen, cb = _recorder()
+    lowdim.rsvd(matrix, tol=1e-6, block_size=4, seed=0, progress=cb)
+    done = [d for d, _ in seen]
+    assert done[0] == 0 and done == sorted(done) and len(set(done)) == len(done)
+    assert seen[-1] == (200, 200)
+
+
+def test_rsvd_gram_and_auto_paths_report_too(matrix):
+    seen, cb = _recorder()
+    lowdim.rsvd(matrix, 5, solver="gram", progress=cb)
+    assert seen == [(0, 2), (1, 2), (2, 2)]
+
+
+@pytest.mark.parametrize("method,total", [("sthosvd", 3), ("hosvd", 4), ("hooi", 3 * (1 + 50))])
+def test_tucker_progress_counts_up_to_total(rng, method, total):
+    X = rng.standard_normal((12, 10, 8))
+    seen, cb = _recorder()
+    lowdim.tucker(X, [3, 3, 2], method=method, progress=cb)
+    done = [d for d, _ in seen]
+    assert done[0] == 0 and done == sorted(done) and len(set(done)) == len(done)
+    assert seen[-1] == (total, total) and all(t == total for _, t in seen)
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, Stop])
+def test_a_raising_callback_aborts_and_propagates_the_same_exception(matrix, exc):
+    calls = []
+    raised = exc("stop here")
+
+    def cb(done, total):
+        calls.append(done)
+        if done == 2:
+            raise raised
+
+    with pytest.raises(exc) as info:
+        lowdim.rsvd(matrix, 5, n_iter=50, solver="randomized", progress=cb)
+    assert info.value is raised
+    assert calls == [0, 1, 2]  # stopped at once, no call after the exception
+
+    calls.clear()
+    with pytest.raises(exc) as info:
+        lowdim.tucker(np.ones((6, 5, 4)) + matrix[:6, :20].reshape(6, 5, 4), 2, method="hooi",
+                      hooi_tol=0, progress=cb)  # fmt: skip
+    assert info.value is raised and calls == [0, 1, 2]
+    # the library is usable afterwards
+    assert lowdim.rsvd(matrix, 3, seed=0).S.shape == (3,)
+
+
+def test_progress_true_is_quiet_without_a_terminal(matrix, capfd):
+    lowdim.rsvd(matrix, 5, progress=True)
+    lowdim.tucker(matrix.reshape(30, 10, 200), 2, progress=True)
+    assert capfd.readouterr().err == ""
+
+
+def test_progress_rejects_other_values(matrix):
+    with pytest.raises(TypeError, match="progress must be"):
+        lowdim.rsvd(matrix, 5, progress="yes")
+
+
+def test_progress_bar_draws_on_a_terminal_like_stream():
+    from lowdim._progress import ProgressBar
+
+    buf = io.StringIO()
+    bar = ProgressBar("x", stream=buf, width=10, delay=0, min_interval=0)
+    for i in range(5):
+        bar(i, 4)
+    bar.close()
+    text = buf.getvalue()
+    assert text.count("\r") == 5 and text.endswith("\n")
+    assert "[#####-----]  50%" in text and "[##########] 100%" in text
+
+
+# --------------------------------------------------------------------------------------------
+# demo
+
+
+def test_demo_small_runs_and_reports_sane_numbers(tmp_path):
     out = io.StringIO()
-    rows = demo(small=True, out=out)["rows"]
+    res = demo(small=True, out=out, outdir=tmp_path / "figs")
+    rows = res["rows"]
     text = out.getvalue()
-    assert "digits PCA" in text and "sparse" in text
-    by_method = {(case, method): (t, res) for case, method, t, res in rows}
+    assert "digits PCA" in text and "sparse" in text and "photo" in text
+    by_method = {(case, method): (t, r) for case, method, t, r in rows}
     dense = [k for k in by_method if k[1] == "lowdim.rsvd"][0][0]
     assert all(t > 0 for t, _ in by_method.values())
     # lowdim's and sklearn's estimated spectral errors are both close to the optimal one
@@ -21,14 +419,34 @@ def test_demo_small_runs_and_reports_sane_numbers():
     opt = float(by_method[(dense, "numpy.linalg.svd (full)")][1].split()[-1])
     assert ours <= 1.05 * opt and skl <= 1.05 * opt
     assert ours >= 0.9 * opt
+    # Tucker errors meet their tolerances, compression grows with the tolerance
+    photo = [(c, r) for c, m, _, r in rows if c.startswith("photo")]
+    assert len(photo) == 4
+    ratios = []
+    for case, r in photo:
+        tol = float(case.split("tol=")[1])
+        assert float(r.split("error")[1]) <= tol
+        ratios.append(float(r.split(",")[1].strip().rstrip("x")))
+    assert ratios == sorted(ratios, reverse=True)
+    assert sorted(p.name for p in res["figures"]) == [
+        "photo.png",
+        "spectrum.png",
+        "time_vs_size.png",
+    ]
 
 
-def test_main_without_command_prints_help_and_returns_2(capsys):
-    assert main([]) == 2
-    assert "demo" in capsys.readouterr().out
+def test_demo_cli_writes_valid_pngs_of_the_expected_size(tmp_path):
+    from PIL import Image
 
-
-def test_python_dash_m_entry_point():
-    r = subprocess.run([sys.executable, "-m", "lowdim"], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2
-    assert "usage" in r.stdout
+    r = run_cli("demo", "--small", "--out", "figs", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "lowdim.rsvd" in r.stdout and "figures:" in r.stdout
+    names = sorted(os.listdir(tmp_path / "figs"))
+    assert names == ["photo.png", "spectrum.png", "time_vs_size.png"]
+    for name in names:
+        with Image.open(tmp_path / "figs" / name) as im:
+            assert im.format == "PNG"
+            im.load()  # decodes the whole file: a truncated PNG fails here
+            assert im.size == figure_pixels(name), name
+            # not blank: a figure with drawn content has many distinct colours
+            assert len(im.convert("RGB").getcolors(maxcolors=1 << 20)) > 50

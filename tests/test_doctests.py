@@ -13,6 +13,8 @@ MODULES = [
     "lowdim.cluster",
     "lowdim.metrics",
     "lowdim.datasets",
+    "lowdim.cli",
+    "lowdim._progress",
 ]
 
 

@@ -48,5 +48,12 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """The number of threads lowdim's kernels use."""
+    """The number of threads lowdim's kernels use.
+
+    Examples
+    --------
+    >>> import lowdim
+    >>> lowdim.get_num_threads() >= 1
+    True
+    """
     return _lowdim.get_num_threads()

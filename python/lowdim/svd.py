@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _lowdim
+from ._progress import resolve as _resolve_progress
 from ._validation import Operand, check_int, check_matrix, check_seed, check_tol
 
 __all__ = ["SVDResult", "rsvd", "svd_error"]
@@ -85,6 +86,7 @@ def _run_rsvd(
     solver="auto",
     block_size=16,
     center=None,
+    progress=False,
 ) -> SVDResult:
     """Validated arguments -> Rust kernel -> SVDResult (shared by rsvd, PCA, TruncatedSVD)."""
     m, n = op.shape
@@ -109,9 +111,24 @@ def _run_rsvd(
     seed = check_seed(seed)
     if center is not None:
         center = np.ascontiguousarray(center, dtype=op.dtype)
-    U, S, Vh, rel_error, used = _lowdim.rsvd(
-        op.payload, k, tol, n_oversamples, n_iter, normalizer, seed, solver, block_size, center
-    )
+    callback, bar = _resolve_progress(progress, "rsvd")
+    try:
+        U, S, Vh, rel_error, used = _lowdim.rsvd(
+            op.payload,
+            k,
+            tol,
+            n_oversamples,
+            n_iter,
+            normalizer,
+            seed,
+            solver,
+            block_size,
+            center,
+            callback,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     if op.transposed:
         # payload held A^T = U' S Vh'  =>  A = Vh'^T S U'^T
         U, Vh = np.ascontiguousarray(Vh.T), np.ascontiguousarray(U.T)
@@ -133,6 +150,7 @@ def rsvd(
     seed=None,
     solver="auto",
     block_size=16,
+    progress=False,
 ) -> SVDResult:
     """Randomized truncated SVD, ``A ~= U @ diag(S) @ Vh``.
 
@@ -168,6 +186,13 @@ def rsvd(
         SVD when the sketch would cover every column anyway.
     block_size : int, default 16
         First block size of the adaptive (tol) mode; later blocks double up to 512.
+    progress : bool or callable, default False
+        True: a progress bar on stderr when it is a terminal. A callable is called as
+        ``progress(done, total)`` between steps: after each power iteration (``total`` =
+        iterations + 1) or, in tol mode, after each block (``done`` = rank so far, ``total``
+        = the largest rank tried; ``done == total`` at the end). An exception it raises stops
+        the computation and propagates. Ctrl-C stops the computation at its next step with
+        ``KeyboardInterrupt`` whatever ``progress`` is.
 
     Returns
     -------
@@ -188,6 +213,10 @@ def rsvd(
     >>> res = lowdim.rsvd(A, tol=1e-6, seed=0)
     >>> res.S.shape, res.rel_error < 1e-6
     ((5,), True)
+    >>> steps = []
+    >>> _ = lowdim.rsvd(A, 3, n_iter=2, solver="randomized", progress=lambda d, t: steps.append(d))
+    >>> steps
+    [0, 1, 2, 3]
     """
     op = check_matrix(A)
     return _run_rsvd(
@@ -200,6 +229,7 @@ def rsvd(
         seed=seed,
         solver=solver,
         block_size=block_size,
+        progress=progress,
     )
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import _lowdim
+from ._progress import resolve as _resolve_progress
 from ._validation import _native, check_int, check_seed, check_tol, result_dtype
 
 __all__ = ["TuckerTensor", "mode_product", "tucker", "tucker_to_tensor"]
@@ -193,6 +194,7 @@ def tucker(
     hooi_tol=1e-8,
     svd="auto",
     seed=None,
+    progress=False,
 ) -> TuckerTensor:
     """Tucker decomposition ``X ~= core x_1 U_1 x_2 U_2 ... x_N U_N`` with orthonormal factors.
 
@@ -239,6 +241,12 @@ def tucker(
         for fixed ranks when the unfolding is wide and ``I_n > 16 (r_n + 10)``.
     seed : None, int, numpy Generator or RandomState
         Seed of the randomized range finder (results depend on the seed only).
+    progress : bool or callable, default False
+        True: a progress bar on stderr when it is a terminal. A callable is called as
+        ``progress(done, total)`` after each mode (HOSVD: one more step for the core; HOOI:
+        ``total`` counts ``n_iter_max`` sweeps, and ``done == total`` when it converges). An
+        exception it raises stops the computation and propagates. Ctrl-C stops the
+        computation at its next step with ``KeyboardInterrupt`` whatever ``progress`` is.
 
     Returns
     -------
@@ -262,6 +270,10 @@ def tucker(
     >>> W = rng.standard_normal((64, 32, 3, 3))          # a conv kernel: out, in, kh, kw
     >>> lowdim.tucker(W, [8, 4], modes=[0, 1]).core.shape
     (8, 4, 3, 3)
+    >>> steps = []
+    >>> _ = lowdim.tucker(X, [3, 4, 2], progress=lambda done, total: steps.append((done, total)))
+    >>> steps
+    [(0, 3), (1, 3), (2, 3), (3, 3)]
     """
     X = _check_tensor(X)
     nd = X.ndim
@@ -308,9 +320,24 @@ def tucker(
     if isinstance(hooi_tol, bool) or not isinstance(hooi_tol, numbers.Real) or not hooi_tol >= 0:
         raise ValueError(f"hooi_tol must be a float >= 0, got {hooi_tol!r}")
     seed = check_seed(seed)
-    core, factors, used_modes, err, _norm, n_iter, solvers, done_order = _lowdim.tucker(
-        X, ranks, tol, method, modes, order, svd, n_iter_max, float(hooi_tol), seed
-    )
+    callback, bar = _resolve_progress(progress, "tucker")
+    try:
+        core, factors, used_modes, err, _norm, n_iter, solvers, done_order = _lowdim.tucker(
+            X,
+            ranks,
+            tol,
+            method,
+            modes,
+            order,
+            svd,
+            n_iter_max,
+            float(hooi_tol),
+            seed,
+            progress=callback,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     T = TuckerTensor(core, factors, used_modes)
     T.certified_error = float(err)
     T.method = method

@@ -9,6 +9,9 @@ pub enum Error {
     NonFinite(String),
     /// A dense factorization did not converge (maps to `numpy.linalg.LinAlgError`).
     LinAlg(String),
+    /// The progress hook asked to stop (see [`crate::progress`]); the bindings turn it into
+    /// the exception the hook raised (e.g. `KeyboardInterrupt`).
+    Interrupted,
     /// Internal: intermediate magnitudes left the safe range; the entry point rescales the
     /// operator and retries. Never returned by a public function.
     #[doc(hidden)]
@@ -20,6 +23,7 @@ impl fmt::Display for Error {
         match self {
             Error::InvalidArgument(s) | Error::NonFinite(s) | Error::LinAlg(s) => f.write_str(s),
             Error::Rescale => f.write_str("internal: rescaling needed"),
+            Error::Interrupted => f.write_str("interrupted"),
         }
     }
 }

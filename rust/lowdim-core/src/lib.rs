@@ -6,6 +6,7 @@
 //! * [`svd`]: randomized SVD (fixed rank and adaptive rank), Gram + eigh path, error estimate.
 //! * [`linop`]: the linear operators the SVD kernels consume (dense, transposed, centred).
 //! * [`sparse`]: CSR views, validation, transpose and the CSR x dense kernels.
+//! * [`progress`]: the progress / interruption hook long kernels call between steps.
 //! * [`rng`]: the counter-based Gaussian generator (results depend on the seed only).
 //! * [`threads`]: lowdim's own thread pool (`set_num_threads`, `LOWDIM_NUM_THREADS`).
 //! * [`selfexpr`]: self-expressive models for subspace clustering (SSC-OMP, EnSC, LSR, TSC).
@@ -17,6 +18,7 @@
 pub mod error;
 pub mod kmeans;
 pub mod linop;
+pub mod progress;
 pub mod rng;
 pub mod scalar;
 pub mod selfexpr;

@@ -7,6 +7,7 @@
 //! (the algorithms run on the tall side) and the factors swapped back at the end.
 use crate::error::{invalid, Error, Result};
 use crate::linop::{LinOp, Residual, Transposed};
+use crate::progress::{report, Progress, SILENT};
 use crate::rng::gaussian;
 use crate::scalar::Real;
 use faer::dyn_stack::{MemBuffer, MemStack};
@@ -447,42 +448,64 @@ fn on_tall<T: Real>(
 
 /// Rank-`k` truncated SVD of `op` (see [`Params`]).
 pub fn rsvd<T: Real>(op: &dyn LinOp<T>, k: usize, params: &Params, par: Par) -> Result<SvdOut<T>> {
+    rsvd_with_progress(op, k, params, par, &SILENT)
+}
+
+/// [`rsvd`] reporting to `progress` after each power iteration (`total` = iterations + 1; the
+/// Gram path reports 2 steps, the exact path 1). Returns [`Error::Interrupted`] when the hook
+/// asks to stop.
+pub fn rsvd_with_progress<T: Real>(
+    op: &dyn LinOp<T>,
+    k: usize,
+    params: &Params,
+    par: Par,
+    progress: &dyn Progress,
+) -> Result<SvdOut<T>> {
     let (m, n) = (op.nrows(), op.ncols());
     check_rank(k, m, n)?;
     on_tall(op, |op| {
         with_rescale(
             op,
             par,
-            |op| rsvd_tall(op, k, params, par),
+            |op| rsvd_tall(op, k, params, par, progress),
             || zero_svd(op.nrows(), op.ncols(), k, "randomized"),
         )
     })
 }
 
-fn rsvd_tall<T: Real>(op: &dyn LinOp<T>, k: usize, params: &Params, par: Par) -> Result<SvdOut<T>> {
+fn rsvd_tall<T: Real>(
+    op: &dyn LinOp<T>,
+    k: usize,
+    params: &Params,
+    par: Par,
+    progress: &dyn Progress,
+) -> Result<SvdOut<T>> {
     let (m, n) = (op.nrows(), op.ncols());
     let q = params.n_iter.unwrap_or_else(|| auto_n_iter(k, m, n));
     let l = (k + params.n_oversamples).min(n);
     if let Some(a) = op.as_dense() {
         match params.solver {
             Solver::Gram => {
-                return Ok(gram_svd(a, k, true, par)?.expect("forced Gram path returns"))
+                return Ok(gram_svd(a, k, true, par, progress)?.expect("forced Gram path returns"))
             }
             Solver::Auto => {
                 if prefer_gram(m, n, k, l, q) {
-                    if let Some(out) = gram_svd(a, k, false, par)? {
+                    if let Some(out) = gram_svd(a, k, false, par, progress)? {
                         return Ok(out);
                     }
                 }
                 if l >= n {
-                    return exact_svd(a, k);
+                    report(progress, 0, 1)?;
+                    let out = exact_svd(a, k)?;
+                    report(progress, 1, 1)?;
+                    return Ok(out);
                 }
             }
             Solver::Randomized => {}
         }
     }
     // Sparse (and rescaled) operators always take the randomized path.
-    randomized(op, k, l, q, params.normalizer, params.seed, par)
+    randomized(op, k, l, q, params.normalizer, params.seed, par, progress)
 }
 
 /// The cost rule of the Gram path: `A^T A` (m n^2 flops as a SYRK), its eigh (~9 n^3), one
@@ -627,9 +650,11 @@ fn gram_svd<T: Real>(
     k: usize,
     force: bool,
     par: Par,
+    progress: &dyn Progress,
 ) -> Result<Option<SvdOut<T>>> {
     let (m, n) = a.shape();
     debug_assert!(m >= n);
+    report(progress, 0, 2)?;
     let g = gram_f64(a, par);
     if (0..n).any(|i| !g[(i, i)].is_finite()) {
         return Err(non_finite());
@@ -647,6 +672,7 @@ fn gram_svd<T: Real>(
     if !force && lam[n - k] < 1e-10 * lmax {
         return Ok(None);
     }
+    report(progress, 1, 2)?;
     let evec = evd.U();
     let vk = Mat::<T>::from_fn(n, k, |i, j| T::from_f64(evec[(i, n - 1 - j)]));
     let y = mul(a, vk.as_ref(), par);
@@ -661,6 +687,7 @@ fn gram_svd<T: Real>(
         }
     };
     let small = thin_svd_f64(r.as_ref())?;
+    report(progress, 2, 2)?;
     Ok(Some(SvdOut {
         u: mul(qm.as_ref(), small.u.as_ref(), par),
         s: small.s[..k].iter().map(|&x| T::from_f64(x)).collect(),
@@ -671,6 +698,7 @@ fn gram_svd<T: Real>(
 }
 
 /// HMT Algorithm 4.4 with normalized power iterations, then `B^T = A^T Q` and a thin SVD.
+#[allow(clippy::too_many_arguments)]
 fn randomized<T: Real>(
     op: &dyn LinOp<T>,
     k: usize,
@@ -679,8 +707,10 @@ fn randomized<T: Real>(
     normalizer: Normalizer,
     seed: u64,
     par: Par,
+    progress: &dyn Progress,
 ) -> Result<SvdOut<T>> {
     let (m, n) = (op.nrows(), op.ncols());
+    report(progress, 0, q + 1)?;
     let how = match normalizer {
         Normalizer::Auto if q <= 2 => Normalizer::None,
         // scikit-learn uses LU. Here faer's LU and QR of a tall block run at ~11 GFLOP/s (110
@@ -708,6 +738,7 @@ fn randomized<T: Real>(
                 }
             }
             x = orthonormalize(z);
+            report(progress, it + 1, q + 1)?;
         }
         let y = apply(op, x.as_ref(), par);
         drop(x);
@@ -719,7 +750,9 @@ fn randomized<T: Real>(
         }
         let qm = orthonormalize(y);
         let bt = apply_t(op, qm.as_ref(), par);
-        return small_svd(qm, bt, k, par, None, "randomized");
+        let out = small_svd(qm, bt, k, par, None, "randomized")?;
+        report(progress, q + 1, q + 1)?;
+        return Ok(out);
     }
     let mut y = apply(op, omega.as_ref(), par);
     drop(omega);
@@ -750,11 +783,14 @@ fn randomized<T: Real>(
         };
         normalize(&mut z, &mut zspare, last, par);
         op.apply(y.as_mut(), z.as_ref(), par);
+        report(progress, it + 1, q + 1)?;
     }
     drop((yspare, zspare, z));
     let qm = orthonormalize(y);
     let bt = apply_t(op, qm.as_ref(), par);
-    small_svd(qm, bt, k, par, None, "randomized")
+    let out = small_svd(qm, bt, k, par, None, "randomized")?;
+    report(progress, q + 1, q + 1)?;
+    Ok(out)
 }
 
 /// Whether the power iterations run fused (`A^T (A X)` per row block, normalized by QR
@@ -881,6 +917,19 @@ pub fn rsvd_tol<T: Real>(
     params: &TolParams,
     par: Par,
 ) -> Result<SvdOut<T>> {
+    rsvd_tol_with_progress(op, tol, params, par, &SILENT)
+}
+
+/// [`rsvd_tol`] reporting to `progress` after each block: `done` is the rank of the basis so
+/// far, `total` the largest rank tried (`done == total` once the tolerance is met). Returns
+/// [`Error::Interrupted`] when the hook asks to stop.
+pub fn rsvd_tol_with_progress<T: Real>(
+    op: &dyn LinOp<T>,
+    tol: f64,
+    params: &TolParams,
+    par: Par,
+    progress: &dyn Progress,
+) -> Result<SvdOut<T>> {
     let (m, n) = (op.nrows(), op.ncols());
     if m == 0 || n == 0 {
         return invalid(format!(
@@ -901,7 +950,7 @@ pub fn rsvd_tol<T: Real>(
             z.rel_error = Some(0.0);
             z
         };
-        with_rescale(op, par, |op| randqb(op, tol, params, par), zero)
+        with_rescale(op, par, |op| randqb(op, tol, params, par, progress), zero)
     })
 }
 
@@ -916,7 +965,13 @@ fn hcat<T: Real>(a: &Mat<T>, b: &Mat<T>) -> Mat<T> {
     })
 }
 
-fn randqb<T: Real>(op: &dyn LinOp<T>, tol: f64, params: &TolParams, par: Par) -> Result<SvdOut<T>> {
+fn randqb<T: Real>(
+    op: &dyn LinOp<T>,
+    tol: f64,
+    params: &TolParams,
+    par: Par,
+    progress: &dyn Progress,
+) -> Result<SvdOut<T>> {
     let (m, n) = (op.nrows(), op.ncols());
     let frob2 = op.frob_sq(par);
     if frob2.is_nan() {
@@ -933,6 +988,7 @@ fn randqb<T: Real>(op: &dyn LinOp<T>, tol: f64, params: &TolParams, par: Par) ->
     let mut btall = Mat::<T>::zeros(n, 0);
     let mut e = frob2;
     let mut b = params.block_size;
+    report(progress, 0, max_rank)?;
     while qall.ncols() < max_rank {
         let r = qall.ncols();
         let bsz = b.min(max_rank - r);
@@ -973,6 +1029,9 @@ fn randqb<T: Real>(op: &dyn LinOp<T>, tol: f64, params: &TolParams, par: Par) ->
         if e <= target {
             break;
         }
+        if qall.ncols() < max_rank {
+            report(progress, qall.ncols(), max_rank)?;
+        }
         b = (2 * b).min(512);
     }
     // Choose the rank from the SVD of B: error^2(k) = (||A||^2 - ||B||^2) + sum_{i>k} s_i^2.
@@ -996,6 +1055,7 @@ fn randqb<T: Real>(op: &dyn LinOp<T>, tol: f64, params: &TolParams, par: Par) ->
         }
     }
     out.rel_error = Some((err2 / frob2).sqrt());
+    report(progress, max_rank, max_rank)?;
     Ok(out)
 }
 
@@ -1195,5 +1255,51 @@ mod tests {
         let out = rsvd(&DenseOp { a: a.as_ref() }, 3, &p, Par::Seq).unwrap();
         assert!(out.s.iter().all(|&s| s == 0.0));
         assert!(orth_err(out.u.as_ref()) < 1e-15);
+    }
+
+    #[test]
+    fn progress_counts_up_and_a_false_hook_interrupts() {
+        use std::sync::Mutex;
+        let a = test_matrix(300, 200, &[10.0, 5.0, 2.0, 1.0, 0.5], 5);
+        let op = DenseOp { a: a.as_ref() };
+        for tol_mode in [false, true] {
+            let seen = Mutex::new(Vec::new());
+            let hook = |d: usize, t: usize| {
+                seen.lock().unwrap().push((d, t));
+                true
+            };
+            let p = Params {
+                solver: Solver::Randomized,
+                n_iter: Some(3),
+                ..Default::default()
+            };
+            if tol_mode {
+                rsvd_tol_with_progress(&op, 1e-6, &TolParams::default(), Par::Seq, &hook).unwrap();
+            } else {
+                rsvd_with_progress(&op, 5, &p, Par::Seq, &hook).unwrap();
+            }
+            let seen = seen.into_inner().unwrap();
+            assert!(seen.len() >= 2, "{seen:?}");
+            assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
+            let last = *seen.last().unwrap();
+            assert_eq!(last.0, last.1);
+            if !tol_mode {
+                assert_eq!(seen, vec![(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]);
+            }
+            // stop at the second report
+            let calls = Mutex::new(0);
+            let stop = |_d: usize, _t: usize| {
+                let mut c = calls.lock().unwrap();
+                *c += 1;
+                *c < 2
+            };
+            let r = if tol_mode {
+                rsvd_tol_with_progress(&op, 1e-6, &TolParams::default(), Par::Seq, &stop)
+            } else {
+                rsvd_with_progress(&op, 5, &p, Par::Seq, &stop)
+            };
+            assert!(matches!(r, Err(Error::Interrupted)));
+            assert_eq!(*calls.lock().unwrap(), 2);
+        }
     }
 }

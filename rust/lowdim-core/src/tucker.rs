@@ -26,6 +26,7 @@
 //! tolerance mode spends the budget `tol^2 ||X||^2` with carry-over, which makes
 //! `||X - X_hat||_F <= tol ||X||_F` hold by that identity.
 use crate::error::{invalid, Error, Result};
+use crate::progress::{report, Progress, SILENT};
 use crate::rng::gaussian;
 use crate::scalar::Real;
 use faer::linalg::matmul::{matmul, triangular};
@@ -1172,6 +1173,20 @@ pub fn tucker<T: Real>(
     p: &Params,
     par: Par,
 ) -> Result<TuckerOut<T>> {
+    tucker_with_progress(x, ranks, p, par, &SILENT)
+}
+
+/// [`tucker`] reporting to `progress` after each mode (ST-HOSVD, HOSVD: one step per mode,
+/// HOSVD one more for the core; HOOI: one step per mode and sweep, `total` counting
+/// `n_iter_max` sweeps, `done == total` on convergence). Returns [`Error::Interrupted`] when
+/// the hook asks to stop.
+pub fn tucker_with_progress<T: Real>(
+    x: &TensorRef<'_, T>,
+    ranks: &Ranks,
+    p: &Params,
+    par: Par,
+    progress: &dyn Progress,
+) -> Result<TuckerOut<T>> {
     let (modes, target) = validate(&x.shape, ranks, p)?;
     let order = match (&p.mode_order, ranks) {
         (Some(o), _) => o.clone(),
@@ -1182,14 +1197,45 @@ pub fn tucker<T: Real>(
             o
         }
     };
-    let out = match p.method {
-        Method::Hosvd => hosvd(x, ranks, &modes, &target, order, p, par)?,
-        Method::Sthosvd | Method::Hooi => sthosvd(x, ranks, &modes, order, p, par)?,
+    let nm = modes.len();
+    let steps = Steps {
+        progress,
+        last: std::cell::Cell::new(None),
+        total: match p.method {
+            Method::Hosvd => nm + 1,
+            Method::Sthosvd => nm,
+            Method::Hooi => nm * (1 + p.n_iter_max),
+        },
     };
-    if p.method == Method::Hooi {
-        return hooi(x, out, p, par);
-    }
+    steps.at(0)?;
+    let out = match p.method {
+        Method::Hosvd => hosvd(x, ranks, &modes, &target, order, p, par, &steps)?,
+        Method::Sthosvd | Method::Hooi => sthosvd(x, ranks, &modes, order, p, par, &steps)?,
+    };
+    let out = if p.method == Method::Hooi {
+        hooi(x, out, p, par, &steps)?
+    } else {
+        out
+    };
+    steps.at(steps.total)?;
     Ok(out)
+}
+
+/// A progress hook with the run's step count (each count reported once).
+struct Steps<'a> {
+    progress: &'a dyn Progress,
+    total: usize,
+    last: std::cell::Cell<Option<usize>>,
+}
+
+impl Steps<'_> {
+    fn at(&self, done: usize) -> Result<()> {
+        let done = done.min(self.total);
+        if self.last.replace(Some(done)) == Some(done) {
+            return Ok(());
+        }
+        report(self.progress, done, self.total)
+    }
 }
 
 /// Where a mode's factor goes in `modes`.
@@ -1278,6 +1324,7 @@ fn sthosvd<T: Real>(
     order: Vec<usize>,
     p: &Params,
     par: Par,
+    steps: &Steps<'_>,
 ) -> Result<TuckerOut<T>> {
     let mut factors: Vec<Option<Mat<T>>> = (0..modes.len()).map(|_| None).collect();
     let mut solvers = vec![""; modes.len()];
@@ -1294,6 +1341,7 @@ fn sthosvd<T: Real>(
         cur = Some(next);
         factors[s] = Some(u);
         solvers[s] = e.solver;
+        steps.at(step + 1)?;
     }
     let core = cur.expect("at least one mode");
     Ok(TuckerOut {
@@ -1311,6 +1359,7 @@ fn sthosvd<T: Real>(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn hosvd<T: Real>(
     x: &TensorRef<'_, T>,
     ranks: &Ranks,
@@ -1319,6 +1368,7 @@ fn hosvd<T: Real>(
     order: Vec<usize>,
     p: &Params,
     par: Par,
+    steps: &Steps<'_>,
 ) -> Result<TuckerOut<T>> {
     let mut factors: Vec<Option<Mat<T>>> = (0..modes.len()).map(|_| None).collect();
     let mut solvers = vec![""; modes.len()];
@@ -1332,6 +1382,7 @@ fn hosvd<T: Real>(
         tgt[m] = r;
         factors[s] = Some(factor::<T>(&e.vecs, r));
         solvers[s] = e.solver;
+        steps.at(step + 1)?;
     }
     let factors: Vec<Mat<T>> = factors
         .into_iter()
@@ -1399,6 +1450,7 @@ fn hooi<T: Real>(
     init: TuckerOut<T>,
     p: &Params,
     par: Par,
+    steps: &Steps<'_>,
 ) -> Result<TuckerOut<T>> {
     let mut best = init;
     let total = best.norm * best.norm;
@@ -1427,6 +1479,7 @@ fn hooi<T: Real>(
             if s + 1 == modes.len() {
                 core = Some(ttm(&y.view(), m, factors[s].transpose(), par)?);
             }
+            steps.at(modes.len() * it + s + 1)?;
         }
         let core = core.expect("at least one mode");
         let g2 = core.frob_sq();
@@ -1759,5 +1812,35 @@ mod tests {
         y.data[7] = f64::NAN;
         let e = tucker(&y.view(), &Ranks::Fixed(vec![1, 1, 1]), &d, Par::Seq);
         assert!(matches!(e, Err(Error::NonFinite(_))));
+    }
+
+    #[test]
+    fn progress_per_mode_and_interruption() {
+        use std::sync::Mutex;
+        let x = low_rank(&[12, 10, 8], &[3, 3, 2], 0.01, 7);
+        let ranks = Ranks::Fixed(vec![3, 3, 2]);
+        for (method, total) in [
+            (Method::Sthosvd, 3),
+            (Method::Hosvd, 4),
+            (Method::Hooi, 3 * 51),
+        ] {
+            let p = Params {
+                method,
+                ..Default::default()
+            };
+            let seen = Mutex::new(Vec::new());
+            let hook = |d: usize, t: usize| {
+                seen.lock().unwrap().push((d, t));
+                true
+            };
+            tucker_with_progress(&x.view(), &ranks, &p, Par::Seq, &hook).unwrap();
+            let seen = seen.into_inner().unwrap();
+            assert_eq!(seen[0], (0, total));
+            assert_eq!(*seen.last().unwrap(), (total, total));
+            assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
+            let stop = |d: usize, _t: usize| d < 1;
+            let r = tucker_with_progress(&x.view(), &ranks, &p, Par::Seq, &stop);
+            assert!(matches!(r, Err(Error::Interrupted)));
+        }
     }
 }

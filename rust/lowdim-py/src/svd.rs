@@ -1,6 +1,6 @@
 //! Bindings of `lowdim_core::svd`.
 use crate::convert::{is_f32, to_numpy, with_linop, Held};
-use crate::error::run;
+use crate::error::{run, run_with_progress};
 use lowdim_core::svd::{self, Normalizer, Params, Solver, SvdOut, TolParams};
 use lowdim_core::Real;
 use numpy::{Element, IntoPyArray, PyReadonlyArray1, PyReadonlyArray2};
@@ -59,14 +59,15 @@ fn rsvd_typed<'py, T: Real + Element>(
     a: &Bound<'py, PyAny>,
     center: Option<&Bound<'py, PyAny>>,
     cfg: Config,
+    progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let held = Held::<T>::extract(a)?;
     let src = held.source()?;
     let mu = center.map(extract_vector::<T>).transpose()?;
     let mu = mu.as_ref().map(|m| contiguous(m, "center")).transpose()?;
-    let out: SvdOut<T> = run(py, move |par| {
+    let out: SvdOut<T> = run_with_progress(py, progress, move |par, hook| {
         with_linop(src, mu, |op| match (cfg.k, cfg.tol) {
-            (Some(k), None) => svd::rsvd(op, k, &cfg.params, par),
+            (Some(k), None) => svd::rsvd_with_progress(op, k, &cfg.params, par, hook),
             (None, Some(tol)) => {
                 let tp = TolParams {
                     n_iter: cfg.params.n_iter,
@@ -74,7 +75,7 @@ fn rsvd_typed<'py, T: Real + Element>(
                     seed: cfg.params.seed,
                     max_rank: None,
                 };
-                svd::rsvd_tol(op, tol, &tp, par)
+                svd::rsvd_tol_with_progress(op, tol, &tp, par, hook)
             }
             _ => lowdim_core::error::invalid("give exactly one of k and tol"),
         })
@@ -85,10 +86,11 @@ fn rsvd_typed<'py, T: Real + Element>(
     (u, s, vh, out.rel_error, out.solver).into_pyobject(py)
 }
 
-/// rsvd(a, k, tol, n_oversamples, n_iter, normalizer, seed, solver, block_size, center)
-/// -> (U, S, Vh, rel_error or None, solver used)
+/// rsvd(a, k, tol, n_oversamples, n_iter, normalizer, seed, solver, block_size, center,
+/// progress) -> (U, S, Vh, rel_error or None, solver used); `progress(done, total)` is
+/// called between steps (None: no calls; Ctrl-C works either way).
 #[pyfunction]
-#[pyo3(signature = (a, k, tol, n_oversamples, n_iter, power_iteration_normalizer, seed, solver_name, block_size, center=None))]
+#[pyo3(signature = (a, k, tol, n_oversamples, n_iter, power_iteration_normalizer, seed, solver_name, block_size, center=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn rsvd<'py>(
     py: Python<'py>,
@@ -102,7 +104,9 @@ fn rsvd<'py>(
     solver_name: &str,
     block_size: usize,
     center: Option<&Bound<'py, PyAny>>,
+    progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
+    let progress = progress.filter(|p| !p.is_none());
     let cfg = Config {
         k,
         tol,
@@ -116,9 +120,9 @@ fn rsvd<'py>(
         block_size,
     };
     if is_f32(a)? {
-        rsvd_typed::<f32>(py, a, center, cfg)
+        rsvd_typed::<f32>(py, a, center, cfg, progress)
     } else {
-        rsvd_typed::<f64>(py, a, center, cfg)
+        rsvd_typed::<f64>(py, a, center, cfg, progress)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Bindings of `lowdim_core::tucker`: N-d arrays cross as pointer + shape + element strides.
 use crate::convert::{dense_view, is_f32, to_numpy};
-use crate::error::run;
+use crate::error::{run, run_with_progress};
 use lowdim_core::tucker::{
     self as kernel, Method, ModeSvd, Params, RandParams, Ranks, Tensor, TensorRef,
 };
@@ -56,10 +56,13 @@ fn tucker_typed<'py, T: Real + Element>(
     x: &Bound<'py, PyAny>,
     ranks: Ranks,
     params: Params,
+    progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let held = x.extract::<PyReadonlyArrayDyn<'py, T>>()?;
     let view = tensor_view(&held)?;
-    let out = run(py, move |par| kernel::tucker(&view, &ranks, &params, par))?;
+    let out = run_with_progress(py, progress, move |par, hook| {
+        kernel::tucker_with_progress(&view, &ranks, &params, par, hook)
+    })?;
     let factors = PyList::empty(py);
     for f in &out.factors {
         factors.append(to_numpy(py, f.as_ref(), false))?;
@@ -79,10 +82,11 @@ fn tucker_typed<'py, T: Real + Element>(
 }
 
 /// tucker(x, ranks, tol, method, modes, mode_order, svd, n_iter_max, hooi_tol, seed,
-/// n_oversamples, n_power_iter)
-/// -> (core, factors, modes, certified rel. error, ||X||, n_iter, solvers, order)
+/// n_oversamples, n_power_iter, progress)
+/// -> (core, factors, modes, certified rel. error, ||X||, n_iter, solvers, order);
+/// `progress(done, total)` is called between modes / sweeps (None: no calls).
 #[pyfunction]
-#[pyo3(signature = (x, ranks, tol, method_name, modes, mode_order, svd, n_iter_max, hooi_tol, seed, n_oversamples=10, n_power_iter=1))]
+#[pyo3(signature = (x, ranks, tol, method_name, modes, mode_order, svd, n_iter_max, hooi_tol, seed, n_oversamples=10, n_power_iter=1, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn tucker<'py>(
     py: Python<'py>,
@@ -98,7 +102,9 @@ fn tucker<'py>(
     seed: u64,
     n_oversamples: usize,
     n_power_iter: usize,
+    progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
+    let progress = progress.filter(|p| !p.is_none());
     let ranks = match (ranks, tol) {
         (Some(r), None) => Ranks::Fixed(r),
         (None, Some(t)) => Ranks::Tol(t),
@@ -118,9 +124,9 @@ fn tucker<'py>(
         },
     };
     if is_f32(x)? {
-        tucker_typed::<f32>(py, x, ranks, params)
+        tucker_typed::<f32>(py, x, ranks, params, progress)
     } else {
-        tucker_typed::<f64>(py, x, ranks, params)
+        tucker_typed::<f64>(py, x, ranks, params, progress)
     }
 }
 
