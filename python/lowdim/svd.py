@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import sys
+
 import numpy as np
 
 from . import _lowdim
@@ -39,6 +41,12 @@ class SVDResult(_SVDFields):
 
     rel_error: float | None
     solver: str
+
+
+def _is_dask(A) -> bool:
+    """Whether A is a dask array, without importing dask (a dask array implies it is loaded)."""
+    mod = sys.modules.get("dask.array")
+    return mod is not None and isinstance(A, mod.Array)
 
 
 def _flip_signs(U: np.ndarray, Vh: np.ndarray, u_based: bool = True) -> None:
@@ -133,6 +141,7 @@ def rsvd(
     seed=None,
     solver="auto",
     block_size=16,
+    compute=False,
 ) -> SVDResult:
     """Randomized truncated SVD, ``A ~= U @ diag(S) @ Vh``.
 
@@ -168,6 +177,12 @@ def rsvd(
         SVD when the sketch would cover every column anyway.
     block_size : int, default 16
         First block size of the adaptive (tol) mode; later blocks double up to 512.
+    compute : bool, default False
+        Dask input only: return NumPy arrays instead of lazy dask arrays. A
+        ``dask.array.Array`` (chunked by rows, columns or both; dense or scipy.sparse chunks)
+        runs as blockwise tasks on the active scheduler (e.g. a ``distributed.Client``), with
+        the same test matrix as here, so the same ``seed`` gives the same result up to
+        rounding. See "Running on a cluster" in the README.
 
     Returns
     -------
@@ -189,6 +204,21 @@ def rsvd(
     >>> res.S.shape, res.rel_error < 1e-6
     ((5,), True)
     """
+    if _is_dask(A):
+        from . import _dask
+
+        return _dask.rsvd(
+            A,
+            k,
+            tol=tol,
+            n_oversamples=n_oversamples,
+            n_iter=n_iter,
+            power_iteration_normalizer=power_iteration_normalizer,
+            seed=seed,
+            solver=solver,
+            block_size=block_size,
+            compute=compute,
+        )
     op = check_matrix(A)
     return _run_rsvd(
         op,

@@ -6,6 +6,7 @@
 //! memory safety depends on.
 use pyo3::prelude::*;
 
+mod blocks;
 mod convert;
 mod error;
 mod svd;
@@ -27,6 +28,7 @@ fn _lowdim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     svd::register(m)?;
     tucker::register(m)?;
+    blocks::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,0 +1,463 @@
+"""Dask backend: rsvd, PCA / TruncatedSVD and ST-HOSVD on ``dask.array.Array`` input.
+
+Imported only when a dask array reaches a public function (``lowdim`` itself never imports
+dask). The algorithms are the in-memory ones, expressed as Dask graphs:
+
+* the operator is always used in its tall orientation ``T`` (``A`` or ``A^T``, the latter
+  without a transposed copy: blocks are transposed inside the tasks);
+* the Gaussian test matrix is drawn chunk by chunk with the same counter-based generator as
+  the Rust kernels (``_lowdim.gaussian``), so the same ``seed`` gives the same sketch;
+* when every row block of ``T`` holds whole rows, a power iteration is one pass over the data
+  whose per-block work is the Rust fused kernel ``T_i^T (T_i X)`` (``_lowdim.gram_apply``),
+  and the ``n x l`` partial sums are added by a tree reduction; otherwise each half step is a
+  blockwise product with a tree reduction over the contracted chunks;
+* tall blocks are orthonormalized by TSQR (``dask.array.linalg.tsqr``), small ones locally;
+* the small factors (SVD of an ``l x l`` triangle) are computed in one task.
+
+Results are Dask arrays (lazy) unless ``compute=True``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import dask
+import dask.array as da
+import numpy as np
+import scipy.sparse as sp
+
+from . import _lowdim
+from ._validation import check_int, check_seed, check_tol, result_dtype
+
+_SPLIT_EVERY = 8
+
+# ----------------------------------------------------------------------------- per-block work
+
+
+_threads_set = False
+
+
+def _worker_threads() -> None:
+    """Inside a distributed worker, run lowdim's kernels on the worker's own thread count
+    (the nanny pins BLAS to one thread per task; lowdim's pool would otherwise use every
+    core of the machine in each worker). LOWDIM_NUM_THREADS, when set, wins."""
+    global _threads_set
+    if _threads_set or "distributed" not in sys.modules:
+        return
+    if "LOWDIM_NUM_THREADS" in os.environ:
+        _threads_set = True
+        return
+    try:
+        from distributed import get_worker
+
+        nthreads = get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        return  # not in a worker (e.g. the client building the graph)
+    _lowdim.set_num_threads(max(1, int(nthreads)))
+    _threads_set = True
+
+
+def _block(b, trans: bool, dtype):
+    """A chunk as a dense ndarray or a CSR/CSC matrix of ``dtype``, transposed if asked."""
+    if isinstance(b, np.ndarray):
+        pass
+    elif sp.issparse(b):
+        if b.format not in ("csr", "csc"):
+            b = b.tocsr()
+    elif hasattr(b, "tocsr"):  # pydata sparse and friends
+        b = b.tocsr()
+    else:
+        b = np.asarray(b)
+    if b.dtype != dtype:
+        b = b.astype(dtype)
+    return b.T if trans else b
+
+
+def _dense(x):
+    return np.asarray(x.toarray() if sp.issparse(x) else x)
+
+
+def _mul(b, x):
+    """``b @ x`` for a dense or sparse block and a dense x."""
+    if sp.issparse(b):
+        return np.asarray(b @ x)
+    return b @ x
+
+
+def _colsum(b, r):
+    """``b^T r`` (r None: the column sums of b), as a 1-D array."""
+    if r is None:
+        return np.asarray(b.sum(axis=0)).ravel()
+    return _dense(b.T @ r).ravel()
+
+
+def _apply_block(b, x, r=None, c=None, *, trans, dt):
+    """``T_ij X_j - r_i (c_j^T X_j)``: one block of ``T X`` (x: the matching rows of X)."""
+    _worker_threads()
+    b = _block(b, trans, dt)
+    y = _mul(b, x)
+    if c is not None:
+        w = c @ x
+        y = y - (np.ones(b.shape[0], dt) if r is None else r)[:, None] * w[None, :]
+    return np.asarray(y, dtype=dt)
+
+
+def _apply_block_part(b, x, r=None, c=None, *, trans, dt):
+    return _apply_block(b, x, r, c, trans=trans, dt=dt)[None]
+
+
+def _apply_t_part(b, y, r=None, c=None, *, trans, dt):
+    """``T_ij^T Y_i - c_j (r_i^T Y_i)``, with a leading axis of length 1 (summed over i)."""
+    _worker_threads()
+    b = _block(b, trans, dt)
+    z = _dense(b.T @ y)
+    if c is not None:
+        ry = y.sum(axis=0) if r is None else r @ y
+        z = z - c[:, None] * ry[None, :]
+    return np.asarray(z, dtype=dt)[None]
+
+
+def _gram_apply_part(b, x, r=None, c=None, *, trans, dt):
+    """``T_i^T (T_i X)`` for a row block holding whole rows (the Rust fused kernel for dense
+    blocks, which reads the block once), centred implicitly when (r, c) are given."""
+    _worker_threads()
+    b = _block(b, trans, dt)
+    if sp.issparse(b):
+        z = _dense(b.T @ _dense(b @ x))
+    else:
+        z = _lowdim.gram_apply(b, np.ascontiguousarray(x, dtype=dt))
+    if c is not None:
+        # (B - r c^T)^T (B - r c^T) X = B^T B X - s w^T - c (s^T X) + (r^T r) c w^T,
+        # s = B^T r, w = c^T X.
+        s = _colsum(b, r)
+        rr = float(b.shape[0]) if r is None else float(r @ r)
+        w = c @ x
+        z = z - np.outer(s, w) - np.outer(c, s @ x) + rr * np.outer(c, w)
+    return np.asarray(z, dtype=dt)[None]
+
+
+def _gram_part(b, r=None, c=None, *, trans, dt):
+    """``T_i^T T_i`` in float64 (Rust mode-Gram kernel for dense blocks)."""
+    _worker_threads()
+    b = _block(b, trans, dt)
+    if sp.issparse(b):
+        g = _dense((b.T @ b).astype(np.float64))
+    else:
+        g = _lowdim.mode_gram(b, 1)
+    if c is not None:
+        s = _colsum(b, r).astype(np.float64)
+        rr = float(b.shape[0]) if r is None else float(r @ r)
+        c64 = c.astype(np.float64)
+        g = g - np.outer(s, c64) - np.outer(c64, s) + rr * np.outer(c64, c64)
+    return g[None]
+
+
+def _gaussian_block(l, seed, dtype, block_info=None):
+    (r0, r1), (c0, c1) = block_info[None]["array-location"]
+    return _lowdim.gaussian(r1 - r0, c1 - c0, seed, r0, c0, dtype == np.float32)
+
+
+def _qr_q(z):
+    return np.linalg.qr(z)[0]
+
+
+def _absmax_stats(u):
+    """Per column: the largest magnitude in this block and the signed entry holding it."""
+    rows = np.argmax(np.abs(u), axis=0)
+    val = u[rows, np.arange(u.shape[1])]
+    return np.stack([np.abs(val), val])
+
+
+def _pick_signs(stats):
+    nb = stats.shape[0] // 2
+    st = stats.reshape(nb, 2, -1)
+    best = np.argmax(st[:, 0, :], axis=0)  # first block on ties = first row overall
+    s = np.sign(st[best, 1, np.arange(st.shape[2])])
+    s[s == 0] = 1
+    return s
+
+
+# ----------------------------------------------------------------------------- the operator
+
+
+class _Op:
+    """The tall operator ``T - r c^T`` over a dask array A (``T = A`` or ``A^T``)."""
+
+    def __init__(self, A, dtype, center=None):
+        m, n = A.shape
+        self.A = A
+        self.dtype = np.dtype(dtype)
+        self.trans = m < n
+        self.ti = "ji" if self.trans else "ij"  # index of A's blocks in T's block grid
+        ch = A.chunks
+        self.row_chunks, self.col_chunks = (ch[1], ch[0]) if self.trans else (ch[0], ch[1])
+        self.shape = (max(m, n), min(m, n))
+        self.r = self.c = None
+        if center is not None:
+            # A - 1 mu^T; transposed: T = A^T - mu 1^T.
+            mu = center.rechunk((ch[1],)).astype(dtype)
+            if self.trans:
+                self.r = mu
+                self.c = da.ones(self.shape[1], chunks=(self.col_chunks,), dtype=dtype)
+            else:
+                self.c = mu
+        self.whole_rows = len(self.col_chunks) == 1
+
+    @property
+    def centred(self) -> bool:
+        return self.c is not None
+
+    def _centre_args(self, ri="i", ci="j"):
+        if not self.centred:
+            return []
+        if self.r is None:
+            return [None, None, self.c, ci]
+        return [self.r, ri, self.c, ci]
+
+    def _kw(self):
+        return {"trans": self.trans, "dt": self.dtype}
+
+    def apply(self, X):
+        """``T X`` for X (n x l) chunked like T's columns: chunked like T's rows."""
+        X = X.rechunk((self.col_chunks, -1))
+        args = [self.A, self.ti, X, "jk", *self._centre_args()]
+        if self.whole_rows:
+            return da.blockwise(
+                _apply_block,
+                "ik",
+                *args,
+                dtype=self.dtype,
+                concatenate=True,
+                meta=np.empty((0, 0), self.dtype),
+                **self._kw(),
+            )
+        parts = da.blockwise(
+            _apply_block_part,
+            "jik",
+            *args,
+            adjust_chunks={"j": 1},
+            dtype=self.dtype,
+            meta=np.empty((0, 0, 0), self.dtype),
+            **self._kw(),
+        )
+        return parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=self.dtype)
+
+    def apply_t(self, Y):
+        """``T^T Y`` for Y (m x l) chunked like T's rows: a tree reduction over row blocks."""
+        Y = Y.rechunk((self.row_chunks, -1))
+        args = [self.A, self.ti, Y, "ik", *self._centre_args()]
+        parts = da.blockwise(
+            _apply_t_part,
+            "ijk",
+            *args,
+            adjust_chunks={"i": 1},
+            dtype=self.dtype,
+            meta=np.empty((0, 0, 0), self.dtype),
+            **self._kw(),
+        )
+        return parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=self.dtype)
+
+    def gram_apply(self, X):
+        """``T^T (T X)`` in one pass (whole-row blocks only)."""
+        X = X.rechunk((self.col_chunks, -1))
+        args = [self.A, self.ti, X, "jk", *self._centre_args()]
+        parts = da.blockwise(
+            _gram_apply_part,
+            "ijk",
+            *args,
+            adjust_chunks={"i": 1},
+            dtype=self.dtype,
+            meta=np.empty((0, 0, 0), self.dtype),
+            **self._kw(),
+        )
+        return parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=self.dtype)
+
+    def gram(self):
+        """``T^T T`` in float64 (whole-row blocks only), one chunk."""
+        args = [self.A, self.ti, *self._centre_args()]
+        n = self.shape[1]
+        parts = da.blockwise(
+            _gram_part,
+            "ijk",
+            *args,
+            new_axes={"k": n},
+            adjust_chunks={"i": 1},
+            dtype=np.float64,
+            meta=np.empty((0, 0, 0), np.float64),
+            **self._kw(),
+        )
+        # the block index 'j' of T's single column chunk doubles as the Gram's row index
+        return parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=np.float64)
+
+    def gaussian(self, l, seed, single_chunk: bool):
+        chunks = ((self.shape[1],) if single_chunk else self.col_chunks, (l,))
+        return da.map_blocks(
+            _gaussian_block, l, seed, self.dtype, chunks=chunks, dtype=self.dtype
+        )
+
+
+def _orth(Z):
+    """Orthonormal basis of the columns of a dask array Z (one column chunk)."""
+    if Z.numblocks[0] == 1:
+        return Z.map_blocks(_qr_q, dtype=Z.dtype)
+    return da.linalg.tsqr(Z)[0]
+
+
+def _small_svd(R, k):
+    u, s, vt = np.linalg.svd(R.astype(np.float64))
+    return u[:, :k], s[:k], vt[:k].T
+
+
+def _svd_of_product(Q, Bt, k, dtype):
+    """Given ``T ~= Q Bt^T`` (Q m x l orthonormal, Bt n x l): the rank-k factors
+    ``U_t = Q Wr_k``, S, ``V_t = Qb Ur_k`` from ``Bt = Qb Rb``, ``Rb = Ur S Wr^T``."""
+    l = Bt.shape[1]
+    Qb, Rb = da.linalg.tsqr(Bt.rechunk((Bt.chunks[0], -1)))
+    parts = dask.delayed(_small_svd, nout=3, pure=True)(Rb, k)
+    Ur = da.from_delayed(parts[0], (l, k), dtype=np.float64).astype(dtype)
+    S = da.from_delayed(parts[1], (k,), dtype=np.float64).astype(dtype)
+    Wr = da.from_delayed(parts[2], (l, k), dtype=np.float64).astype(dtype)
+    return Q @ Wr, S, Qb @ Ur
+
+
+def _flip(U, V):
+    """scikit-learn's u-based svd_flip on dask factors, distributed (per-block maxima)."""
+    k = U.shape[1]
+    stats = U.map_blocks(_absmax_stats, chunks=((2,) * U.numblocks[0], (k,)), dtype=U.dtype)
+    signs = stats.rechunk((-1, -1)).map_blocks(
+        _pick_signs, drop_axis=0, chunks=((k,),), dtype=U.dtype
+    )
+    return U * signs[None, :], V * signs[None, :]
+
+
+def _finish(op: _Op, Ut, S, Vt, solver, compute):
+    from .svd import SVDResult
+
+    U, V = (Vt, Ut) if op.trans else (Ut, Vt)
+    U, V = _flip(U, V)
+    Vh = V.T
+    if compute:
+        U, S, Vh = dask.compute(U, S, Vh)
+        U, Vh = np.asfortranarray(U), np.ascontiguousarray(Vh)
+    res = SVDResult(U, S, Vh)
+    res.rel_error = None
+    res.solver = solver
+    return res
+
+
+# ----------------------------------------------------------------------------- rsvd
+
+
+def check_dask_matrix(A, name="A"):
+    if A.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got {A.ndim}-D with shape {A.shape}")
+    if any(math.isnan(s) for s in A.shape):
+        raise ValueError(f"{name} has unknown chunk sizes; call {name}.compute_chunk_sizes()")
+    if 0 in A.shape:
+        raise ValueError(
+            f"{name} is empty (shape {tuple(A.shape)}); it needs at least one row and one column"
+        )
+    dtype = result_dtype(A.dtype, name)
+    if A.dtype != dtype:
+        A = A.astype(dtype)
+    return A, dtype
+
+
+def rsvd(
+    A,
+    k=None,
+    *,
+    tol=None,
+    n_oversamples=10,
+    n_iter="auto",
+    power_iteration_normalizer="auto",
+    seed=None,
+    solver="auto",
+    block_size=16,
+    compute=False,
+    center=None,
+):
+    """lowdim.rsvd for a dask array (see its docstring)."""
+    from .svd import _check_n_iter, _check_normalizer
+
+    A, dtype = check_dask_matrix(A)
+    m, n = A.shape
+    if (k is None) == (tol is None):
+        raise ValueError("give exactly one of k (a fixed rank) and tol (an error tolerance)")
+    if k is not None:
+        k = check_int(k, "k", 1)
+        if k > min(m, n):
+            raise ValueError(
+                f"k={k} is larger than min(m, n) = {min(m, n)} for a matrix of shape {A.shape}"
+            )
+    else:
+        tol = check_tol(tol)
+    if solver not in ("auto", "randomized", "gram"):
+        raise ValueError(f"solver must be 'auto', 'randomized' or 'gram', got {solver!r}")
+    n_oversamples = check_int(n_oversamples, "n_oversamples", 0)
+    block_size = check_int(block_size, "block_size", 1)
+    n_iter = _check_n_iter(n_iter)
+    normalizer = _check_normalizer(power_iteration_normalizer)
+    seed = check_seed(seed)
+    if center is not None and not isinstance(center, da.Array):
+        center = da.from_array(np.asarray(center, dtype=dtype), chunks=-1)
+    op = _Op(A, dtype, center)
+    sparse = sp.issparse(getattr(A, "_meta", None))
+    if tol is not None:
+        q = 4 if n_iter is None else n_iter
+        return _rsvd_tol(op, tol, q, block_size, seed, compute)
+    if solver == "gram":
+        if sparse:
+            raise ValueError("solver='gram' needs a dense matrix")
+        return _gram_svd(op, k, compute)
+    mt, nt = op.shape
+    q = n_iter if n_iter is not None else (7 if k < 0.1 * min(m, n) else 4)
+    l = min(k + n_oversamples, nt)
+    if l >= nt:
+        q = 0  # the sketch spans every column: power iterations cannot improve it
+    fused = op.whole_rows and dtype == np.float64 and normalizer == "auto"
+    X = op.gaussian(l, seed, single_chunk=fused)
+    for _ in range(q):
+        if fused:
+            X = _orth(op.gram_apply(X))
+        else:
+            Y = op.apply(X)
+            if normalizer != "none":
+                Y = _orth(Y)
+            X = op.apply_t(Y)
+            if normalizer != "none":
+                X = _orth(X)
+    Q = _orth(op.apply(X))
+    Bt = op.apply_t(Q)
+    Ut, S, Vt = _svd_of_product(Q, Bt, k, dtype)
+    return _finish(op, Ut, S, Vt, "randomized", compute)
+
+
+def _eig_top(G, k):
+    lam, V = np.linalg.eigh(G)
+    return V[:, ::-1][:, :k].copy()
+
+
+def _gram_svd(op: _Op, k, compute):
+    """Gram + eigh (the in-memory "gram" solver): one pass for ``T^T T``, one for ``T V_k``."""
+    if not op.whole_rows:
+        raise ValueError(
+            "solver='gram' on a dask array needs chunks that hold whole rows of the tall side "
+            "(rechunk so that the smaller dimension is one chunk), or use solver='randomized'"
+        )
+    nt = op.shape[1]
+    G = op.gram()
+    Vk = G.map_blocks(_eig_top, k, chunks=((nt,), (k,)), dtype=np.float64).astype(op.dtype)
+    Y = op.apply(Vk)
+    Q, R = da.linalg.tsqr(Y.rechunk((Y.chunks[0], -1)))
+    parts = dask.delayed(_small_svd, nout=3, pure=True)(R, k)
+    Ur = da.from_delayed(parts[0], (k, k), dtype=np.float64).astype(op.dtype)
+    S = da.from_delayed(parts[1], (k,), dtype=np.float64).astype(op.dtype)
+    Wr = da.from_delayed(parts[2], (k, k), dtype=np.float64).astype(op.dtype)
+    return _finish(op, Q @ Ur, S, Vk @ Wr, "gram", compute)
+
+
+def _rsvd_tol(op, tol, q, block_size, seed, compute):
+    raise NotImplementedError("tol mode on dask arrays is not implemented yet")
