@@ -154,7 +154,7 @@ def _gram_part(b, r=None, c=None, *, trans, dt):
     return g[None]
 
 
-def _gaussian_block(l, seed, dtype, block_info=None):
+def _gaussian_block(ell, seed, dtype, block_info=None):
     (r0, r1), (c0, c1) = block_info[None]["array-location"]
     return _lowdim.gaussian(r1 - r0, c1 - c0, seed, r0, c0, dtype == np.float32)
 
@@ -291,10 +291,10 @@ class _Op:
         # the block index 'j' of T's single column chunk doubles as the Gram's row index
         return parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=np.float64)
 
-    def gaussian(self, l, seed, single_chunk: bool):
-        chunks = ((self.shape[1],) if single_chunk else self.col_chunks, (l,))
+    def gaussian(self, ell, seed, single_chunk: bool):
+        chunks = ((self.shape[1],) if single_chunk else self.col_chunks, (ell,))
         return da.map_blocks(
-            _gaussian_block, l, seed, self.dtype, chunks=chunks, dtype=self.dtype
+            _gaussian_block, ell, seed, self.dtype, chunks=chunks, dtype=self.dtype
         )
 
 
@@ -313,12 +313,12 @@ def _small_svd(R, k):
 def _svd_of_product(Q, Bt, k, dtype):
     """Given ``T ~= Q Bt^T`` (Q m x l orthonormal, Bt n x l): the rank-k factors
     ``U_t = Q Wr_k``, S, ``V_t = Qb Ur_k`` from ``Bt = Qb Rb``, ``Rb = Ur S Wr^T``."""
-    l = Bt.shape[1]
+    ell = Bt.shape[1]
     Qb, Rb = da.linalg.tsqr(Bt.rechunk((Bt.chunks[0], -1)))
     parts = dask.delayed(_small_svd, nout=3, pure=True)(Rb, k)
-    Ur = da.from_delayed(parts[0], (l, k), dtype=np.float64).astype(dtype)
+    Ur = da.from_delayed(parts[0], (ell, k), dtype=np.float64).astype(dtype)
     S = da.from_delayed(parts[1], (k,), dtype=np.float64).astype(dtype)
-    Wr = da.from_delayed(parts[2], (l, k), dtype=np.float64).astype(dtype)
+    Wr = da.from_delayed(parts[2], (ell, k), dtype=np.float64).astype(dtype)
     return Q @ Wr, S, Qb @ Ur
 
 
@@ -414,11 +414,11 @@ def rsvd(
         return _gram_svd(op, k, compute)
     mt, nt = op.shape
     q = n_iter if n_iter is not None else (7 if k < 0.1 * min(m, n) else 4)
-    l = min(k + n_oversamples, nt)
-    if l >= nt:
+    ell = min(k + n_oversamples, nt)
+    if ell >= nt:
         q = 0  # the sketch spans every column: power iterations cannot improve it
     fused = op.whole_rows and dtype == np.float64 and normalizer == "auto"
-    X = op.gaussian(l, seed, single_chunk=fused)
+    X = op.gaussian(ell, seed, single_chunk=fused)
     for _ in range(q):
         if fused:
             X = _orth(op.gram_apply(X))
@@ -461,3 +461,228 @@ def _gram_svd(op: _Op, k, compute):
 
 def _rsvd_tol(op, tol, q, block_size, seed, compute):
     raise NotImplementedError("tol mode on dask arrays is not implemented yet")
+
+
+# ----------------------------------------------------------------------------- PCA / TruncatedSVD
+
+
+def _colsum_part(b, *, dt):
+    b = _block(b, False, dt)
+    return np.asarray(b.sum(axis=0), dtype=np.float64).reshape(1, -1)
+
+
+def _centred_sq_part(b, mu, *, dt):
+    """``sum (b - mu)^2`` over the block (dense: exactly, block by block; sparse: by the
+    expansion, the mean is never subtracted from a sparse block)."""
+    b = _block(b, False, dt)
+    if sp.issparse(b):
+        s = np.asarray(b.sum(axis=0), dtype=np.float64).ravel()
+        sq = float(b.multiply(b).sum(dtype=np.float64))
+        sq += -2.0 * float(mu @ s) + b.shape[0] * float(mu @ mu)
+    else:
+        d = b - mu.astype(b.dtype)
+        sq = float(np.einsum("ij,ij->", d, d, dtype=np.float64))
+    return np.full((1, 1), sq)
+
+
+def column_moments(X, dtype, with_mean=True):
+    """Column means (float64, lazy) and the total centred sum of squares (lazy scalar):
+    two blockwise passes with tree reductions, no centred copy of X."""
+    sums = da.blockwise(
+        _colsum_part,
+        "ij",
+        X,
+        "ij",
+        adjust_chunks={"i": 1},
+        dtype=np.float64,
+        meta=np.empty((0, 0), np.float64),
+        dt=dtype,
+    ).sum(axis=0, split_every=_SPLIT_EVERY)
+    mean = sums / X.shape[0]
+    mu = mean if with_mean else da.zeros_like(mean)
+    sq = da.blockwise(
+        _centred_sq_part,
+        "ij",
+        X,
+        "ij",
+        mu,
+        "j",
+        adjust_chunks={"i": 1, "j": 1},
+        dtype=np.float64,
+        meta=np.empty((0, 0), np.float64),
+        dt=dtype,
+    ).sum(split_every=_SPLIT_EVERY)
+    return mean, sq
+
+
+def _flip_v(U, S, Vh):
+    """v-based svd_flip (scikit-learn >= 1.5 for PCA/TruncatedSVD): Vh numpy, U dask."""
+    cols = np.argmax(np.abs(Vh), axis=1)
+    signs = np.sign(Vh[np.arange(Vh.shape[0]), cols])
+    signs[signs == 0] = 1
+    return U * signs.astype(U.dtype)[None, :], Vh * signs[:, None]
+
+
+def _fitted_svd(X, k, tol, est_kwargs, center=None):
+    """rsvd on a dask array: U stays distributed (persisted), S and Vh come back as NumPy."""
+    res = rsvd(X, k, tol=tol, center=center, compute=False, **est_kwargs)
+    U, S, Vh = dask.persist(res.U, res.S, res.Vh)
+    S, Vh = dask.compute(S, Vh)
+    U, Vh = _flip_v(U, S, Vh)
+    return U, S, np.ascontiguousarray(Vh)
+
+
+def pca_fit(est, X):
+    """PCA._fit for a dask array: returns (U, S) with U a (persisted) dask array."""
+    import numbers
+
+    X, dtype = check_dask_matrix(X, "X")
+    n_samples, n_features = X.shape
+    if n_samples < 2:
+        raise ValueError(f"PCA needs at least 2 samples, got {n_samples}")
+    kmax = min(n_samples, n_features)
+    nc = est.n_components
+    k = tol = None
+    if nc is None:
+        k = kmax
+    elif isinstance(nc, numbers.Integral) and not isinstance(nc, bool):
+        if not 1 <= nc <= kmax:
+            raise ValueError(
+                f"n_components={nc} must be between 1 and min(n_samples, n_features)={kmax}"
+            )
+        k = int(nc)
+    elif isinstance(nc, numbers.Real) and not isinstance(nc, bool) and 0 < nc < 1:
+        tol = float(np.sqrt(1.0 - nc))
+    else:
+        raise ValueError(f"n_components must be None, an int >= 1 or a float in (0, 1), got {nc!r}")
+    if est.svd_solver not in ("auto", "randomized", "gram"):
+        raise ValueError(
+            "svd_solver must be 'auto', 'randomized' or 'gram' for dask arrays "
+            f"('full' needs the whole matrix in memory), got {est.svd_solver!r}"
+        )
+    mean, sq = column_moments(X, dtype)
+    mean, sq = dask.compute(mean, sq)
+    mean = mean.astype(dtype)
+    total_var = max(float(sq), 0.0) / (n_samples - 1)
+    U, S, Vh = _fitted_svd(
+        X,
+        k,
+        tol,
+        {
+            "n_oversamples": est.n_oversamples,
+            "n_iter": est.iterated_power,
+            "power_iteration_normalizer": est.power_iteration_normalizer,
+            "seed": est.random_state,
+            "solver": est.svd_solver,
+        },
+        center=mean,
+    )
+    ncomp = S.shape[0]
+    ev = (S.astype(np.float64) ** 2) / (n_samples - 1)
+    est.mean_ = mean
+    est.components_ = Vh
+    est.singular_values_ = S
+    est.explained_variance_ = ev.astype(dtype)
+    ratio = ev / total_var if total_var > 0 else np.zeros_like(ev)
+    est.explained_variance_ratio_ = ratio.astype(dtype)
+    est.n_components_ = ncomp
+    est.n_samples_ = n_samples
+    est.n_features_in_ = n_features
+    if ncomp < kmax:
+        est.noise_variance_ = float(max(total_var - ev.sum(), 0.0) / (kmax - ncomp))
+    else:
+        est.noise_variance_ = 0.0
+    return U, S
+
+
+def pca_transform(est, X):
+    """Lazy projection of a dask array (mean subtracted implicitly)."""
+    X, _ = check_dask_matrix(X, "X")
+    if X.shape[1] != est.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but PCA is expecting {est.n_features_in_} features"
+        )
+    C = est.components_.T
+    Xt = _project(X, C) - (est.mean_ @ C)
+    if est.whiten:
+        Xt = Xt / np.sqrt(est.explained_variance_)
+    return Xt
+
+
+def _project_block(b, c, *, dt):
+    b = _block(b, False, dt)
+    return _mul(b, c.astype(dt, copy=False))
+
+
+def _project(X, C):
+    """``X @ C`` for a dask array X chunked by rows (dense or sparse chunks), C numpy."""
+    Cd = da.from_array(C, chunks=(X.chunks[1], -1))
+    k = C.shape[1]
+    parts = da.blockwise(
+        _apply_block_part_plain,
+        "jik",
+        X,
+        "ij",
+        Cd,
+        "jk",
+        adjust_chunks={"j": 1},
+        dtype=X.dtype,
+        meta=np.empty((0, 0, 0), X.dtype),
+        dt=X.dtype,
+    )
+    out = parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=X.dtype)
+    return out.rechunk((X.chunks[0], (k,)))
+
+
+def _apply_block_part_plain(b, c, *, dt):
+    return np.asarray(_project_block(b, c, dt=dt))[None]
+
+
+def tsvd_fit_transform(est, X):
+    """TruncatedSVD.fit_transform for a dask array: returns ``U * S`` as a dask array."""
+    import numbers
+
+    X, dtype = check_dask_matrix(X, "X")
+    if est.algorithm not in ("randomized", "auto", "gram"):
+        raise ValueError(f"algorithm must be 'randomized', 'auto' or 'gram', got {est.algorithm!r}")
+    nc = est.n_components
+    if isinstance(nc, bool) or not isinstance(nc, numbers.Integral):
+        raise ValueError(f"n_components must be an int, got {nc!r}")
+    if not 1 <= nc <= min(X.shape):
+        raise ValueError(
+            f"n_components={nc} must be between 1 and min(n_samples, n_features)={min(X.shape)}"
+        )
+    U, S, Vh = _fitted_svd(
+        X,
+        int(nc),
+        None,
+        {
+            "n_oversamples": est.n_oversamples,
+            "n_iter": est.n_iter,
+            "power_iteration_normalizer": est.power_iteration_normalizer,
+            "seed": est.random_state,
+            "solver": est.algorithm,
+        },
+    )
+    Xt = U * S
+    _, sq = column_moments(X, dtype)
+    ev, sq = dask.compute(da.var(Xt, axis=0, dtype=np.float64), sq)
+    full_var = float(sq) / X.shape[0]
+    est.components_ = Vh
+    est.singular_values_ = S
+    est.n_components_ = int(nc)
+    est.n_features_in_ = X.shape[1]
+    est.explained_variance_ = ev.astype(dtype)
+    ratio = ev / full_var if full_var > 0 else np.zeros_like(ev)
+    est.explained_variance_ratio_ = ratio.astype(dtype)
+    return Xt
+
+
+def tsvd_transform(est, X):
+    X, _ = check_dask_matrix(X, "X")
+    if X.shape[1] != est.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but TruncatedSVD is expecting "
+            f"{est.n_features_in_} features"
+        )
+    return _project(X, est.components_.T)

@@ -3,9 +3,8 @@ estimate of the spectral-norm error."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import sys
+from typing import NamedTuple
 
 import numpy as np
 
