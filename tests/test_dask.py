@@ -176,6 +176,38 @@ def test_truncated_svd_matches_in_memory(client):
     np.testing.assert_allclose(est.transform(X_d).compute(), ref.transform(X), atol=1e-9)
 
 
+@pytest.mark.parametrize("chunks", [(5, -1, -1), (-1, 10, 5), (7, 11, 4)])
+@pytest.mark.parametrize("method", ["sthosvd", "hosvd"])
+def test_tucker_matches_in_memory(client, chunks, method):
+    rng = np.random.default_rng(0)
+    core = rng.standard_normal((3, 4, 2))
+    X = lowdim.tucker_to_tensor(
+        core, [rng.standard_normal((n, 5))[:, :r] for n, r in [(20, 3), (30, 4), (10, 2)]]
+    )
+    X += 1e-2 * rng.standard_normal(X.shape)
+    ref = lowdim.tucker(X, [3, 4, 2], method=method, svd="gram")
+    T = lowdim.tucker(da.from_array(X, chunks=chunks), [3, 4, 2], method=method)
+    assert isinstance(T.core, np.ndarray) and all(isinstance(f, np.ndarray) for f in T.factors)
+    assert T.mode_order == ref.mode_order
+    np.testing.assert_allclose(T.core, ref.core, atol=1e-10 * np.abs(ref.core).max())
+    for f, g in zip(T.factors, ref.factors, strict=True):
+        np.testing.assert_allclose(f, g, atol=1e-10)
+    np.testing.assert_allclose(T.certified_error, ref.certified_error, rtol=1e-8)
+
+
+def test_tucker_partial_modes_and_float32(client):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((12, 9, 4, 3)).astype(np.float32)
+    ref = lowdim.tucker(X, [5, 4], modes=[0, 1], mode_order=[1, 0], svd="gram")
+    T = lowdim.tucker(
+        da.from_array(X, chunks=(4, 9, 2, 3)), [5, 4], modes=[0, 1], mode_order=[1, 0]
+    )
+    assert T.core.dtype == np.float32 and T.core.shape == (5, 4, 4, 3)
+    np.testing.assert_allclose(T.core, ref.core, atol=1e-4)
+    with pytest.raises(ValueError, match="not available for dask"):
+        lowdim.tucker(da.from_array(X), 2, method="hooi")
+
+
 # Keep last: it kills a worker of the shared cluster (the nanny restarts it).
 def test_killed_worker_does_not_lose_the_result(client):
     A = _decaying(3000, 120, seed=9)

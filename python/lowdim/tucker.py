@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _lowdim
 from ._validation import _native, check_int, check_seed, check_tol, result_dtype
+from .svd import _is_dask
 
 __all__ = ["TuckerTensor", "mode_product", "tucker", "tucker_to_tensor"]
 
@@ -263,6 +264,19 @@ def tucker(
     >>> lowdim.tucker(W, [8, 4], modes=[0, 1]).core.shape
     (8, 4, 3, 3)
     """
+    if _is_dask(X):
+        from . import _dask
+
+        return _dask.tucker(
+            X,
+            rank,
+            tol=tol,
+            method=method,
+            modes=modes,
+            mode_order=mode_order,
+            svd=svd,
+            seed=seed,
+        )
     X = _check_tensor(X)
     nd = X.ndim
     modes = list(range(nd)) if modes is None else _check_modes(modes, nd)
