@@ -140,6 +140,8 @@ def test_rsvd_validation(client):
         lowdim.rsvd(Ad, 6)
     with pytest.raises(ValueError, match="exactly one"):
         lowdim.rsvd(Ad)
+    with pytest.raises(NotImplementedError, match="fixed rank"):
+        lowdim.rsvd(Ad, tol=0.1)
     with pytest.raises(TypeError, match="complex"):
         lowdim.rsvd(da.zeros((10, 5), chunks=5, dtype=complex), 2)
 

@@ -460,7 +460,10 @@ def _gram_svd(op: _Op, k, compute):
 
 
 def _rsvd_tol(op, tol, q, block_size, seed, compute):
-    raise NotImplementedError("tol mode on dask arrays is not implemented yet")
+    raise NotImplementedError(
+        "rsvd(tol=...) on dask arrays is not available yet; pass a fixed rank k "
+        "(or call rsvd on A.compute() when it fits in memory)"
+    )
 
 
 # ----------------------------------------------------------------------------- PCA / TruncatedSVD
