@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 import dask
 import dask.array as da
@@ -40,7 +41,8 @@ def _chunk(rank, seed, block_info=None):
 
 
 def make(m, n, chunk_rows, rank=200, seed=0):
-    chunks = (tuple([chunk_rows] * (m // chunk_rows) + ([m % chunk_rows] if m % chunk_rows else [])), (n,))
+    rows = [chunk_rows] * (m // chunk_rows) + ([m % chunk_rows] if m % chunk_rows else [])
+    chunks = (tuple(rows), (n,))
     return da.map_blocks(_chunk, rank, seed, chunks=chunks, dtype=np.float64)
 
 
@@ -60,9 +62,7 @@ def run_lowdim(A, k, q):
 
 
 def run_dask(A, k, q):
-    U, S, Vh = da.linalg.svd_compressed(
-        A, k, n_power_iter=q, iterator="QR", seed=0, compute=False
-    )
+    U, S, Vh = da.linalg.svd_compressed(A, k, n_power_iter=q, iterator="QR", seed=0, compute=False)
     return dask.compute(U, S, Vh)
 
 
@@ -119,24 +119,34 @@ def main():
         f"A: {m} x {n} float64 ({m * n * 8 / 1e9:.2f} GB), chunks of {args.chunk_rows} rows, "
         f"k={k}, {q} power iterations; LocalCluster, 1 thread per worker process\n"
     )
-    print("| workers | lowdim (s) | svd_compressed (s) | ratio | lowdim error | "
-          "svd_compressed error | lowdim sent (MB) | svd_compressed sent (MB) |")
+    print(
+        "| workers | lowdim (s) | svd_compressed (s) | ratio | lowdim error | "
+        "svd_compressed error | lowdim sent (MB) | svd_compressed sent (MB) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for nw in args.workers:
-        with LocalCluster(
-            n_workers=nw, threads_per_worker=1, processes=True, dashboard_address=None,
-            memory_limit="8GiB",
-        ) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=nw,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                memory_limit="8GiB",
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             A = make(m, n, args.chunk_rows).persist()
             dask.compute((A[:1, :1]).sum())
             client.run(lambda: None)
             run_lowdim(A, k, 1)  # warm-up (imports in the workers)
-            tl, (Ul, Sl, Vl), bl = timed(lambda: run_lowdim(A, k, q), client, args.repeat)
-            td, (Ud, Sd, Vd), bd = timed(lambda: run_dask(A, k, q), client, args.repeat)
+            tl, (Ul, Sl, Vl), bl = timed(partial(run_lowdim, A, k, q), client, args.repeat)
+            td, (Ud, Sd, Vd), bd = timed(partial(run_dask, A, k, q), client, args.repeat)
             el, ed = rel_error(A, Ul, Sl, Vl), rel_error(A, Ud, Sd, Vd)
-            print(f"| {nw} | {tl:.2f} | {td:.2f} | {td / tl:.2f}x | {el:.4e} | {ed:.4e} | "
-                  f"{bl / 1e6:.1f} | {bd / 1e6:.1f} |", flush=True)
-            del A
+            print(
+                f"| {nw} | {tl:.2f} | {td:.2f} | {td / tl:.2f}x | {el:.4e} | {ed:.4e} | "
+                f"{bl / 1e6:.1f} | {bd / 1e6:.1f} |",
+                flush=True,
+            )
     kernel_table(n, args.chunk_rows, k + 10)
 
 

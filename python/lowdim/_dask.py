@@ -40,9 +40,10 @@ _threads_set = False
 
 
 def _worker_threads() -> None:
-    """Inside a distributed worker, run lowdim's kernels on the worker's own thread count
-    (the nanny pins BLAS to one thread per task; lowdim's pool would otherwise use every
-    core of the machine in each worker). LOWDIM_NUM_THREADS, when set, wins."""
+    """Inside a distributed worker, run lowdim's kernels on one thread per task, as the nanny
+    does for BLAS (OMP/OPENBLAS/MKL_NUM_THREADS=1): the worker already runs one task per
+    thread, and lowdim's pool would otherwise use every core in every task.
+    LOWDIM_NUM_THREADS, when set, wins."""
     global _threads_set
     if _threads_set or "distributed" not in sys.modules:
         return
@@ -52,10 +53,10 @@ def _worker_threads() -> None:
     try:
         from distributed import get_worker
 
-        nthreads = get_worker().state.nthreads
-    except (ImportError, ValueError, AttributeError):
+        get_worker()
+    except (ImportError, ValueError):
         return  # not in a worker (e.g. the client building the graph)
-    _lowdim.set_num_threads(max(1, int(nthreads)))
+    _lowdim.set_num_threads(1)
     _threads_set = True
 
 
