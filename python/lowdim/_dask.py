@@ -306,20 +306,38 @@ def _orth(Z):
     return da.linalg.tsqr(Z)[0]
 
 
-def _small_svd(R, k):
+def _small_svd_packed(R, k):
+    """SVD of a small square R in float64, packed as one array ``[Ur_k | S | Wr_k]`` (l x 2k+1,
+    S padded with zeros) so that one task computes it and the three factors are slices of it
+    (a dask.delayed wrapper around a dask array would be optimized as a separate graph and
+    recompute everything upstream)."""
     u, s, vt = np.linalg.svd(R.astype(np.float64))
-    return u[:, :k], s[:k], vt[:k].T
+    ell = R.shape[0]
+    out = np.zeros((ell, 2 * k + 1))
+    out[:, :k] = u[:, :k]
+    out[:k, k] = s[:k]
+    out[:, k + 1 :] = vt[:k].T
+    return out
+
+
+def _small_svd(R, k, dtype):
+    """``R = Ur S Wr^T`` truncated to k, for a dask array R in one chunk: (Ur_k, S_k, Wr_k)."""
+    ell = R.shape[0]
+    P = R.rechunk((-1, -1)).map_blocks(
+        _small_svd_packed, k, chunks=((ell,), (2 * k + 1,)), dtype=np.float64
+    )
+    return (
+        P[:, :k].astype(dtype),
+        P[:k, k].astype(dtype),
+        P[:, k + 1 :].astype(dtype),
+    )
 
 
 def _svd_of_product(Q, Bt, k, dtype):
     """Given ``T ~= Q Bt^T`` (Q m x l orthonormal, Bt n x l): the rank-k factors
     ``U_t = Q Wr_k``, S, ``V_t = Qb Ur_k`` from ``Bt = Qb Rb``, ``Rb = Ur S Wr^T``."""
-    ell = Bt.shape[1]
     Qb, Rb = da.linalg.tsqr(Bt.rechunk((Bt.chunks[0], -1)))
-    parts = dask.delayed(_small_svd, nout=3, pure=True)(Rb, k)
-    Ur = da.from_delayed(parts[0], (ell, k), dtype=np.float64).astype(dtype)
-    S = da.from_delayed(parts[1], (k,), dtype=np.float64).astype(dtype)
-    Wr = da.from_delayed(parts[2], (ell, k), dtype=np.float64).astype(dtype)
+    Ur, S, Wr = _small_svd(Rb, k, dtype)
     return Q @ Wr, S, Qb @ Ur
 
 
@@ -453,10 +471,7 @@ def _gram_svd(op: _Op, k, compute):
     Vk = G.map_blocks(_eig_top, k, chunks=((nt,), (k,)), dtype=np.float64).astype(op.dtype)
     Y = op.apply(Vk)
     Q, R = da.linalg.tsqr(Y.rechunk((Y.chunks[0], -1)))
-    parts = dask.delayed(_small_svd, nout=3, pure=True)(R, k)
-    Ur = da.from_delayed(parts[0], (k, k), dtype=np.float64).astype(op.dtype)
-    S = da.from_delayed(parts[1], (k,), dtype=np.float64).astype(op.dtype)
-    Wr = da.from_delayed(parts[2], (k, k), dtype=np.float64).astype(op.dtype)
+    Ur, S, Wr = _small_svd(R, k, op.dtype)
     return _finish(op, Q @ Ur, S, Vk @ Wr, "gram", compute)
 
 
