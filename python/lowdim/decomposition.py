@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._validation import Operand, check_matrix
-from .svd import _flip_signs, _run_rsvd
+from .svd import _flip_signs, _is_dask, _run_rsvd
 
 __all__ = ["PCA", "TruncatedSVD"]
 
@@ -137,12 +137,22 @@ class PCA(_BaseSVDEstimator):
 
     def fit(self, X, y=None):
         """Fit the model on X (dense or sparse); returns self."""
+        if _is_dask(X):
+            from . import _dask
+
+            _dask.pca_fit(self, X)
+            return self
         self._fit(X)
         return self
 
     def fit_transform(self, X, y=None):
         """Fit on X and return its projection (``U * S``, or ``U * sqrt(n - 1)`` whitened)."""
-        U, S = self._fit(X)
+        if _is_dask(X):
+            from . import _dask
+
+            U, S = _dask.pca_fit(self, X)
+        else:
+            U, S = self._fit(X)
         if self.whiten:
             return U * np.sqrt(self.n_samples_ - 1, dtype=U.dtype)
         return U * S
@@ -229,6 +239,10 @@ class PCA(_BaseSVDEstimator):
         """Project X on the components (dense or sparse X; the mean is subtracted
         implicitly)."""
         check_is_fitted(self)
+        if _is_dask(X):
+            from . import _dask
+
+            return _dask.pca_transform(self, X)
         X = self._validate(X, reset=False)
         Xt = X @ self.components_.T
         Xt = np.asarray(Xt) - (self.mean_ @ self.components_.T)
@@ -308,6 +322,10 @@ class TruncatedSVD(_BaseSVDEstimator):
 
     def fit_transform(self, X, y=None):
         """Fit on X and return ``U * S``."""
+        if _is_dask(X):
+            from . import _dask
+
+            return _dask.tsvd_fit_transform(self, X)
         X = self._validate(X, reset=True)
         if self.algorithm not in ("randomized", "auto", "gram"):
             raise ValueError(
@@ -348,6 +366,10 @@ class TruncatedSVD(_BaseSVDEstimator):
     def transform(self, X):
         """Project X on the components."""
         check_is_fitted(self)
+        if _is_dask(X):
+            from . import _dask
+
+            return _dask.tsvd_transform(self, X)
         X = self._validate(X, reset=False)
         return np.asarray(X @ self.components_.T)
 

@@ -3,6 +3,7 @@ estimate of the spectral-norm error."""
 
 from __future__ import annotations
 
+import sys
 from typing import NamedTuple
 
 import numpy as np
@@ -40,6 +41,12 @@ class SVDResult(_SVDFields):
 
     rel_error: float | None
     solver: str
+
+
+def _is_dask(A) -> bool:
+    """Whether A is a dask array, without importing dask (a dask array implies it is loaded)."""
+    mod = sys.modules.get("dask.array")
+    return mod is not None and isinstance(A, mod.Array)
 
 
 def _flip_signs(U: np.ndarray, Vh: np.ndarray, u_based: bool = True) -> None:
@@ -151,6 +158,7 @@ def rsvd(
     solver="auto",
     block_size=16,
     progress=False,
+    compute=False,
 ) -> SVDResult:
     """Randomized truncated SVD, ``A ~= U @ diag(S) @ Vh``.
 
@@ -192,7 +200,14 @@ def rsvd(
         iterations + 1) or, in tol mode, after each block (``done`` = rank so far, ``total``
         = the largest rank tried; ``done == total`` at the end). An exception it raises stops
         the computation and propagates. Ctrl-C stops the computation at its next step with
-        ``KeyboardInterrupt`` whatever ``progress`` is.
+        ``KeyboardInterrupt`` whatever ``progress`` is. Not used for dask input (use dask's
+        own diagnostics, e.g. ``distributed.progress``).
+    compute : bool, default False
+        Dask input only: return NumPy arrays instead of lazy dask arrays. A
+        ``dask.array.Array`` (chunked by rows, columns or both; dense or scipy.sparse chunks)
+        runs as blockwise tasks on the active scheduler (e.g. a ``distributed.Client``), with
+        the same test matrix as here, so the same ``seed`` gives the same result up to
+        rounding. See "Running on a cluster" in the README.
 
     Returns
     -------
@@ -218,6 +233,21 @@ def rsvd(
     >>> steps
     [0, 1, 2, 3]
     """
+    if _is_dask(A):
+        from . import _dask
+
+        return _dask.rsvd(
+            A,
+            k,
+            tol=tol,
+            n_oversamples=n_oversamples,
+            n_iter=n_iter,
+            power_iteration_normalizer=power_iteration_normalizer,
+            seed=seed,
+            solver=solver,
+            block_size=block_size,
+            compute=compute,
+        )
     op = check_matrix(A)
     return _run_rsvd(
         op,

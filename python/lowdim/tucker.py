@@ -12,6 +12,7 @@ import numpy as np
 from . import _lowdim
 from ._progress import resolve as _resolve_progress
 from ._validation import _native, check_int, check_seed, check_tol, result_dtype
+from .svd import _is_dask
 
 __all__ = ["TuckerTensor", "mode_product", "tucker", "tucker_to_tensor"]
 
@@ -275,6 +276,19 @@ def tucker(
     >>> steps
     [(0, 3), (1, 3), (2, 3), (3, 3)]
     """
+    if _is_dask(X):
+        from . import _dask
+
+        return _dask.tucker(
+            X,
+            rank,
+            tol=tol,
+            method=method,
+            modes=modes,
+            mode_order=mode_order,
+            svd=svd,
+            seed=seed,
+        )
     X = _check_tensor(X)
     nd = X.ndim
     modes = list(range(nd)) if modes is None else _check_modes(modes, nd)

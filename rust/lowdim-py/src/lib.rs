@@ -6,6 +6,7 @@
 //! memory safety depends on.
 use pyo3::prelude::*;
 
+mod blocks;
 mod convert;
 mod error;
 mod selfexpr;
@@ -31,6 +32,7 @@ fn _lowdim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     selfexpr::register(m)?;
     spectral::register(m)?;
     tucker::register(m)?;
+    blocks::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,0 +1,895 @@
+"""Dask backend: rsvd, PCA / TruncatedSVD and ST-HOSVD on ``dask.array.Array`` input.
+
+Imported only when a dask array reaches a public function (``lowdim`` itself never imports
+dask). The algorithms are the in-memory ones, expressed as Dask graphs:
+
+* the operator is always used in its tall orientation ``T`` (``A`` or ``A^T``, the latter
+  without a transposed copy: blocks are transposed inside the tasks);
+* the Gaussian test matrix is drawn chunk by chunk with the same counter-based generator as
+  the Rust kernels (``_lowdim.gaussian``), so the same ``seed`` gives the same sketch;
+* when every row block of ``T`` holds whole rows, a power iteration is one pass over the data
+  whose per-block work is the Rust fused kernel ``T_i^T (T_i X)`` (``_lowdim.gram_apply``),
+  and the ``n x l`` partial sums are added by a tree reduction; otherwise each half step is a
+  blockwise product with a tree reduction over the contracted chunks;
+* tall blocks are orthonormalized by TSQR (``dask.array.linalg.tsqr``), small ones locally;
+* the small factors (SVD of an ``l x l`` triangle) are computed in one task.
+
+Results are Dask arrays (lazy) unless ``compute=True``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import dask
+import dask.array as da
+import numpy as np
+import scipy.sparse as sp
+
+from . import _lowdim
+from ._validation import check_int, check_seed, check_tol, result_dtype
+
+_SPLIT_EVERY = 8
+
+# ----------------------------------------------------------------------------- per-block work
+
+
+_threads_set = False
+
+
+def _worker_threads() -> None:
+    """Inside a distributed worker, run lowdim's kernels on one thread per task, as the nanny
+    does for BLAS (OMP/OPENBLAS/MKL_NUM_THREADS=1): the worker already runs one task per
+    thread, and lowdim's pool would otherwise use every core in every task.
+    LOWDIM_NUM_THREADS, when set, wins."""
+    global _threads_set
+    if _threads_set or "distributed" not in sys.modules:
+        return
+    if "LOWDIM_NUM_THREADS" in os.environ:
+        _threads_set = True
+        return
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return  # not in a worker (e.g. the client building the graph)
+    _lowdim.set_num_threads(1)
+    _threads_set = True
+
+
+def _block(b, trans: bool, dtype):
+    """A chunk as a dense ndarray or a CSR/CSC matrix of ``dtype``, transposed if asked."""
+    if isinstance(b, np.ndarray):
+        pass
+    elif sp.issparse(b):
+        if b.format not in ("csr", "csc"):
+            b = b.tocsr()
+    elif hasattr(b, "tocsr"):  # pydata sparse and friends
+        b = b.tocsr()
+    else:
+        b = np.asarray(b)
+    if b.dtype != dtype:
+        b = b.astype(dtype)
+    return b.T if trans else b
+
+
+def _dense(x):
+    return np.asarray(x.toarray() if sp.issparse(x) else x)
+
+
+def _mul(b, x):
+    """``b @ x`` for a dense or sparse block and a dense x."""
+    if sp.issparse(b):
+        return np.asarray(b @ x)
+    return b @ x
+
+
+def _colsum(b, r):
+    """``b^T r`` (r None: the column sums of b), as a 1-D array."""
+    if r is None:
+        return np.asarray(b.sum(axis=0)).ravel()
+    return _dense(b.T @ r).ravel()
+
+
+def _apply_block(b, x, r=None, c=None, *, trans, dt):
+    """``T_ij X_j - r_i (c_j^T X_j)``: one block of ``T X`` (x: the matching rows of X)."""
+    _worker_threads()
+    b = _block(b, trans, dt)
+    y = _mul(b, x)
+    if c is not None:
+        w = c @ x
+        y = y - (np.ones(b.shape[0], dt) if r is None else r)[:, None] * w[None, :]
+    return np.asarray(y, dtype=dt)
+
+
+def _apply_block_part(b, x, r=None, c=None, *, trans, dt):
+    return _apply_block(b, x, r, c, trans=trans, dt=dt)[None]
+
+
+def _apply_t_part(b, y, r=None, c=None, *, trans, dt):
+    """``T_ij^T Y_i - c_j (r_i^T Y_i)``, with a leading axis of length 1 (summed over i)."""
+    _worker_threads()
+    b = _block(b, trans, dt)
+    z = _dense(b.T @ y)
+    if c is not None:
+        ry = y.sum(axis=0) if r is None else r @ y
+        z = z - c[:, None] * ry[None, :]
+    return np.asarray(z, dtype=dt)[None]
+
+
+def _gram_apply_part(b, x, r=None, c=None, *, trans, dt):
+    """``T_i^T (T_i X)`` for a row block holding whole rows (the Rust fused kernel for dense
+    blocks, which reads the block once), centred implicitly when (r, c) are given."""
+    _worker_threads()
+    b = _block(b, trans, dt)
+    if sp.issparse(b):
+        z = _dense(b.T @ _dense(b @ x))
+    else:
+        z = _lowdim.gram_apply(b, np.ascontiguousarray(x, dtype=dt))
+    if c is not None:
+        # (B - r c^T)^T (B - r c^T) X = B^T B X - s w^T - c (s^T X) + (r^T r) c w^T,
+        # s = B^T r, w = c^T X.
+        s = _colsum(b, r)
+        rr = float(b.shape[0]) if r is None else float(r @ r)
+        w = c @ x
+        z = z - np.outer(s, w) - np.outer(c, s @ x) + rr * np.outer(c, w)
+    return np.asarray(z, dtype=dt)[None]
+
+
+def _gram_part(b, r=None, c=None, *, trans, dt):
+    """``T_i^T T_i`` in float64 (Rust mode-Gram kernel for dense blocks)."""
+    _worker_threads()
+    b = _block(b, trans, dt)
+    if sp.issparse(b):
+        g = _dense((b.T @ b).astype(np.float64))
+    else:
+        g = _lowdim.mode_gram(b, 1)
+    if c is not None:
+        s = _colsum(b, r).astype(np.float64)
+        rr = float(b.shape[0]) if r is None else float(r @ r)
+        c64 = c.astype(np.float64)
+        g = g - np.outer(s, c64) - np.outer(c64, s) + rr * np.outer(c64, c64)
+    return g[None]
+
+
+def _gaussian_block(ell, seed, dtype, block_info=None):
+    (r0, r1), (c0, c1) = block_info[None]["array-location"]
+    return _lowdim.gaussian(r1 - r0, c1 - c0, seed, r0, c0, dtype == np.float32)
+
+
+def _qr_q(z):
+    return np.linalg.qr(z)[0]
+
+
+def _absmax_stats(u):
+    """Per column: the largest magnitude in this block and the signed entry holding it."""
+    rows = np.argmax(np.abs(u), axis=0)
+    val = u[rows, np.arange(u.shape[1])]
+    return np.stack([np.abs(val), val])
+
+
+def _pick_signs(stats):
+    nb = stats.shape[0] // 2
+    st = stats.reshape(nb, 2, -1)
+    best = np.argmax(st[:, 0, :], axis=0)  # first block on ties = first row overall
+    s = np.sign(st[best, 1, np.arange(st.shape[2])])
+    s[s == 0] = 1
+    return s
+
+
+# ----------------------------------------------------------------------------- the operator
+
+
+class _Op:
+    """The tall operator ``T - r c^T`` over a dask array A (``T = A`` or ``A^T``)."""
+
+    def __init__(self, A, dtype, center=None):
+        m, n = A.shape
+        self.A = A
+        self.dtype = np.dtype(dtype)
+        self.trans = m < n
+        self.ti = "ji" if self.trans else "ij"  # index of A's blocks in T's block grid
+        ch = A.chunks
+        self.row_chunks, self.col_chunks = (ch[1], ch[0]) if self.trans else (ch[0], ch[1])
+        self.shape = (max(m, n), min(m, n))
+        self.r = self.c = None
+        if center is not None:
+            # A - 1 mu^T; transposed: T = A^T - mu 1^T.
+            mu = center.rechunk((ch[1],)).astype(dtype)
+            if self.trans:
+                self.r = mu
+                self.c = da.ones(self.shape[1], chunks=(self.col_chunks,), dtype=dtype)
+            else:
+                self.c = mu
+        self.whole_rows = len(self.col_chunks) == 1
+
+    @property
+    def centred(self) -> bool:
+        return self.c is not None
+
+    def _centre_args(self, ri="i", ci="j"):
+        if not self.centred:
+            return []
+        if self.r is None:
+            return [None, None, self.c, ci]
+        return [self.r, ri, self.c, ci]
+
+    def _kw(self):
+        return {"trans": self.trans, "dt": self.dtype}
+
+    def apply(self, X):
+        """``T X`` for X (n x l) chunked like T's columns: chunked like T's rows."""
+        X = X.rechunk((self.col_chunks, -1))
+        args = [self.A, self.ti, X, "jk", *self._centre_args()]
+        if self.whole_rows:
+            return da.blockwise(
+                _apply_block,
+                "ik",
+                *args,
+                dtype=self.dtype,
+                concatenate=True,
+                meta=np.empty((0, 0), self.dtype),
+                **self._kw(),
+            )
+        parts = da.blockwise(
+            _apply_block_part,
+            "jik",
+            *args,
+            adjust_chunks={"j": 1},
+            dtype=self.dtype,
+            meta=np.empty((0, 0, 0), self.dtype),
+            **self._kw(),
+        )
+        return parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=self.dtype)
+
+    def apply_t(self, Y):
+        """``T^T Y`` for Y (m x l) chunked like T's rows: a tree reduction over row blocks."""
+        Y = Y.rechunk((self.row_chunks, -1))
+        args = [self.A, self.ti, Y, "ik", *self._centre_args()]
+        parts = da.blockwise(
+            _apply_t_part,
+            "ijk",
+            *args,
+            adjust_chunks={"i": 1},
+            dtype=self.dtype,
+            meta=np.empty((0, 0, 0), self.dtype),
+            **self._kw(),
+        )
+        return parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=self.dtype)
+
+    def gram_apply(self, X):
+        """``T^T (T X)`` in one pass (whole-row blocks only)."""
+        X = X.rechunk((self.col_chunks, -1))
+        args = [self.A, self.ti, X, "jk", *self._centre_args()]
+        parts = da.blockwise(
+            _gram_apply_part,
+            "ijk",
+            *args,
+            adjust_chunks={"i": 1},
+            dtype=self.dtype,
+            meta=np.empty((0, 0, 0), self.dtype),
+            **self._kw(),
+        )
+        return parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=self.dtype)
+
+    def gram(self):
+        """``T^T T`` in float64 (whole-row blocks only), one chunk."""
+        args = [self.A, self.ti, *self._centre_args()]
+        n = self.shape[1]
+        parts = da.blockwise(
+            _gram_part,
+            "ijk",
+            *args,
+            new_axes={"k": n},
+            adjust_chunks={"i": 1},
+            dtype=np.float64,
+            meta=np.empty((0, 0, 0), np.float64),
+            **self._kw(),
+        )
+        # the block index 'j' of T's single column chunk doubles as the Gram's row index
+        return parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=np.float64)
+
+    def gaussian(self, ell, seed, single_chunk: bool):
+        chunks = ((self.shape[1],) if single_chunk else self.col_chunks, (ell,))
+        return da.map_blocks(
+            _gaussian_block, ell, seed, self.dtype, chunks=chunks, dtype=self.dtype
+        )
+
+
+def _orth(Z):
+    """Orthonormal basis of the columns of a dask array Z (one column chunk)."""
+    if Z.numblocks[0] == 1:
+        return Z.map_blocks(_qr_q, dtype=Z.dtype)
+    return da.linalg.tsqr(Z)[0]
+
+
+def _small_svd_packed(R, k):
+    """SVD of a small square R in float64, packed as one array ``[Ur_k | S | Wr_k]`` (l x 2k+1,
+    S padded with zeros) so that one task computes it and the three factors are slices of it
+    (a dask.delayed wrapper around a dask array would be optimized as a separate graph and
+    recompute everything upstream)."""
+    u, s, vt = np.linalg.svd(R.astype(np.float64))
+    ell = R.shape[0]
+    out = np.zeros((ell, 2 * k + 1))
+    out[:, :k] = u[:, :k]
+    out[:k, k] = s[:k]
+    out[:, k + 1 :] = vt[:k].T
+    return out
+
+
+def _small_svd(R, k, dtype):
+    """``R = Ur S Wr^T`` truncated to k, for a dask array R in one chunk: (Ur_k, S_k, Wr_k)."""
+    ell = R.shape[0]
+    P = R.rechunk((-1, -1)).map_blocks(
+        _small_svd_packed, k, chunks=((ell,), (2 * k + 1,)), dtype=np.float64
+    )
+    return (
+        P[:, :k].astype(dtype),
+        P[:k, k].astype(dtype),
+        P[:, k + 1 :].astype(dtype),
+    )
+
+
+def _svd_of_product(Q, Bt, k, dtype):
+    """Given ``T ~= Q Bt^T`` (Q m x l orthonormal, Bt n x l): the rank-k factors
+    ``U_t = Q Wr_k``, S, ``V_t = Qb Ur_k`` from ``Bt = Qb Rb``, ``Rb = Ur S Wr^T``."""
+    Qb, Rb = da.linalg.tsqr(Bt.rechunk((Bt.chunks[0], -1)))
+    Ur, S, Wr = _small_svd(Rb, k, dtype)
+    return Q @ Wr, S, Qb @ Ur
+
+
+def _flip(U, V):
+    """scikit-learn's u-based svd_flip on dask factors, distributed (per-block maxima)."""
+    k = U.shape[1]
+    stats = U.map_blocks(_absmax_stats, chunks=((2,) * U.numblocks[0], (k,)), dtype=U.dtype)
+    signs = stats.rechunk((-1, -1)).map_blocks(
+        _pick_signs, drop_axis=0, chunks=((k,),), dtype=U.dtype
+    )
+    return U * signs[None, :], V * signs[None, :]
+
+
+def _finish(op: _Op, Ut, S, Vt, solver, compute):
+    from .svd import SVDResult
+
+    U, V = (Vt, Ut) if op.trans else (Ut, Vt)
+    U, V = _flip(U, V)
+    Vh = V.T
+    if compute:
+        U, S, Vh = dask.compute(U, S, Vh)
+        U, Vh = np.asfortranarray(U), np.ascontiguousarray(Vh)
+    res = SVDResult(U, S, Vh)
+    res.rel_error = None
+    res.solver = solver
+    return res
+
+
+# ----------------------------------------------------------------------------- rsvd
+
+
+def check_dask_matrix(A, name="A"):
+    if A.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got {A.ndim}-D with shape {A.shape}")
+    if any(math.isnan(s) for s in A.shape):
+        raise ValueError(f"{name} has unknown chunk sizes; call {name}.compute_chunk_sizes()")
+    if 0 in A.shape:
+        raise ValueError(
+            f"{name} is empty (shape {tuple(A.shape)}); it needs at least one row and one column"
+        )
+    dtype = result_dtype(A.dtype, name)
+    if A.dtype != dtype:
+        A = A.astype(dtype)
+    return A, dtype
+
+
+def rsvd(
+    A,
+    k=None,
+    *,
+    tol=None,
+    n_oversamples=10,
+    n_iter="auto",
+    power_iteration_normalizer="auto",
+    seed=None,
+    solver="auto",
+    block_size=16,
+    compute=False,
+    center=None,
+):
+    """lowdim.rsvd for a dask array (see its docstring)."""
+    from .svd import _check_n_iter, _check_normalizer
+
+    A, dtype = check_dask_matrix(A)
+    m, n = A.shape
+    if (k is None) == (tol is None):
+        raise ValueError("give exactly one of k (a fixed rank) and tol (an error tolerance)")
+    if k is not None:
+        k = check_int(k, "k", 1)
+        if k > min(m, n):
+            raise ValueError(
+                f"k={k} is larger than min(m, n) = {min(m, n)} for a matrix of shape {A.shape}"
+            )
+    else:
+        tol = check_tol(tol)
+    if solver not in ("auto", "randomized", "gram"):
+        raise ValueError(f"solver must be 'auto', 'randomized' or 'gram', got {solver!r}")
+    n_oversamples = check_int(n_oversamples, "n_oversamples", 0)
+    block_size = check_int(block_size, "block_size", 1)
+    n_iter = _check_n_iter(n_iter)
+    normalizer = _check_normalizer(power_iteration_normalizer)
+    seed = check_seed(seed)
+    if center is not None and not isinstance(center, da.Array):
+        center = da.from_array(np.asarray(center, dtype=dtype), chunks=-1)
+    op = _Op(A, dtype, center)
+    sparse = sp.issparse(getattr(A, "_meta", None))
+    if tol is not None:
+        q = 4 if n_iter is None else n_iter
+        return _rsvd_tol(op, tol, q, block_size, seed, compute)
+    if solver == "gram":
+        if sparse:
+            raise ValueError("solver='gram' needs a dense matrix")
+        return _gram_svd(op, k, compute)
+    mt, nt = op.shape
+    q = n_iter if n_iter is not None else (7 if k < 0.1 * min(m, n) else 4)
+    ell = min(k + n_oversamples, nt)
+    if ell >= nt:
+        q = 0  # the sketch spans every column: power iterations cannot improve it
+    fused = op.whole_rows and dtype == np.float64 and normalizer == "auto"
+    X = op.gaussian(ell, seed, single_chunk=fused)
+    for _ in range(q):
+        if fused:
+            X = _orth(op.gram_apply(X))
+        else:
+            Y = op.apply(X)
+            if normalizer != "none":
+                Y = _orth(Y)
+            X = op.apply_t(Y)
+            if normalizer != "none":
+                X = _orth(X)
+    Q = _orth(op.apply(X))
+    Bt = op.apply_t(Q)
+    Ut, S, Vt = _svd_of_product(Q, Bt, k, dtype)
+    return _finish(op, Ut, S, Vt, "randomized", compute)
+
+
+def _eig_top(G, k):
+    lam, V = np.linalg.eigh(G)
+    return V[:, ::-1][:, :k].copy()
+
+
+def _gram_svd(op: _Op, k, compute):
+    """Gram + eigh (the in-memory "gram" solver): one pass for ``T^T T``, one for ``T V_k``."""
+    if not op.whole_rows:
+        raise ValueError(
+            "solver='gram' on a dask array needs chunks that hold whole rows of the tall side "
+            "(rechunk so that the smaller dimension is one chunk), or use solver='randomized'"
+        )
+    nt = op.shape[1]
+    G = op.gram()
+    Vk = G.map_blocks(_eig_top, k, chunks=((nt,), (k,)), dtype=np.float64).astype(op.dtype)
+    Y = op.apply(Vk)
+    Q, R = da.linalg.tsqr(Y.rechunk((Y.chunks[0], -1)))
+    Ur, S, Wr = _small_svd(R, k, op.dtype)
+    return _finish(op, Q @ Ur, S, Vk @ Wr, "gram", compute)
+
+
+def _rsvd_tol(op, tol, q, block_size, seed, compute):
+    raise NotImplementedError(
+        "rsvd(tol=...) on dask arrays is not available yet; pass a fixed rank k "
+        "(or call rsvd on A.compute() when it fits in memory)"
+    )
+
+
+# ----------------------------------------------------------------------------- PCA / TruncatedSVD
+
+
+def _colsum_part(b, *, dt):
+    b = _block(b, False, dt)
+    return np.asarray(b.sum(axis=0), dtype=np.float64).reshape(1, -1)
+
+
+def _centred_sq_part(b, mu, *, dt):
+    """``sum (b - mu)^2`` over the block (dense: exactly, block by block; sparse: by the
+    expansion, the mean is never subtracted from a sparse block)."""
+    b = _block(b, False, dt)
+    if sp.issparse(b):
+        s = np.asarray(b.sum(axis=0), dtype=np.float64).ravel()
+        sq = float(b.multiply(b).sum(dtype=np.float64))
+        sq += -2.0 * float(mu @ s) + b.shape[0] * float(mu @ mu)
+    else:
+        d = b - mu.astype(b.dtype)
+        sq = float(np.einsum("ij,ij->", d, d, dtype=np.float64))
+    return np.full((1, 1), sq)
+
+
+def column_moments(X, dtype, with_mean=True):
+    """Column means (float64, lazy) and the total centred sum of squares (lazy scalar):
+    two blockwise passes with tree reductions, no centred copy of X."""
+    sums = da.blockwise(
+        _colsum_part,
+        "ij",
+        X,
+        "ij",
+        adjust_chunks={"i": 1},
+        dtype=np.float64,
+        meta=np.empty((0, 0), np.float64),
+        dt=dtype,
+    ).sum(axis=0, split_every=_SPLIT_EVERY)
+    mean = sums / X.shape[0]
+    mu = mean if with_mean else da.zeros_like(mean)
+    sq = da.blockwise(
+        _centred_sq_part,
+        "ij",
+        X,
+        "ij",
+        mu,
+        "j",
+        adjust_chunks={"i": 1, "j": 1},
+        dtype=np.float64,
+        meta=np.empty((0, 0), np.float64),
+        dt=dtype,
+    ).sum(split_every=_SPLIT_EVERY)
+    return mean, sq
+
+
+def _flip_v(U, S, Vh):
+    """v-based svd_flip (scikit-learn >= 1.5 for PCA/TruncatedSVD): Vh numpy, U dask."""
+    cols = np.argmax(np.abs(Vh), axis=1)
+    signs = np.sign(Vh[np.arange(Vh.shape[0]), cols])
+    signs[signs == 0] = 1
+    return U * signs.astype(U.dtype)[None, :], Vh * signs[:, None]
+
+
+def _fitted_svd(X, k, tol, est_kwargs, center=None):
+    """rsvd on a dask array: U stays distributed (persisted), S and Vh come back as NumPy."""
+    res = rsvd(X, k, tol=tol, center=center, compute=False, **est_kwargs)
+    U, S, Vh = dask.persist(res.U, res.S, res.Vh)
+    S, Vh = dask.compute(S, Vh)
+    U, Vh = _flip_v(U, S, Vh)
+    return U, S, np.ascontiguousarray(Vh)
+
+
+def pca_fit(est, X):
+    """PCA._fit for a dask array: returns (U, S) with U a (persisted) dask array."""
+    import numbers
+
+    X, dtype = check_dask_matrix(X, "X")
+    n_samples, n_features = X.shape
+    if n_samples < 2:
+        raise ValueError(f"PCA needs at least 2 samples, got {n_samples}")
+    kmax = min(n_samples, n_features)
+    nc = est.n_components
+    k = tol = None
+    if nc is None:
+        k = kmax
+    elif isinstance(nc, numbers.Integral) and not isinstance(nc, bool):
+        if not 1 <= nc <= kmax:
+            raise ValueError(
+                f"n_components={nc} must be between 1 and min(n_samples, n_features)={kmax}"
+            )
+        k = int(nc)
+    elif isinstance(nc, numbers.Real) and not isinstance(nc, bool) and 0 < nc < 1:
+        tol = float(np.sqrt(1.0 - nc))
+    else:
+        raise ValueError(f"n_components must be None, an int >= 1 or a float in (0, 1), got {nc!r}")
+    if est.svd_solver not in ("auto", "randomized", "gram"):
+        raise ValueError(
+            "svd_solver must be 'auto', 'randomized' or 'gram' for dask arrays "
+            f"('full' needs the whole matrix in memory), got {est.svd_solver!r}"
+        )
+    mean, sq = column_moments(X, dtype)
+    mean, sq = dask.compute(mean, sq)
+    mean = mean.astype(dtype)
+    total_var = max(float(sq), 0.0) / (n_samples - 1)
+    U, S, Vh = _fitted_svd(
+        X,
+        k,
+        tol,
+        {
+            "n_oversamples": est.n_oversamples,
+            "n_iter": est.iterated_power,
+            "power_iteration_normalizer": est.power_iteration_normalizer,
+            "seed": est.random_state,
+            "solver": est.svd_solver,
+        },
+        center=mean,
+    )
+    ncomp = S.shape[0]
+    ev = (S.astype(np.float64) ** 2) / (n_samples - 1)
+    est.mean_ = mean
+    est.components_ = Vh
+    est.singular_values_ = S
+    est.explained_variance_ = ev.astype(dtype)
+    ratio = ev / total_var if total_var > 0 else np.zeros_like(ev)
+    est.explained_variance_ratio_ = ratio.astype(dtype)
+    est.n_components_ = ncomp
+    est.n_samples_ = n_samples
+    est.n_features_in_ = n_features
+    if ncomp < kmax:
+        est.noise_variance_ = float(max(total_var - ev.sum(), 0.0) / (kmax - ncomp))
+    else:
+        est.noise_variance_ = 0.0
+    return U, S
+
+
+def pca_transform(est, X):
+    """Lazy projection of a dask array (mean subtracted implicitly)."""
+    X, _ = check_dask_matrix(X, "X")
+    if X.shape[1] != est.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but PCA is expecting {est.n_features_in_} features"
+        )
+    C = est.components_.T
+    Xt = _project(X, C) - (est.mean_ @ C)
+    if est.whiten:
+        Xt = Xt / np.sqrt(est.explained_variance_)
+    return Xt
+
+
+def _project_block(b, c, *, dt):
+    b = _block(b, False, dt)
+    return _mul(b, c.astype(dt, copy=False))
+
+
+def _project(X, C):
+    """``X @ C`` for a dask array X chunked by rows (dense or sparse chunks), C numpy."""
+    Cd = da.from_array(C, chunks=(X.chunks[1], -1))
+    k = C.shape[1]
+    parts = da.blockwise(
+        _apply_block_part_plain,
+        "jik",
+        X,
+        "ij",
+        Cd,
+        "jk",
+        adjust_chunks={"j": 1},
+        dtype=X.dtype,
+        meta=np.empty((0, 0, 0), X.dtype),
+        dt=X.dtype,
+    )
+    out = parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=X.dtype)
+    return out.rechunk((X.chunks[0], (k,)))
+
+
+def _apply_block_part_plain(b, c, *, dt):
+    return np.asarray(_project_block(b, c, dt=dt))[None]
+
+
+def tsvd_fit_transform(est, X):
+    """TruncatedSVD.fit_transform for a dask array: returns ``U * S`` as a dask array."""
+    import numbers
+
+    X, dtype = check_dask_matrix(X, "X")
+    if est.algorithm not in ("randomized", "auto", "gram"):
+        raise ValueError(f"algorithm must be 'randomized', 'auto' or 'gram', got {est.algorithm!r}")
+    nc = est.n_components
+    if isinstance(nc, bool) or not isinstance(nc, numbers.Integral):
+        raise ValueError(f"n_components must be an int, got {nc!r}")
+    if not 1 <= nc <= min(X.shape):
+        raise ValueError(
+            f"n_components={nc} must be between 1 and min(n_samples, n_features)={min(X.shape)}"
+        )
+    U, S, Vh = _fitted_svd(
+        X,
+        int(nc),
+        None,
+        {
+            "n_oversamples": est.n_oversamples,
+            "n_iter": est.n_iter,
+            "power_iteration_normalizer": est.power_iteration_normalizer,
+            "seed": est.random_state,
+            "solver": est.algorithm,
+        },
+    )
+    Xt = U * S
+    _, sq = column_moments(X, dtype)
+    ev, sq = dask.compute(da.var(Xt, axis=0, dtype=np.float64), sq)
+    full_var = float(sq) / X.shape[0]
+    est.components_ = Vh
+    est.singular_values_ = S
+    est.n_components_ = int(nc)
+    est.n_features_in_ = X.shape[1]
+    est.explained_variance_ = ev.astype(dtype)
+    ratio = ev / full_var if full_var > 0 else np.zeros_like(ev)
+    est.explained_variance_ratio_ = ratio.astype(dtype)
+    return Xt
+
+
+def tsvd_transform(est, X):
+    X, _ = check_dask_matrix(X, "X")
+    if X.shape[1] != est.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but TruncatedSVD is expecting "
+            f"{est.n_features_in_} features"
+        )
+    return _project(X, est.components_.T)
+
+
+# ----------------------------------------------------------------------------- Tucker (ST-HOSVD)
+
+
+def _mode_gram_block(b, mode):
+    _worker_threads()
+    return _lowdim.mode_gram(np.asarray(b), mode)
+
+
+def _sum_list(parts):
+    acc = parts[0].copy()
+    for p in parts[1:]:
+        acc += p
+    return acc
+
+
+def _tree_sum(parts):
+    """Sum of delayed values by a tree of ``_SPLIT_EVERY``-ary additions."""
+    while len(parts) > 1:
+        parts = [
+            dask.delayed(_sum_list, pure=True)(parts[i : i + _SPLIT_EVERY])
+            for i in range(0, len(parts), _SPLIT_EVERY)
+        ]
+    return parts[0]
+
+
+def _mode_gram(Y, mode):
+    """The mode Gram ``Y_(mode) Y_(mode)^T`` in float64 (numpy). Mode in one chunk: the Rust
+    Gram kernel per chunk and a tree reduction; mode split over chunks: chunk-pair products
+    (dask tensordot, NumPy GEMM per pair) with dask's tree reduction."""
+    nd = Y.ndim
+    if Y.numblocks[mode] == 1:
+        parts = [dask.delayed(_mode_gram_block, pure=True)(b, mode) for b in Y.to_delayed().ravel()]
+        return _tree_sum(parts).compute()
+    others = [i for i in range(nd) if i != mode]
+    Y64 = Y.astype(np.float64)
+    return da.tensordot(Y64, Y64, axes=(others, others)).compute()
+
+
+def _mode_product(Y, U, mode):
+    """``Y x_mode U^T`` (U: I_mode x r, numpy): the Rust n-mode product per chunk, summed over
+    the chunks of the mode."""
+    r = U.shape[1]
+    Ut = np.ascontiguousarray(U.T)
+    nd = Y.ndim
+    idx = "".join(chr(ord("a") + i) for i in range(nd))
+    out_idx = idx[:mode] + "z" + idx[mode + 1 :]
+    Ud = da.from_array(Ut, chunks=((r,), Y.chunks[mode]))
+
+    def prod(blocks, ublocks):
+        _worker_threads()
+        if not isinstance(blocks, list):
+            blocks, ublocks = [blocks], [ublocks]
+        acc = None
+        for b, u in zip(blocks, ublocks, strict=True):
+            p = _lowdim.mode_product(np.asarray(b), np.ascontiguousarray(u), mode, False)
+            acc = p if acc is None else acc + p
+        return acc
+
+    return da.blockwise(
+        prod,
+        out_idx,
+        Y,
+        idx,
+        Ud,
+        "z" + idx[mode],
+        new_axes={"z": r},
+        concatenate=False,
+        dtype=Y.dtype,
+        meta=np.empty((0,) * nd, Y.dtype),
+    )
+
+
+def _factor(G, r):
+    """Top-r eigenvectors of G, each with its largest-magnitude entry positive (as the core)."""
+    lam, V = np.linalg.eigh(G)
+    V = V[:, ::-1][:, :r].copy()
+    rows = np.argmax(np.abs(V), axis=0)
+    signs = np.sign(V[rows, np.arange(r)])
+    signs[signs == 0] = 1
+    return V * signs
+
+
+def _order_cost(dims, target, order):
+    d = [float(v) for v in dims]
+    cost = 0.0
+    for m in order:
+        size = math.prod(d)
+        j = size / d[m]
+        cost += 2.0 * target[m] * d[m] * j + d[m] * d[m] * j + 10.0 * d[m] ** 3
+        d[m] = float(target[m])
+    return cost
+
+
+def tucker(X, rank, *, tol, method, modes, mode_order, svd, seed):
+    """lowdim.tucker for a dask array: ST-HOSVD with Gram matrices (see its docstring)."""
+    import itertools
+    import numbers
+    from collections.abc import Sequence
+
+    from .tucker import TuckerTensor, _check_modes
+
+    if X.ndim < 2:
+        raise ValueError(f"X must have at least 2 dimensions, got shape {X.shape}")
+    if any(math.isnan(s) for s in X.shape):
+        raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes()")
+    if 0 in X.shape:
+        raise ValueError(f"X is empty (shape {X.shape})")
+    dtype = result_dtype(X.dtype, "X")
+    if X.dtype != dtype:
+        X = X.astype(dtype)
+    nd = X.ndim
+    modes = list(range(nd)) if modes is None else _check_modes(modes, nd)
+    if method not in ("sthosvd", "hosvd"):
+        raise ValueError(
+            f"method={method!r} is not available for dask arrays; use 'sthosvd' or 'hosvd'"
+        )
+    if svd not in ("auto", "gram"):
+        raise ValueError(f"svd={svd!r} is not available for dask arrays; use 'auto' or 'gram'")
+    if (rank is None) == (tol is None):
+        raise ValueError("give exactly one of rank (fixed ranks) and tol (an error tolerance)")
+    if tol is not None:
+        raise NotImplementedError("tol mode of tucker on dask arrays is not implemented yet")
+    if isinstance(rank, numbers.Integral) and not isinstance(rank, bool):
+        ranks = [check_int(rank, "rank", 1)] * len(modes)
+    else:
+        if isinstance(rank, (str, bytes)) or not isinstance(rank, (Sequence, np.ndarray)):
+            raise TypeError(f"rank must be an int or a sequence of ints, got {rank!r}")
+        ranks = [check_int(r, "rank entry", 1) for r in rank]
+        if len(ranks) != len(modes):
+            raise ValueError(f"rank has {len(ranks)} entries but {len(modes)} modes are decomposed")
+    for m, r in zip(modes, ranks, strict=True):
+        if r > X.shape[m]:
+            raise ValueError(
+                f"rank {r} for mode {m} is larger than its size {X.shape[m]} "
+                f"(X has shape {X.shape})"
+            )
+    target = list(X.shape)
+    for m, r in zip(modes, ranks, strict=True):
+        target[m] = r
+    if isinstance(mode_order, str):
+        if mode_order != "auto":
+            raise ValueError(
+                f"mode_order must be 'auto' or a sequence of modes, got {mode_order!r}"
+            )
+        if len(modes) <= 6:
+            order = list(
+                min(
+                    itertools.permutations(modes),
+                    key=lambda p: _order_cost(X.shape, target, p),
+                )
+            )
+        else:
+            order = list(modes)
+    else:
+        order = _check_modes(mode_order, nd, "mode_order")
+        if sorted(order) != sorted(modes):
+            raise ValueError(f"mode_order={list(mode_order)} must be a permutation of {modes}")
+    factors = {}
+    total = None
+    discarded = 0.0
+    Y = X.persist()
+    for m in order if method == "sthosvd" else modes:
+        G = _mode_gram(Y if method == "sthosvd" else X, m)
+        if total is None:
+            total = float(np.trace(G))
+        U = _factor(G, target[m]).astype(dtype)
+        lam = np.sort(np.linalg.eigvalsh(G))[::-1]
+        discarded += float(np.clip(lam[target[m] :], 0.0, None).sum())
+        factors[m] = U
+        if method == "sthosvd":
+            Y = _mode_product(Y, U, m).persist()
+    if method == "hosvd":
+        for m in modes:
+            Y = _mode_product(Y, factors[m], m)
+    core = np.asarray(Y.compute())
+    core_sq = float(np.sum(core.astype(np.float64) ** 2))
+    T = TuckerTensor(core, [factors[m] for m in modes], modes)
+    # ST-HOSVD: the error identity ||X||^2 - ||core||^2 (exact); HOSVD: the bound from the
+    # discarded eigenvalues of every mode (as the in-memory path reports).
+    err2 = max(total - core_sq, 0.0) if method == "sthosvd" else discarded
+    T.certified_error = math.sqrt(err2 / total) if total > 0 else 0.0
+    T.method = method
+    T.n_iter = 0
+    T.solvers = tuple("gram" for _ in modes)
+    T.mode_order = tuple(order)
+    return T

@@ -1,0 +1,78 @@
+//! Per-block kernels for the Dask backend (`python/lowdim/_dask.py`): each Dask task runs one
+//! of these on its chunk. They are the core's own kernels, exposed block by block.
+use crate::convert::{dense_view, is_f32, to_numpy};
+use crate::error::run;
+use lowdim_core::tucker::{self as kernel, TensorRef};
+use lowdim_core::Real;
+use numpy::{Element, PyReadonlyArray2, PyReadonlyArrayDyn};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+fn gram_apply_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    a: &Bound<'py, PyAny>,
+    x: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let ah = a.extract::<PyReadonlyArray2<'py, T>>()?;
+    let xh = x.extract::<PyReadonlyArray2<'py, T>>()?;
+    let (av, xv) = (dense_view(&ah), dense_view(&xh));
+    if av.ncols() != xv.nrows() {
+        return Err(PyValueError::new_err(format!(
+            "gram_apply: a has {} columns but x has {} rows",
+            av.ncols(),
+            xv.nrows()
+        )));
+    }
+    let z = run(py, move |par| Ok(lowdim_core::svd::gram_apply(av, xv, par)))?;
+    Ok(to_numpy(py, z.as_ref(), false).into_any())
+}
+
+/// gram_apply(a, x) -> a^T (a x), reading each row block of `a` once (the fused pass of the
+/// randomized SVD). `a` and `x` must have the same dtype (float32 or float64).
+#[pyfunction]
+fn gram_apply<'py>(
+    py: Python<'py>,
+    a: &Bound<'py, PyAny>,
+    x: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if is_f32(a)? {
+        gram_apply_typed::<f32>(py, a, x)
+    } else {
+        gram_apply_typed::<f64>(py, a, x)
+    }
+}
+
+fn mode_gram_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    mode: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let held = x.extract::<PyReadonlyArrayDyn<'py, T>>()?;
+    let v = held.as_array();
+    // SAFETY: ndarray's view describes valid memory for its shape and element strides, and
+    // the read-only borrow keeps it alive and unaliased by writers for the call.
+    let view = unsafe { TensorRef::from_raw_parts(v.as_ptr(), v.shape(), v.strides()) }
+        .map_err(crate::error::to_pyerr)?;
+    let g = run(py, move |par| kernel::gram(&view, mode, par))?;
+    Ok(to_numpy(py, g.as_ref(), false).into_any())
+}
+
+/// mode_gram(x, mode) -> X_(mode) X_(mode)^T in float64 (any strides, float32 or float64).
+#[pyfunction]
+fn mode_gram<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    mode: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    if is_f32(x)? {
+        mode_gram_typed::<f32>(py, x, mode)
+    } else {
+        mode_gram_typed::<f64>(py, x, mode)
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(gram_apply, m)?)?;
+    m.add_function(wrap_pyfunction!(mode_gram, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,233 @@
+"""The Dask backend against a real multi-process LocalCluster: same seed, same result as the
+in-memory path (to rounding), for every chunking, dense and sparse chunks, and a worker killed
+in the middle of a computation."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import lowdim
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+dask = pytest.importorskip("dask")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            dashboard_address=None,
+            memory_limit="1GiB",
+            silence_logs=40,
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+def _decaying(m, n, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    r = min(m, n)
+    U = np.linalg.qr(rng.standard_normal((m, r)))[0]
+    V = np.linalg.qr(rng.standard_normal((n, r)))[0]
+    s = 0.7 ** np.arange(r)
+    return ((U * s) @ V.T).astype(dtype)
+
+
+def _assert_same(res, ref, rtol):
+    U, S, Vh = (np.asarray(x) for x in res)
+    assert U.shape == ref.U.shape and S.shape == ref.S.shape and Vh.shape == ref.Vh.shape
+    np.testing.assert_allclose(S, ref.S, rtol=0, atol=rtol * ref.S[0])
+    np.testing.assert_allclose(U, ref.U, rtol=0, atol=rtol)
+    np.testing.assert_allclose(Vh, ref.Vh, rtol=0, atol=rtol)
+
+
+def test_lowdim_does_not_import_dask():
+    code = (
+        "import sys, numpy as np, lowdim\n"
+        "lowdim.rsvd(np.eye(5), 2, seed=0)\n"
+        "lowdim.PCA(2).fit(np.random.default_rng(0).standard_normal((20, 5)))\n"
+        "assert 'dask' not in sys.modules, 'lowdim imported dask'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+CHUNKS = {
+    "rows": (60, -1),
+    "cols": (-1, 25),
+    "both": (90, 30),
+}
+
+
+@pytest.mark.parametrize("chunking", sorted(CHUNKS))
+@pytest.mark.parametrize("wide", [False, True], ids=["tall", "wide"])
+def test_rsvd_matches_in_memory(client, chunking, wide):
+    A = _decaying(300, 80)
+    chunks = CHUNKS[chunking]
+    if wide:
+        A, chunks = A.T.copy(), chunks[::-1]
+    ref = lowdim.rsvd(A, 8, seed=7, solver="randomized")
+    Ad = da.from_array(A, chunks=chunks)
+    res = lowdim.rsvd(Ad, 8, seed=7, compute=True)
+    assert isinstance(res.U, np.ndarray) and res.solver == "randomized"
+    assert res.U.flags.f_contiguous and res.Vh.flags.c_contiguous
+    _assert_same(res, ref, 1e-10)
+
+
+@pytest.mark.parametrize("normalizer", ["auto", "QR"])
+def test_rsvd_float32(client, normalizer):
+    # Reference: the same float32 data in float64 (in-memory float32 with n_iter=2 runs
+    # unnormalized passes, whose own rounding is larger than the dask path's).
+    A = _decaying(200, 60, seed=1, dtype=np.float32)
+    ref = lowdim.rsvd(A.astype(np.float64), 5, seed=3, n_iter=2, solver="randomized")
+    Ad = da.from_array(A, chunks=(50, -1))
+    res = lowdim.rsvd(Ad, 5, seed=3, n_iter=2, power_iteration_normalizer=normalizer)
+    assert res.U.dtype == np.float32 and res.S.dtype == np.float32
+    _assert_same(dask.compute(*res), ref, 2e-5)
+
+
+def test_rsvd_unnormalized_passes(client):
+    A = _decaying(200, 60, seed=1)
+    kw = {"seed": 3, "n_iter": 2, "power_iteration_normalizer": "none"}
+    ref = lowdim.rsvd(A, 5, solver="randomized", **kw)
+    res = lowdim.rsvd(da.from_array(A, chunks=(50, 30)), 5, compute=True, **kw)
+    _assert_same(res, ref, 1e-9)
+
+
+def test_rsvd_is_lazy_and_shaped_like_the_input(client):
+    A = _decaying(240, 50, seed=2)
+    Ad = da.from_array(A, chunks=(60, -1))
+    res = lowdim.rsvd(Ad, 4, seed=1)
+    assert all(isinstance(x, da.Array) for x in res)
+    assert res.U.chunks[0] == Ad.chunks[0]  # U stays distributed like the rows of A
+    ref = lowdim.rsvd(A, 4, seed=1, solver="randomized")
+    _assert_same(dask.compute(*res), ref, 1e-10)
+
+
+def test_rsvd_sparse_chunks(client):
+    X = sp.random(400, 120, density=0.05, random_state=0, format="csr", dtype=np.float64)
+    ref = lowdim.rsvd(X, 6, seed=5, n_iter=6)
+    for chunks in [(100, -1), (100, 40)]:
+        Xd = da.from_array(X, chunks=chunks, asarray=False)
+        res = lowdim.rsvd(Xd, 6, seed=5, n_iter=6, compute=True)
+        _assert_same(res, ref, 1e-9)
+
+
+def test_rsvd_gram_solver(client):
+    A = _decaying(400, 30, seed=4)
+    ref = lowdim.rsvd(A, 5, solver="gram")
+    res = lowdim.rsvd(da.from_array(A, chunks=(100, -1)), 5, solver="gram", compute=True)
+    assert res.solver == "gram"
+    _assert_same(res, ref, 1e-9)
+    with pytest.raises(ValueError, match="whole rows"):
+        lowdim.rsvd(da.from_array(A, chunks=(100, 10)), 5, solver="gram")
+
+
+def test_rsvd_validation(client):
+    Ad = da.zeros((10, 5), chunks=5)
+    with pytest.raises(ValueError, match="larger than min"):
+        lowdim.rsvd(Ad, 6)
+    with pytest.raises(ValueError, match="exactly one"):
+        lowdim.rsvd(Ad)
+    with pytest.raises(NotImplementedError, match="fixed rank"):
+        lowdim.rsvd(Ad, tol=0.1)
+    with pytest.raises(TypeError, match="complex"):
+        lowdim.rsvd(da.zeros((10, 5), chunks=5, dtype=complex), 2)
+
+
+def test_pca_matches_in_memory(client):
+    rng = np.random.default_rng(3)
+    X = _decaying(300, 40, seed=3) + 5.0 + 0.01 * rng.standard_normal((300, 40))
+    kw = {"n_components": 5, "random_state": 0, "svd_solver": "randomized"}
+    ref = lowdim.PCA(**kw)
+    Zref = ref.fit_transform(X)
+    Xd = da.from_array(X, chunks=(70, 20))
+    est = lowdim.PCA(**kw)
+    Z = est.fit_transform(Xd)
+    assert isinstance(Z, da.Array)
+    for attr in ("components_", "singular_values_", "explained_variance_", "mean_"):
+        np.testing.assert_allclose(getattr(est, attr), getattr(ref, attr), atol=1e-9)
+    np.testing.assert_allclose(est.explained_variance_ratio_, ref.explained_variance_ratio_)
+    np.testing.assert_allclose(est.noise_variance_, ref.noise_variance_, rtol=1e-9)
+    np.testing.assert_allclose(Z.compute(), Zref, atol=1e-9)
+    np.testing.assert_allclose(est.transform(Xd).compute(), ref.transform(X), atol=1e-9)
+
+
+def test_truncated_svd_matches_in_memory(client):
+    X = sp.random(300, 60, density=0.1, random_state=1, format="csr")
+    ref = lowdim.TruncatedSVD(4, random_state=2)
+    Zref = ref.fit_transform(X)
+    est = lowdim.TruncatedSVD(4, random_state=2)
+    X_d = da.from_array(X, chunks=(75, -1), asarray=False)
+    Z = est.fit_transform(X_d)
+    np.testing.assert_allclose(est.components_, ref.components_, atol=1e-9)
+    np.testing.assert_allclose(est.singular_values_, ref.singular_values_, rtol=1e-10)
+    np.testing.assert_allclose(est.explained_variance_ratio_, ref.explained_variance_ratio_)
+    np.testing.assert_allclose(Z.compute(), Zref, atol=1e-9)
+    np.testing.assert_allclose(est.transform(X_d).compute(), ref.transform(X), atol=1e-9)
+
+
+@pytest.mark.parametrize("chunks", [(5, -1, -1), (-1, 10, 5), (7, 11, 4)])
+@pytest.mark.parametrize("method", ["sthosvd", "hosvd"])
+def test_tucker_matches_in_memory(client, chunks, method):
+    rng = np.random.default_rng(0)
+    core = rng.standard_normal((3, 4, 2))
+    X = lowdim.tucker_to_tensor(
+        core, [rng.standard_normal((n, 5))[:, :r] for n, r in [(20, 3), (30, 4), (10, 2)]]
+    )
+    X += 1e-2 * rng.standard_normal(X.shape)
+    ref = lowdim.tucker(X, [3, 4, 2], method=method, svd="gram")
+    T = lowdim.tucker(da.from_array(X, chunks=chunks), [3, 4, 2], method=method)
+    assert isinstance(T.core, np.ndarray) and all(isinstance(f, np.ndarray) for f in T.factors)
+    assert T.mode_order == ref.mode_order
+    np.testing.assert_allclose(T.core, ref.core, atol=1e-10 * np.abs(ref.core).max())
+    for f, g in zip(T.factors, ref.factors, strict=True):
+        np.testing.assert_allclose(f, g, atol=1e-10)
+    np.testing.assert_allclose(T.certified_error, ref.certified_error, rtol=1e-8)
+
+
+def test_tucker_partial_modes_and_float32(client):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((12, 9, 4, 3)).astype(np.float32)
+    ref = lowdim.tucker(X, [5, 4], modes=[0, 1], mode_order=[1, 0], svd="gram")
+    T = lowdim.tucker(
+        da.from_array(X, chunks=(4, 9, 2, 3)), [5, 4], modes=[0, 1], mode_order=[1, 0]
+    )
+    assert T.core.dtype == np.float32 and T.core.shape == (5, 4, 4, 3)
+    np.testing.assert_allclose(T.core, ref.core, atol=1e-4)
+    with pytest.raises(ValueError, match="not available for dask"):
+        lowdim.tucker(da.from_array(X), 2, method="hooi")
+
+
+# Keep last: it kills a worker of the shared cluster (the nanny restarts it).
+def test_killed_worker_does_not_lose_the_result(client):
+    A = _decaying(3000, 120, seed=9)
+    ref = lowdim.rsvd(A, 6, seed=11, n_iter=25, solver="randomized")
+    Ad = da.from_array(A, chunks=(100, -1)).persist()
+    res = lowdim.rsvd(Ad, 6, seed=11, n_iter=25)
+    futures = client.compute(list(res))
+    victim = None
+    deadline = time.monotonic() + 30
+    while victim is None and time.monotonic() < deadline:
+        busy = {w: t for w, t in client.processing().items() if t}
+        if busy and any(f.status == "pending" for f in futures):
+            victim = sorted(busy)[0]
+        else:
+            time.sleep(0.01)
+    assert victim is not None and not all(f.done() for f in futures), "finished too early"
+    pid = client.run(os.getpid, workers=[victim])[victim]
+    os.kill(pid, signal.SIGKILL)  # the worker process this fixture started; its nanny restarts it
+    U, S, Vh = client.gather(futures)
+    assert victim not in client.scheduler_info()["workers"], "the worker was not killed"
+    _assert_same((U, S, Vh), ref, 1e-10)
