@@ -61,7 +61,14 @@ def files(tmp_path_factory):
     img = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
     Image.fromarray(img).save(d / "im.png")
     Image.fromarray(img).save(d / "im.jpg", quality=95)
-    return {"dir": d, "A": A, "X": X, "S": S}
+    from lowdim.datasets import union_of_subspaces
+
+    U, y = union_of_subspaces(3, 3, 15, 40, seed=0)
+    np.save(d / "u.npy", U)
+    np.savetxt(d / "u.csv", U, delimiter=",")
+    np.save(d / "y.npy", y)
+    np.save(d / "y_short.npy", y[:10])
+    return {"dir": d, "A": A, "X": X, "S": S, "U": U, "y": y}
 
 
 def check_svd_output(path, A, k):
@@ -161,6 +168,13 @@ def test_tucker_image_is_h_w_3(files, name):
         (["svd", "notes.xyz", "-k", "1"], "unknown file type .xyz"),
         (["svd", "a.npy", "-k", "2", "-o", "out.txt"], "must be a .npz file"),
         (["svd", "a.npy", "-k", "2", "-o", "nodir/out.npz"], "does not exist"),
+        (["cluster", "u.npy", "--method", "kss"], "needs --n-clusters"),
+        (["cluster", "u.npy", "--method", "kss", "-n", "3"], "needs --subspace-dim"),
+        (["cluster", "u.npy", "-n", "500"], "n_clusters=500 is larger than the number of points"),
+        (["cluster", "u.npy", "-n", "3", "--labels", "y_short.npy"], "10 labels for 120 points"),
+        (["cluster", "s.npz", "-n", "3"], "not a sparse one"),
+        (["cluster", "v.npy", "-n", "3"], "needs a 2-D matrix"),
+        (["cluster", "u.npy", "-n", "3", "-o", "nodir/l.npy"], "does not exist"),
     ],
 )
 def test_errors_are_one_line_with_exit_2(files, args, message):
@@ -189,6 +203,38 @@ def test_usage_errors_are_one_line_with_exit_2(files, args, message):
     err = r.stderr.strip()
     assert "\n" not in err and message in err, err
     assert err.startswith("lowdim") and "--help" in err
+
+
+@pytest.mark.parametrize(
+    "name,method,extra",
+    [
+        ("u.npy", "ssc-omp", []),
+        ("u.csv", "ensc", []),
+        ("u.npy", "lsr", []),
+        ("u.npy", "tsc", []),
+        ("u.npy", "kss", ["--subspace-dim", "3"]),
+    ],
+)
+def test_cluster_each_method_recovers_the_subspaces(files, name, method, extra):
+    d = files["dir"]
+    out = d / f"labels-{method}.npy"
+    r = run_cli("cluster", name, "--method", method, "-n", "3", "--labels", "y.npy", "-o", out,
+                *extra, cwd=d)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "accuracy  1.0000" in r.stdout and "NMI 1.0000" in r.stdout, r.stdout
+    labels = np.load(out)
+    assert labels.shape == (120,) and labels.dtype == np.int64
+    from lowdim.metrics import clustering_accuracy
+
+    assert clustering_accuracy(files["y"], labels) == 1.0
+
+
+def test_cluster_estimates_the_number_of_clusters(files):
+    d = files["dir"]
+    r = run_cli("cluster", "u.npy", "--method", "ensc", "--quiet", cwd=d)
+    assert r.returncode == 0 and r.stdout == "", (r.stdout, r.stderr)
+    labels = np.load(d / "u.labels.npy")
+    assert labels.max() + 1 == 3
 
 
 def test_debug_shows_the_traceback(files):
@@ -428,7 +474,13 @@ def test_demo_small_runs_and_reports_sane_numbers(tmp_path):
         assert float(r.split("error")[1]) <= tol
         ratios.append(float(r.split(",")[1].strip().rstrip("x")))
     assert ratios == sorted(ratios, reverse=True)
+    # subspace clustering: lowdim separates the union of subspaces, k-means cannot
+    union = {m: float(r.split()[-1]) for c, m, _, r in rows if c.startswith("union")}
+    assert union["lowdim SSCOMP"] >= 0.95 and union["lowdim EnSC"] >= 0.95
+    assert union["sklearn KMeans"] < 0.6
+    assert sum(c.startswith("digits 600") for c, *_ in rows) == 3
     assert sorted(p.name for p in res["figures"]) == [
+        "confusion.png",
         "photo.png",
         "spectrum.png",
         "time_vs_size.png",
@@ -442,7 +494,7 @@ def test_demo_cli_writes_valid_pngs_of_the_expected_size(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "lowdim.rsvd" in r.stdout and "figures:" in r.stdout
     names = sorted(os.listdir(tmp_path / "figs"))
-    assert names == ["photo.png", "spectrum.png", "time_vs_size.png"]
+    assert names == ["confusion.png", "photo.png", "spectrum.png", "time_vs_size.png"]
     for name in names:
         with Image.open(tmp_path / "figs" / name) as im:
             assert im.format == "PNG"

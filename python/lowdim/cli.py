@@ -483,6 +483,102 @@ def cmd_tucker(args) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# lowdim cluster
+
+CLUSTER_METHODS = ("ssc-omp", "ensc", "lsr", "tsc", "kss")
+
+
+def _cluster_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", metavar="INPUT", help=".npy, .npz or CSV/TSV: one point per row")
+    p.add_argument("--method", choices=CLUSTER_METHODS, default="ensc", help="(ensc)")
+    p.add_argument(
+        "-n",
+        "--n-clusters",
+        type=int,
+        metavar="K",
+        help="number of clusters (default: estimated from the eigengap; required for kss)",
+    )
+    p.add_argument(
+        "--subspace-dim", type=int, metavar="D", default=None, help="kss: subspace dimension"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--key", help="the array to use in a .npz holding several")
+    p.add_argument("--labels", metavar="TRUE.npy", help="true labels: print accuracy/NMI/ARI")
+    p.add_argument("-o", "--output", metavar="OUT.npy", help="where to write the labels")
+
+
+def make_clusterer(method: str, n_clusters, seed: int, subspace_dim=None):
+    """The estimator behind ``lowdim cluster --method``."""
+    from . import cluster
+
+    if method == "ssc-omp":
+        return cluster.SSCOMP(n_clusters, random_state=seed)
+    if method == "ensc":
+        return cluster.EnSC(n_clusters, random_state=seed)
+    if method == "lsr":
+        return cluster.LSR(n_clusters, random_state=seed)
+    if method == "tsc":
+        return cluster.TSC(n_clusters, random_state=seed)
+    if n_clusters is None:
+        raise CLIError("--method kss needs --n-clusters")
+    if subspace_dim is None:
+        raise CLIError("--method kss needs --subspace-dim")
+    return cluster.KSubspaces(n_clusters, subspace_dim, random_state=seed)
+
+
+@command("cluster", "subspace clustering of the rows of a matrix", _cluster_arguments)
+def cmd_cluster(args) -> int:
+    import numpy as np
+    import scipy.sparse as sp
+
+    import lowdim
+    from lowdim.metrics import clustering_accuracy
+
+    if args.output is not None:
+        out = Path(args.output)
+        if not out.parent.exists():
+            raise CLIError(f"-o {out}: directory {out.parent} does not exist")
+    else:
+        out = Path(Path(args.input).stem + ".labels.npy")
+    X = load_array(args.input, args.key)
+    if sp.issparse(X):
+        raise CLIError(f"{args.input}: cluster needs a dense matrix, not a sparse one")
+    X = _matrix_of(X, args.input)
+    truth = None
+    if args.labels is not None:
+        truth = np.asarray(load_array(args.labels)).ravel()
+        if truth.shape[0] != X.shape[0]:
+            raise CLIError(
+                f"{args.labels}: {truth.shape[0]} labels for {X.shape[0]} points in {args.input}"
+            )
+    model = make_clusterer(args.method, args.n_clusters, args.seed, args.subspace_dim)
+    _say(args, f"{args.input}: {X.shape[0]} points in R^{X.shape[1]}, method {args.method}")
+    t0 = time.perf_counter()
+    labels = model.fit_predict(X)
+    t = time.perf_counter() - t0
+    sizes = np.bincount(labels)
+    k = sizes.size
+    lines = [
+        f"clusters  {k}" + (" (estimated from the eigengap)" if args.n_clusters is None else ""),
+        f"time      {t * 1e3:.1f} ms ({lowdim.get_num_threads()} threads)",
+        f"sizes     {' '.join(str(int(v)) for v in sizes[:20])}"
+        + (f" ... ({k - 20} more)" if k > 20 else ""),
+    ]
+    if truth is not None:
+        from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+        lines.append(
+            f"accuracy  {clustering_accuracy(truth, labels):.4f}   "
+            f"NMI {normalized_mutual_info_score(truth, labels):.4f}   "
+            f"ARI {adjusted_rand_score(truth, labels):.4f}"
+        )
+    np.save(out, labels)
+    lines.append(f"wrote     {out} ({labels.shape[0]} labels)")
+    _say(args, *lines)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
 # lowdim demo
 
 # Pixel size of each figure (width, height) = figsize * DPI; the tests check them.
@@ -491,6 +587,7 @@ FIGURES = {
     "spectrum.png": (8.0, 4.0),
     "photo.png": (12.0, 2.6),
     "time_vs_size.png": (6.4, 4.4),
+    "confusion.png": (9.0, 4.2),
 }
 
 
@@ -688,12 +785,64 @@ def demo_timings(ctx: DemoContext) -> None:
     ctx.plots["timings"] = (ns, out, k)
 
 
+def demo_cluster(ctx: DemoContext) -> None:
+    """Subspace clustering of digits and of a synthetic union of subspaces, beside k-means."""
+    import numpy as np
+    from sklearn.cluster import KMeans
+    from sklearn.datasets import load_digits
+    from sklearn.metrics import confusion_matrix
+
+    from lowdim.cluster import SSCOMP, EnSC
+    from lowdim.datasets import union_of_subspaces
+    from lowdim.metrics import clustering_accuracy
+
+    per = 150 if ctx.small else 1000
+    X, y = union_of_subspaces(10, 6, 50, per, noise=0.01, seed=0)
+    case = f"union of 10 subspaces, {X.shape[0]} pts"
+    for name, est in (
+        ("lowdim SSCOMP", SSCOMP(10, random_state=0)),
+        ("lowdim EnSC", EnSC(10, random_state=0)),
+        ("sklearn KMeans", KMeans(10, n_init=10, random_state=0)),
+    ):
+        labels, t = _timed(lambda est=est: est.fit_predict(X))
+        ctx.row(case, name, t, f"accuracy {clustering_accuracy(y, labels):.3f}")
+    digits = load_digits()
+    Xd, yd = digits.data / 16.0, digits.target
+    if ctx.small:
+        Xd, yd = Xd[:600], yd[:600]
+    best = None
+    for name, est in (
+        ("lowdim EnSC", EnSC(10, gamma=20, random_state=0)),
+        ("lowdim SSCOMP", SSCOMP(10, n_nonzero=5, random_state=0)),
+        ("sklearn KMeans", KMeans(10, n_init=10, random_state=0)),
+    ):
+        labels, t = _timed(lambda est=est: est.fit_predict(Xd))
+        acc = clustering_accuracy(yd, labels)
+        ctx.row(f"digits {Xd.shape[0]} x 64", name, t, f"accuracy {acc:.3f}")
+        if name.startswith("lowdim") and (best is None or acc > best[1]):
+            best = (name, acc, labels)
+    km = labels
+    # match predicted clusters to digits for a readable confusion matrix
+    from scipy.optimize import linear_sum_assignment
+
+    def matched(lab):
+        C = confusion_matrix(yd, lab, labels=np.arange(10))
+        _, cols = linear_sum_assignment(C, maximize=True)
+        return C[:, cols]
+
+    ctx.plots["confusion"] = (
+        (best[0], best[1], matched(best[2])),
+        ("sklearn KMeans", clustering_accuracy(yd, km), matched(km)),
+    )
+
+
 # The table's sections, in order. A kernel adds its section (and figure) by appending here.
 DEMO_SECTIONS: list[Callable[[DemoContext], None]] = [
     demo_digits,
     demo_dense,
     demo_sparse,
     demo_photo,
+    demo_cluster,
     demo_timings,
 ]
 
@@ -776,10 +925,28 @@ def figure_timings(ctx: DemoContext, outdir: Path) -> Path | None:
     return _save(fig, outdir, "time_vs_size.png")
 
 
+def figure_confusion(ctx: DemoContext, outdir: Path) -> Path | None:
+    """Confusion matrices of digits: the best lowdim method and k-means."""
+    if "confusion" not in ctx.plots:
+        return None
+    fig = _new_figure("confusion.png")
+    axes = fig.subplots(1, 2)
+    for ax, (name, acc, C) in zip(axes, ctx.plots["confusion"], strict=True):
+        ax.imshow(C, cmap="Blues")
+        ax.set_title(f"{name}: accuracy {acc:.3f}", fontsize=10)
+        ax.set_xlabel("cluster (matched)")
+        ax.set_ylabel("digit")
+        ax.set_xticks(range(10))
+        ax.set_yticks(range(10))
+    fig.tight_layout()
+    return _save(fig, outdir, "confusion.png")
+
+
 # One function per figure; each returns the written path (None when its data is missing).
 DEMO_FIGURES: list[Callable[[DemoContext, Path], Path | None]] = [
     figure_spectrum,
     figure_photo,
+    figure_confusion,
     figure_timings,
 ]
 
@@ -806,7 +973,7 @@ def demo(small: bool = False, out=None, outdir: str | os.PathLike | None = None)
     --------
     >>> import io, lowdim.cli
     >>> sorted(lowdim.cli.FIGURES)
-    ['photo.png', 'spectrum.png', 'time_vs_size.png']
+    ['confusion.png', 'photo.png', 'spectrum.png', 'time_vs_size.png']
     >>> lowdim.cli.figure_pixels("spectrum.png")
     (800, 400)
     """

@@ -277,8 +277,8 @@ class SSCOMP(_SelfExpressive):
     >>> from lowdim.cluster import SSCOMP
     >>> from lowdim.datasets import union_of_subspaces
     >>> from lowdim.metrics import clustering_accuracy
-    >>> X, y = union_of_subspaces(3, 2, 10, 40, seed=0)
-    >>> model = SSCOMP(n_clusters=3, n_nonzero=3, random_state=0).fit(X)
+    >>> X, y = union_of_subspaces(3, 3, 20, 50, noise=0.01, seed=0)
+    >>> model = SSCOMP(n_clusters=3, n_nonzero=5, random_state=0).fit(X)
     >>> clustering_accuracy(y, model.labels_)
     1.0
     """
