@@ -95,9 +95,6 @@ impl<T: Real> Points<T> {
     pub fn is_zero(&self, i: usize) -> bool {
         self.sq[i] == 0.0
     }
-    pub fn view(&self) -> MatRef<'_, T> {
-        MatRef::from_row_major_slice(&self.x, self.n, self.d)
-    }
     /// `<x_i, v>` in f64.
     pub fn dot(&self, i: usize, v: &[f64]) -> f64 {
         dot_tf(self.row(i), v)
@@ -134,6 +131,16 @@ pub(crate) fn dot_ff(a: &[f64], b: &[f64]) -> f64 {
         t += a[k] * b[k];
     }
     t
+}
+
+/// `v` as `&[f32]` when `T` is `f32`.
+pub(crate) fn as_f32<T: Real>(v: &[T]) -> Option<&[f32]> {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+        // SAFETY: T is f32, so the slice has the same layout.
+        Some(unsafe { std::slice::from_raw_parts(v.as_ptr() as *const f32, v.len()) })
+    } else {
+        None
+    }
 }
 
 /// Checks the shape, copies `x` with unit-norm rows (norms in f64, scaled against overflow).
@@ -204,9 +211,9 @@ pub(crate) fn block_rows() -> usize {
         .unwrap_or(DEFAULT_BLOCK_ROWS)
 }
 
-/// Columns per tile: the `block x tile` product of `T` stays within ~512 KiB (L2-resident).
+/// Columns per tile: the `block x tile` product of `T` stays within ~1 MiB (L2-resident).
 fn tile_cols<T>(rows: usize) -> usize {
-    let t = (512usize << 10) / (rows.max(1) * std::mem::size_of::<T>());
+    let t = (1usize << 20) / (rows.max(1) * std::mem::size_of::<T>());
     (t.max(64) / 16) * 16
 }
 
@@ -227,28 +234,40 @@ pub(crate) fn scan<T: Real>(
     lhs: MatRef<'_, T>,
     pts: &Points<T>,
     scratch: &mut Scratch<T>,
-    mut visit: impl FnMut(usize, usize, &mut [T]),
+    visit: impl FnMut(usize, usize, &mut [T]),
+) {
+    scan_raw(lhs, &pts.x, pts.n, pts.d, scratch, visit)
+}
+
+/// [`scan`] against the `n x d` row-major points `x`.
+pub(crate) fn scan_raw<S: Real>(
+    lhs: MatRef<'_, S>,
+    x: &[S],
+    n: usize,
+    d: usize,
+    scratch: &mut Scratch<S>,
+    mut visit: impl FnMut(usize, usize, &mut [S]),
 ) {
     let m = lhs.nrows();
     if m == 0 {
         return;
     }
-    let n = pts.n;
-    let tc = tile_cols::<T>(m).min(n);
+    let tc = tile_cols::<S>(m).min(n);
     if scratch.buf.len() < m * tc {
-        scratch.buf.resize(m * tc, T::from_f64(0.0));
+        scratch.buf.resize(m * tc, S::from_f64(0.0));
     }
-    let xt = pts.view().transpose();
+    let xv = MatRef::from_row_major_slice(x, n, d);
     let mut c0 = 0;
     while c0 < n {
         let w = tc.min(n - c0);
-        let out = MatMut::from_row_major_slice_mut(&mut scratch.buf[..m * w], m, w);
+        // S^T (w x m, column-major) = X_tile * lhs^T: column r is row r of S, contiguous.
+        let out = MatMut::from_column_major_slice_mut(&mut scratch.buf[..m * w], w, m);
         matmul(
             out,
             Accum::Replace,
-            lhs,
-            xt.subcols(c0, w),
-            T::from_f64(1.0),
+            xv.subrows(c0, w),
+            lhs.transpose(),
+            S::from_f64(1.0),
             Par::Seq,
         );
         for r in 0..m {
@@ -406,20 +425,14 @@ pub(crate) fn above<T: Real>(v: &[T], thr: T, out: &mut Vec<u32>) {
     above_generic(v, thr, out)
 }
 
-/// Max of `|v|` over a slice and the first position holding it, if that max exceeds `floor`.
-#[inline]
-pub(crate) fn argmax_abs_above<T: Real>(v: &[T], floor: T) -> Option<(T, usize)> {
-    let m = max_abs(v);
-    if !(m > floor) {
-        return None;
-    }
-    v.iter().position(|&a| abs(a) == m).map(|p| (m, p))
-}
-
 /// Max of `|v|` over a slice and the first position holding it (`None` if all are 0).
 #[cfg(test)]
 pub(crate) fn argmax_abs<T: Real>(v: &[T]) -> Option<(T, usize)> {
-    argmax_abs_above(v, T::from_f64(0.0))
+    let m = max_abs(v);
+    if m == T::from_f64(0.0) {
+        return None;
+    }
+    v.iter().position(|&a| abs(a) == m).map(|p| (m, p))
 }
 
 /// Feeds the entries of `vals` (columns `c0..`) with `|v| > top.threshold()` to `top`,
