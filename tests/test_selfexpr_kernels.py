@@ -274,3 +274,28 @@ def test_bad_parameters():
         _lowdim.lsr(X, float("inf"), 10)
     with pytest.raises(ValueError, match="tol"):
         _lowdim.ssc_omp(X, 3, float("nan"))
+
+
+@pytest.mark.parametrize("name", ["ensc", "ensc_lasso", "lsr"])
+def test_float32_close_to_float64(name):
+    X, _ = union_of_subspaces(4, 3, 20, 30, noise=0.02, seed=4)
+    n = X.shape[0]
+    res = KERNELS[name](X.astype(np.float32))
+    assert res[2].dtype == np.float32
+    C32 = dense(res, n)
+    C64 = dense(KERNELS[name](X), n)
+    scale = np.abs(C64).max()
+    assert np.abs(C32 - C64).max() < 1e-3 * scale
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_duplicates_and_few_features(name):
+    # Repeated points and D smaller than the number of nonzeros asked for: no failure,
+    # finite output.
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((30, 3))
+    X[10:20] = X[:10]
+    indptr, indices, data = KERNELS[name](X)
+    assert np.isfinite(data).all()
+    assert (np.diff(indptr) >= 1).all()
+    assert indices.min() >= 0 and indices.max() < 30

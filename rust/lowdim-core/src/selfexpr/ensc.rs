@@ -214,7 +214,12 @@ fn orgen_block<T: Real>(pts: &Points<T>, r0: usize, m: usize, cfg: &Cfg) -> Vec<
             }
             // Nonzeros, then the violators, then former zero members while there is room.
             let mut nt: Vec<(usize, f64)> = Vec::with_capacity(p.ss.max(p.t.len()));
-            nt.extend(p.t.iter().zip(&p.c).filter(|e| *e.1 != 0.0).map(|(&i, &v)| (i, v)));
+            nt.extend(
+                p.t.iter()
+                    .zip(&p.c)
+                    .filter(|e| *e.1 != 0.0)
+                    .map(|(&i, &v)| (i, v)),
+            );
             nt.extend(added.iter().map(|&i| (i, 0.0)));
             let room = p.ss.saturating_sub(nt.len());
             nt.extend(
@@ -287,30 +292,28 @@ fn solve_subproblem<T: Real>(pts: &Points<T>, p: &mut Point, tau: f64, tol: f64)
             }
         }
     }
-    let sweep = |only_nonzero: bool,
-                 c: &mut [f64],
-                 cols: &mut Vec<Option<Vec<f64>>>,
-                 gc: &mut [f64]| {
-        let (mut maxd, mut maxc) = (0.0f64, 0.0f64);
-        for k in 0..nt {
-            if only_nonzero && c[k] == 0.0 {
-                continue;
-            }
-            let g = b[k] - gc[k] + diag[k] * c[k];
-            let new = soft(alpha * g, tau) / (alpha * diag[k] + 1.0 - tau);
-            let dl = new - c[k];
-            if dl != 0.0 {
-                col(cols, k);
-                for (gv, v) in gc.iter_mut().zip(cols[k].as_ref().expect("set")) {
-                    *gv += dl * v;
+    let sweep =
+        |only_nonzero: bool, c: &mut [f64], cols: &mut Vec<Option<Vec<f64>>>, gc: &mut [f64]| {
+            let (mut maxd, mut maxc) = (0.0f64, 0.0f64);
+            for k in 0..nt {
+                if only_nonzero && c[k] == 0.0 {
+                    continue;
                 }
-                c[k] = new;
+                let g = b[k] - gc[k] + diag[k] * c[k];
+                let new = soft(alpha * g, tau) / (alpha * diag[k] + 1.0 - tau);
+                let dl = new - c[k];
+                if dl != 0.0 {
+                    col(cols, k);
+                    for (gv, v) in gc.iter_mut().zip(cols[k].as_ref().expect("set")) {
+                        *gv += dl * v;
+                    }
+                    c[k] = new;
+                }
+                maxd = maxd.max(dl.abs());
+                maxc = maxc.max(new.abs());
             }
-            maxd = maxd.max(dl.abs());
-            maxc = maxc.max(new.abs());
-        }
-        maxd <= tol * maxc
-    };
+            maxd <= tol * maxc
+        };
     // Full sweeps alternate with a few sweeps over the nonzeros; after each round the
     // sign-fixed system is tried, which ends the descent with the exact solution as soon as
     // the support is right (coordinate descent alone converges slowly on coherent points).
@@ -437,8 +440,7 @@ fn feature_sign(
         let cur: Vec<f64> = act.iter().map(|&k| c[k]).collect();
         let f0 = obj(&act, &cur, cols);
         let mut ts: Vec<f64> = vec![1.0];
-        for (a, (&ca, &ya)) in cur.iter().zip(&y).enumerate() {
-            let _ = a;
+        for (&ca, &ya) in cur.iter().zip(&y) {
             if ca != 0.0 && ya.signum() != ca.signum() {
                 let t = ca / (ca - ya);
                 if t > 0.0 && t < 1.0 {
@@ -487,7 +489,7 @@ fn cholesky_solve(h: &mut [f64], n: usize, y: &mut [f64]) -> bool {
                 v -= h[a * n + k] * h[bb * n + k];
             }
             if a == bb {
-                if !(v > 0.0) {
+                if v.is_nan() || v <= 0.0 {
                     return false;
                 }
                 h[a * n + a] = v.sqrt();
@@ -522,50 +524,28 @@ fn polish(b: &[f64], cols: &[Option<Vec<f64>>], c: &mut [f64], alpha: f64, tau: 
     if ns == 0 {
         return false;
     }
-    // H = alpha * G_SS + (1 - tau) I, lower Cholesky in place.
+    // H = alpha * G_SS + (1 - tau) I.
     let mut h = vec![0.0f64; ns * ns];
     for (a, &ka) in s.iter().enumerate() {
-        let ca = cols[ka].as_ref().expect("nonzero coefficients have Gram columns");
+        let ca = cols[ka]
+            .as_ref()
+            .expect("nonzero coefficients have Gram columns");
         for (bb, &kb) in s.iter().enumerate() {
             h[a * ns + bb] = alpha * ca[kb];
         }
         h[a * ns + a] += 1.0 - tau;
     }
-    for a in 0..ns {
-        for bb in 0..=a {
-            let mut v = h[a * ns + bb];
-            for k in 0..bb {
-                v -= h[a * ns + k] * h[bb * ns + k];
-            }
-            if a == bb {
-                if !(v > 0.0) {
-                    return false;
-                }
-                h[a * ns + a] = v.sqrt();
-            } else {
-                h[a * ns + bb] = v / h[bb * ns + bb];
-            }
-        }
-    }
     let mut y: Vec<f64> = s
         .iter()
         .map(|&k| alpha * b[k] - tau * c[k].signum())
         .collect();
-    for a in 0..ns {
-        let mut v = y[a];
-        for k in 0..a {
-            v -= h[a * ns + k] * y[k];
-        }
-        y[a] = v / h[a * ns + a];
+    if !cholesky_solve(&mut h, ns, &mut y) {
+        return false;
     }
-    for a in (0..ns).rev() {
-        let mut v = y[a];
-        for k in a + 1..ns {
-            v -= h[k * ns + a] * y[k];
-        }
-        y[a] = v / h[a * ns + a];
-    }
-    if s.iter().zip(&y).any(|(&k, &v)| v.signum() != c[k].signum() || v == 0.0) {
+    if s.iter()
+        .zip(&y)
+        .any(|(&k, &v)| v.signum() != c[k].signum() || v == 0.0)
+    {
         return false;
     }
     // Zero members: |alpha (b_k - sum_s G_ks y_s)| <= tau.

@@ -535,7 +535,9 @@ pub(crate) fn block_view<T: Real>(pts: &Points<T>, r0: usize, m: usize) -> MatRe
 /// Checks a count argument (`>= 1`).
 pub(crate) fn check_count(v: usize, name: &str) -> Result<()> {
     if v == 0 {
-        return Err(Error::InvalidArgument(format!("{name} must be >= 1, got 0")));
+        return Err(Error::InvalidArgument(format!(
+            "{name} must be >= 1, got 0"
+        )));
     }
     Ok(())
 }
@@ -547,7 +549,9 @@ pub(crate) mod testutil {
     /// A deterministic union of `k` random `dim`-dimensional subspaces of `R^d`, `per` points
     /// each (interleaved); returns (points as rows, labels).
     pub fn union(k: usize, dim: usize, d: usize, per: usize, seed: u64) -> (Mat<f64>, Vec<usize>) {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let mut rnd = move || {
             s = s
                 .wrapping_mul(6364136223846793005)
@@ -614,8 +618,12 @@ mod tests {
 
     #[test]
     fn normalize_rejects() {
-        let x = faer::Mat::<f64>::from_fn(3, 2, |i, j| if i == 1 && j == 0 { f64::NAN } else { 1.0 });
-        assert!(matches!(normalize(x.as_ref(), Par::Seq), Err(Error::NonFinite(_))));
+        let x =
+            faer::Mat::<f64>::from_fn(3, 2, |i, j| if i == 1 && j == 0 { f64::NAN } else { 1.0 });
+        assert!(matches!(
+            normalize(x.as_ref(), Par::Seq),
+            Err(Error::NonFinite(_))
+        ));
         let y = faer::Mat::<f64>::zeros(1, 2);
         assert!(normalize(y.as_ref(), Par::Seq).is_err());
     }

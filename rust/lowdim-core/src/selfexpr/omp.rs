@@ -47,17 +47,16 @@ impl Pursuit {
         let mut h = vec![0.0f64; s];
         // Classical Gram-Schmidt, twice ("twice is enough").
         for _ in 0..2 {
-            for t in 0..s {
-                let qt = &self.q[t * d..(t + 1) * d];
+            for (ht, qt) in h.iter_mut().zip(self.q.chunks_exact(d)) {
                 let c = dot_ff(qt, &v);
-                h[t] += c;
+                *ht += c;
                 for (vk, qk) in v.iter_mut().zip(qt) {
                     *vk -= c * qk;
                 }
             }
         }
         let nrm = dot_ff(&v, &v).sqrt();
-        if !(nrm > 1e-12 * nrm0.max(f64::MIN_POSITIVE)) {
+        if nrm.is_nan() || nrm <= 1e-12 * nrm0.max(f64::MIN_POSITIVE) {
             return false;
         }
         for vk in v.iter_mut() {
@@ -83,8 +82,8 @@ impl Pursuit {
         let mut c = self.z.clone();
         for i in (0..s).rev() {
             let mut acc = c[i];
-            for t in i + 1..s {
-                acc -= self.r[t * kmax + i] * c[t];
+            for (t, ct) in c.iter().enumerate().take(s).skip(i + 1) {
+                acc -= self.r[t * kmax + i] * ct;
             }
             c[i] = acc / self.r[i * kmax + i];
         }
@@ -183,7 +182,11 @@ fn omp_block<T: Real>(
         best.clear();
         best.resize(active.len(), 0.0);
         margin.clear();
-        margin.extend(active.iter().map(|&p| 2.0 * gam * dot_ff(&ps[p].res, &ps[p].res).sqrt()));
+        margin.extend(
+            active
+                .iter()
+                .map(|&p| 2.0 * gam * dot_ff(&ps[p].res, &ps[p].res).sqrt()),
+        );
         for c in cands.iter_mut() {
             c.clear();
         }
@@ -210,7 +213,10 @@ fn omp_block<T: Real>(
             pos.clear();
             above(vals, thr, &mut pos);
             let cs = &mut cands[r];
-            cs.extend(pos.iter().map(|&q| ((c0 + q as usize) as u32, vals[q as usize].abs())));
+            cs.extend(
+                pos.iter()
+                    .map(|&q| ((c0 + q as usize) as u32, vals[q as usize].abs())),
+            );
             if cs.len() > 64 {
                 cs.retain(|e| e.1 as f64 >= b as f64 - mg);
             }
