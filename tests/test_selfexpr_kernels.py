@@ -299,3 +299,31 @@ def test_duplicates_and_few_features(name):
     assert np.isfinite(data).all()
     assert (np.diff(indptr) >= 1).all()
     assert indices.min() >= 0 and indices.max() < 30
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_tile_and_block_boundaries(name, monkeypatch):
+    # Tiles of 16 columns and blocks of 9 rows (neither divides N = 148): the same results
+    # as one block and one tile, up to the rounding of the GEMM tiles.
+    X, _ = union_of_subspaces(4, 4, 20, 37, noise=0.05, seed=2)
+    n = X.shape[0]
+    ref = dense(KERNELS[name](X), n)
+    monkeypatch.setenv("LOWDIM_TILE_COLS", "16")
+    monkeypatch.setenv("LOWDIM_CHUNK_ROWS", "9")
+    tiled = dense(KERNELS[name](X), n)
+    np.testing.assert_allclose(tiled, ref, atol=1e-12)
+
+
+def test_omp_matches_sklearn_across_tiles(monkeypatch):
+    from sklearn.linear_model import orthogonal_mp
+
+    monkeypatch.setenv("LOWDIM_TILE_COLS", "32")
+    X, _ = union_of_subspaces(3, 5, 12, 40, noise=0.1, seed=6)
+    n = X.shape[0]
+    C = dense(_lowdim.ssc_omp(X, 6, 0.0), n)
+    Xn = normalized(X)
+    for j in range(0, n, 11):
+        others = np.delete(np.arange(n), j)
+        want = np.zeros(n)
+        want[others] = orthogonal_mp(Xn[others].T, Xn[j], n_nonzero_coefs=6)
+        np.testing.assert_allclose(C[j], want, atol=1e-10)

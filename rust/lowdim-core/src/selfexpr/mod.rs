@@ -13,12 +13,14 @@
 //! * The result is an `N x N` CSR matrix ([`SparseRows`]): row `j` holds `c_j`, the diagonal is
 //!   never stored, column indices ascend within a row, exact zeros are not stored.
 //! * Nothing `N x N` is ever formed. Points are processed in blocks of rows (default
-//!   [`DEFAULT_BLOCK_ROWS`]; the environment variable `LOWDIM_CHUNK_ROWS` overrides it, which the
-//!   tests use to exercise block boundaries). For a block, the products with all points are
-//!   computed by GEMM tile by tile over the columns (the `block x tile` result stays in cache)
-//!   and each tile is scanned right after its product. Blocks run in parallel; the blocking
-//!   does not depend on the number of threads and every point's computation is sequential, so
-//!   results are identical for any thread count.
+//!   [`DEFAULT_BLOCK_ROWS`]). For a block, the products with all points are computed by GEMM
+//!   tile by tile over the columns (the `block x tile` result stays in cache) and each tile is
+//!   scanned right after its product. Blocks run in parallel; the blocking does not depend on
+//!   the number of threads and every point's computation is sequential, so results are
+//!   identical for any thread count. The environment variables `LOWDIM_CHUNK_ROWS` (rows per
+//!   block) and `LOWDIM_TILE_COLS` (columns per tile) override the defaults; the tests use
+//!   tiny values to exercise block and tile boundaries (results change at most by the
+//!   rounding of the GEMM tiles).
 use crate::error::{Error, Result};
 use crate::Real;
 use faer::linalg::matmul::matmul;
@@ -212,7 +214,15 @@ pub(crate) fn block_rows() -> usize {
 }
 
 /// Columns per tile: the `block x tile` product of `T` stays within ~1 MiB (L2-resident).
+/// `LOWDIM_TILE_COLS` overrides it (tests use tiny tiles to exercise tile boundaries).
 fn tile_cols<T>(rows: usize) -> usize {
+    if let Some(t) = std::env::var("LOWDIM_TILE_COLS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&t| t > 0)
+    {
+        return t;
+    }
     let t = (1usize << 20) / (rows.max(1) * std::mem::size_of::<T>());
     (t.max(64) / 16) * 16
 }
