@@ -261,13 +261,18 @@ fn solve_subproblem<T: Real>(pts: &Points<T>, p: &mut Point, tau: f64, tol: f64)
     let alpha = p.alpha;
     let b: Vec<f64> = p.t.iter().map(|&i| pts.dot(i, &p.x)).collect();
     let diag: Vec<f64> = p.t.iter().map(|&i| pts.sq[i]).collect();
-    let xs: Vec<Vec<f64>> = p.t.iter().map(|&i| point_f64(pts, i)).collect();
+    let d = pts.d;
+    // The members' points in f64, one contiguous `nt x d` array.
+    let mut xs: Vec<f64> = Vec::with_capacity(nt * d);
+    for &i in &p.t {
+        xs.extend(pts.row(i).iter().map(|v| v.to_f64()));
+    }
     // Gram columns of T, computed when a coefficient first becomes nonzero.
     let mut cols: Vec<Option<Vec<f64>>> = vec![None; nt];
     let col = |cols: &mut Vec<Option<Vec<f64>>>, k: usize| {
         if cols[k].is_none() {
-            let xk = &xs[k];
-            cols[k] = Some(xs.iter().map(|xi| dot_ff(xi, xk)).collect());
+            let xk = &xs[k * d..(k + 1) * d];
+            cols[k] = Some(xs.chunks_exact(d).map(|xi| dot_ff(xi, xk)).collect());
         }
     };
     let mut gc = vec![0.0f64; nt];
@@ -285,7 +290,7 @@ fn solve_subproblem<T: Real>(pts: &Points<T>, p: &mut Point, tau: f64, tol: f64)
     let skip_fs = tests::FORCE_CD.with(|f| f.get());
     #[cfg(not(test))]
     let skip_fs = false;
-    let exact_fs = !skip_fs && feature_sign(&xs, &b, &mut cols, c, alpha, tau);
+    let exact_fs = !skip_fs && feature_sign(&xs, d, &b, &mut cols, c, alpha, tau);
     if !exact_fs {
         gc.iter_mut().for_each(|g| *g = 0.0);
         for k in 0..nt {
@@ -347,7 +352,7 @@ fn solve_subproblem<T: Real>(pts: &Points<T>, p: &mut Point, tau: f64, tol: f64)
     let mut r = p.x.clone();
     for (k, &ck) in c.iter().enumerate() {
         if ck != 0.0 {
-            for (rv, xv) in r.iter_mut().zip(&xs[k]) {
+            for (rv, xv) in r.iter_mut().zip(&xs[k * d..(k + 1) * d]) {
                 *rv -= ck * xv;
             }
         }
@@ -363,7 +368,8 @@ fn solve_subproblem<T: Real>(pts: &Points<T>, p: &mut Point, tau: f64, tol: f64)
 /// the active set, line-search to the best sign change. Exact when it returns true; false
 /// (with a `c` no worse than before) sends the caller to coordinate descent.
 fn feature_sign(
-    xs: &[Vec<f64>],
+    xs: &[f64],
+    d: usize,
     b: &[f64],
     cols: &mut [Option<Vec<f64>>],
     c: &mut [f64],
@@ -373,8 +379,8 @@ fn feature_sign(
     let nt = c.len();
     let ensure = |cols: &mut [Option<Vec<f64>>], k: usize| {
         if cols[k].is_none() {
-            let xk = &xs[k];
-            cols[k] = Some(xs.iter().map(|xi| dot_ff(xi, xk)).collect());
+            let xk = &xs[k * d..(k + 1) * d];
+            cols[k] = Some(xs.chunks_exact(d).map(|xi| dot_ff(xi, xk)).collect());
         }
     };
     let mut act: Vec<usize> = (0..nt).filter(|&k| c[k] != 0.0).collect();
