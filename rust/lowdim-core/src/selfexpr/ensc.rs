@@ -389,7 +389,7 @@ fn feature_sign(
         ensure(cols, k);
     }
     let mut gc = vec![0.0f64; nt];
-    let mut h: Vec<f64> = Vec::new();
+    let mut chol = IncChol::default();
     let scale = alpha * b.iter().fold(0.0f64, |m, v| m.max(v.abs())) + tau;
     let kkt_tol = 1e-11 * scale;
     // The objective on the active set (a function of the active coefficients only).
@@ -434,21 +434,20 @@ fn feature_sign(
             ensure(cols, k);
             act.push(k);
         }
-        // The sign-fixed system on the active set: H_AA y = alpha b_A - tau theta_A.
-        let na = act.len();
-        h.clear();
-        h.resize(na * na, 0.0);
-        for (a, &ka) in act.iter().enumerate() {
+        // The sign-fixed system on the active set: H_AA y = alpha b_A - tau theta_A, with the
+        // Cholesky factor of H_AA extended row by row as coordinates enter (rebuilt only
+        // after some leave).
+        while chol.len() < act.len() {
+            let ka = act[chol.len()];
             let ca = cols[ka].as_ref().expect("set");
-            for (bb, &kb) in act.iter().enumerate().take(a + 1) {
-                h[a * na + bb] = alpha * ca[kb];
+            let row: Vec<f64> = act[..chol.len()].iter().map(|&kb| alpha * ca[kb]).collect();
+            if !chol.push(&row, alpha * ca[ka] + 1.0 - tau) {
+                return false;
             }
-            h[a * na + a] += 1.0 - tau;
         }
         let mut y: Vec<f64> = act.iter().map(|&k| alpha * b[k] - tau * th[k]).collect();
-        if !cholesky_solve(&mut h, na, &mut y) {
-            return false;
-        }
+        chol.solve(&mut y);
+        let na = act.len();
         let cur: Vec<f64> = act.iter().map(|&k| c[k]).collect();
         let f0 = obj(&act, &cur, cols);
         let mut ts: Vec<f64> = vec![1.0];
@@ -483,12 +482,61 @@ fn feature_sign(
             }
             c[k] = nv;
         }
+        let before = act.len();
         act.retain(|&k| c[k] != 0.0);
+        if act.len() != before {
+            chol.clear();
+        }
         for &k in &act {
             th[k] = c[k].signum();
         }
     }
     false
+}
+
+/// A lower Cholesky factor grown one row at a time.
+#[derive(Default)]
+struct IncChol {
+    rows: Vec<Vec<f64>>,
+}
+
+impl IncChol {
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+    fn clear(&mut self) {
+        self.rows.clear();
+    }
+    /// Appends the row `[h, diag]` of the matrix; false if it is not numerically SPD.
+    fn push(&mut self, h: &[f64], diag: f64) -> bool {
+        let mut l = Vec::with_capacity(h.len() + 1);
+        for (a, &ha) in h.iter().enumerate() {
+            let ra = &self.rows[a];
+            l.push((ha - dot_ff(&ra[..a], &l[..a])) / ra[a]);
+        }
+        let d2 = diag - dot_ff(&l, &l);
+        if d2.is_nan() || d2 <= 0.0 {
+            return false;
+        }
+        l.push(d2.sqrt());
+        self.rows.push(l);
+        true
+    }
+    /// Solves `L L^T y = r` in place.
+    fn solve(&self, y: &mut [f64]) {
+        let n = self.rows.len();
+        for a in 0..n {
+            let ra = &self.rows[a];
+            y[a] = (y[a] - dot_ff(&ra[..a], &y[..a])) / ra[a];
+        }
+        for a in (0..n).rev() {
+            let mut v = y[a];
+            for (row, yk) in self.rows[a + 1..].iter().zip(&y[a + 1..n]) {
+                v -= row[a] * yk;
+            }
+            y[a] = v / self.rows[a][a];
+        }
+    }
 }
 
 /// Solves `H y = r` in place for symmetric positive definite `H` (lower triangle, row-major
