@@ -4,7 +4,8 @@ use super::{block_view, by_blocks, check_count, dot_ff, keep_top, normalize, sca
 use super::{max_abs, push_above, Scratch, SparseRows, TopK};
 use crate::error::{Error, Result};
 use crate::Real;
-use faer::{MatRef, Par};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par};
 
 /// Sweeps of coordinate descent per subproblem, at most.
 const MAX_SWEEPS: usize = 20_000;
@@ -267,12 +268,22 @@ fn solve_subproblem<T: Real>(pts: &Points<T>, p: &mut Point, tau: f64, tol: f64)
     for &i in &p.t {
         xs.extend(pts.row(i).iter().map(|v| v.to_f64()));
     }
-    // Gram columns of T, computed when a coefficient first becomes nonzero.
+    // The Gram matrix of T by one small GEMM; its columns are copied out when a coefficient
+    // first becomes nonzero.
+    let xv = MatRef::from_row_major_slice(&xs, nt, d);
+    let mut gm = Mat::<f64>::zeros(nt, nt);
+    matmul(
+        gm.as_mut(),
+        Accum::Replace,
+        xv,
+        xv.transpose(),
+        1.0,
+        Par::Seq,
+    );
     let mut cols: Vec<Option<Vec<f64>>> = vec![None; nt];
     let col = |cols: &mut Vec<Option<Vec<f64>>>, k: usize| {
         if cols[k].is_none() {
-            let xk = &xs[k * d..(k + 1) * d];
-            cols[k] = Some(xs.chunks_exact(d).map(|xi| dot_ff(xi, xk)).collect());
+            cols[k] = Some(gram_col(&gm, k));
         }
     };
     let mut gc = vec![0.0f64; nt];
@@ -290,7 +301,7 @@ fn solve_subproblem<T: Real>(pts: &Points<T>, p: &mut Point, tau: f64, tol: f64)
     let skip_fs = tests::FORCE_CD.with(|f| f.get());
     #[cfg(not(test))]
     let skip_fs = false;
-    let exact_fs = !skip_fs && feature_sign(&xs, d, &b, &mut cols, c, alpha, tau);
+    let exact_fs = !skip_fs && feature_sign(&gm, &b, &mut cols, c, alpha, tau);
     if !exact_fs {
         gc.iter_mut().for_each(|g| *g = 0.0);
         for k in 0..nt {
@@ -368,8 +379,7 @@ fn solve_subproblem<T: Real>(pts: &Points<T>, p: &mut Point, tau: f64, tol: f64)
 /// the active set, line-search to the best sign change. Exact when it returns true; false
 /// (with a `c` no worse than before) sends the caller to coordinate descent.
 fn feature_sign(
-    xs: &[f64],
-    d: usize,
+    gm: &Mat<f64>,
     b: &[f64],
     cols: &mut [Option<Vec<f64>>],
     c: &mut [f64],
@@ -379,8 +389,7 @@ fn feature_sign(
     let nt = c.len();
     let ensure = |cols: &mut [Option<Vec<f64>>], k: usize| {
         if cols[k].is_none() {
-            let xk = &xs[k * d..(k + 1) * d];
-            cols[k] = Some(xs.chunks_exact(d).map(|xi| dot_ff(xi, xk)).collect());
+            cols[k] = Some(gram_col(gm, k));
         }
     };
     let mut act: Vec<usize> = (0..nt).filter(|&k| c[k] != 0.0).collect();
@@ -492,6 +501,12 @@ fn feature_sign(
         }
     }
     false
+}
+
+/// Column `k` of the Gram matrix.
+fn gram_col(gm: &Mat<f64>, k: usize) -> Vec<f64> {
+    let c = gm.col(k);
+    (0..c.nrows()).map(|i| c[i]).collect()
 }
 
 /// A lower Cholesky factor grown one row at a time.
