@@ -274,3 +274,56 @@ def test_bad_parameters():
         _lowdim.lsr(X, float("inf"), 10)
     with pytest.raises(ValueError, match="tol"):
         _lowdim.ssc_omp(X, 3, float("nan"))
+
+
+@pytest.mark.parametrize("name", ["ensc", "ensc_lasso", "lsr"])
+def test_float32_close_to_float64(name):
+    X, _ = union_of_subspaces(4, 3, 20, 30, noise=0.02, seed=4)
+    n = X.shape[0]
+    res = KERNELS[name](X.astype(np.float32))
+    assert res[2].dtype == np.float32
+    C32 = dense(res, n)
+    C64 = dense(KERNELS[name](X), n)
+    scale = np.abs(C64).max()
+    assert np.abs(C32 - C64).max() < 1e-3 * scale
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_duplicates_and_few_features(name):
+    # Repeated points and D smaller than the number of nonzeros asked for: no failure,
+    # finite output.
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((30, 3))
+    X[10:20] = X[:10]
+    indptr, indices, data = KERNELS[name](X)
+    assert np.isfinite(data).all()
+    assert (np.diff(indptr) >= 1).all()
+    assert indices.min() >= 0 and indices.max() < 30
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_tile_and_block_boundaries(name, monkeypatch):
+    # Tiles of 16 columns and blocks of 9 rows (neither divides N = 148): the same results
+    # as one block and one tile, up to the rounding of the GEMM tiles.
+    X, _ = union_of_subspaces(4, 4, 20, 37, noise=0.05, seed=2)
+    n = X.shape[0]
+    ref = dense(KERNELS[name](X), n)
+    monkeypatch.setenv("LOWDIM_TILE_COLS", "16")
+    monkeypatch.setenv("LOWDIM_CHUNK_ROWS", "9")
+    tiled = dense(KERNELS[name](X), n)
+    np.testing.assert_allclose(tiled, ref, atol=1e-12)
+
+
+def test_omp_matches_sklearn_across_tiles(monkeypatch):
+    from sklearn.linear_model import orthogonal_mp
+
+    monkeypatch.setenv("LOWDIM_TILE_COLS", "32")
+    X, _ = union_of_subspaces(3, 5, 12, 40, noise=0.1, seed=6)
+    n = X.shape[0]
+    C = dense(_lowdim.ssc_omp(X, 6, 0.0), n)
+    Xn = normalized(X)
+    for j in range(0, n, 11):
+        others = np.delete(np.arange(n), j)
+        want = np.zeros(n)
+        want[others] = orthogonal_mp(Xn[others].T, Xn[j], n_nonzero_coefs=6)
+        np.testing.assert_allclose(C[j], want, atol=1e-10)

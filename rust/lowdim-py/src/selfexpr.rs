@@ -22,10 +22,8 @@ fn csr<'py, T: Element>(py: Python<'py>, s: SparseRows<T>) -> PyResult<Bound<'py
 fn dispatch<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
-    f32k: impl FnOnce(faer::MatRef<'_, f32>, faer::Par) -> lowdim_core::Result<SparseRows<f32>>
-        + Send,
-    f64k: impl FnOnce(faer::MatRef<'_, f64>, faer::Par) -> lowdim_core::Result<SparseRows<f64>>
-        + Send,
+    f32k: impl FnOnce(faer::MatRef<'_, f32>, faer::Par) -> lowdim_core::Result<SparseRows<f32>> + Send,
+    f64k: impl FnOnce(faer::MatRef<'_, f64>, faer::Par) -> lowdim_core::Result<SparseRows<f64>> + Send,
 ) -> PyResult<Bound<'py, PyTuple>> {
     fn typed<'py, T: Real + Element>(
         py: Python<'py>,
@@ -76,12 +74,8 @@ fn ensc<'py>(
     dispatch(
         py,
         x,
-        move |v, par| {
-            selfexpr::ensc(v, gamma, tau, n_nonzero, support_size, max_iter, tol, par)
-        },
-        move |v, par| {
-            selfexpr::ensc(v, gamma, tau, n_nonzero, support_size, max_iter, tol, par)
-        },
+        move |v, par| selfexpr::ensc(v, gamma, tau, n_nonzero, support_size, max_iter, tol, par),
+        move |v, par| selfexpr::ensc(v, gamma, tau, n_nonzero, support_size, max_iter, tol, par),
     )
 }
 

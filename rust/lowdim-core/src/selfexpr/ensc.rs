@@ -4,10 +4,13 @@ use super::{block_view, by_blocks, check_count, dot_ff, keep_top, normalize, sca
 use super::{max_abs, push_above, Scratch, SparseRows, TopK};
 use crate::error::{Error, Result};
 use crate::Real;
-use faer::{MatRef, Par};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par};
 
 /// Sweeps of coordinate descent per subproblem, at most.
 const MAX_SWEEPS: usize = 20_000;
+/// Sweeps over the nonzeros between two attempts of the exact sign-fixed solve.
+const POLISH_EVERY: usize = 8;
 
 /// EnSC: for every unit-norm point `x_j`, the elastic net over the other points,
 ///
@@ -22,10 +25,12 @@ const MAX_SWEEPS: usize = 20_000;
 ///
 /// Solver (`tau > 0`): ORGEN (You, Li, Robinson & Vidal, CVPR 2016). The active set `T`
 /// starts with the `support_size` points most coherent with `x_j` (capped at `N - 1`); the
-/// subproblem on `T` is solved by coordinate descent on the f64 Gram of `T` (warm-started,
-/// stopped when the largest coefficient change is `<= tol` times the largest coefficient,
-/// then polished by solving the sign-fixed linear system, kept when it satisfies the KKT
-/// conditions); the oracle point `delta = alpha_j (x_j - X_T c_T)` is correlated with all
+/// subproblem on `T` is solved exactly (to rounding) by feature-sign search on the f64 Gram of
+/// `T` (warm-started; Gram columns computed only for coefficients that become nonzero). If
+/// that search fails (rounding, singular active Gram with `tau = 1`), coordinate descent takes
+/// over, stopped when the largest coefficient change is `<= tol` times the largest
+/// coefficient and then polished by solving the sign-fixed linear system, kept when it
+/// satisfies the optimality conditions; the oracle point `delta = alpha_j (x_j - X_T c_T)` is correlated with all
 /// points (one GEMM per round for a block of points) and every `i` with
 /// `|<x_i, delta>| > tau` (plus a rounding slack) may enter. The next `T` holds the nonzero
 /// coefficients, then the most violating points, then the previous zero members, at most
@@ -212,7 +217,12 @@ fn orgen_block<T: Real>(pts: &Points<T>, r0: usize, m: usize, cfg: &Cfg) -> Vec<
             }
             // Nonzeros, then the violators, then former zero members while there is room.
             let mut nt: Vec<(usize, f64)> = Vec::with_capacity(p.ss.max(p.t.len()));
-            nt.extend(p.t.iter().zip(&p.c).filter(|e| *e.1 != 0.0).map(|(&i, &v)| (i, v)));
+            nt.extend(
+                p.t.iter()
+                    .zip(&p.c)
+                    .filter(|e| *e.1 != 0.0)
+                    .map(|(&i, &v)| (i, v)),
+            );
             nt.extend(added.iter().map(|&i| (i, 0.0)));
             let room = p.ss.saturating_sub(nt.len());
             nt.extend(
@@ -252,13 +262,28 @@ fn solve_subproblem<T: Real>(pts: &Points<T>, p: &mut Point, tau: f64, tol: f64)
     let alpha = p.alpha;
     let b: Vec<f64> = p.t.iter().map(|&i| pts.dot(i, &p.x)).collect();
     let diag: Vec<f64> = p.t.iter().map(|&i| pts.sq[i]).collect();
-    let xs: Vec<Vec<f64>> = p.t.iter().map(|&i| point_f64(pts, i)).collect();
-    // Gram columns of T, computed when a coefficient first becomes nonzero.
+    let d = pts.d;
+    // The members' points in f64, one contiguous `nt x d` array.
+    let mut xs: Vec<f64> = Vec::with_capacity(nt * d);
+    for &i in &p.t {
+        xs.extend(pts.row(i).iter().map(|v| v.to_f64()));
+    }
+    // The Gram matrix of T by one small GEMM; its columns are copied out when a coefficient
+    // first becomes nonzero.
+    let xv = MatRef::from_row_major_slice(&xs, nt, d);
+    let mut gm = Mat::<f64>::zeros(nt, nt);
+    matmul(
+        gm.as_mut(),
+        Accum::Replace,
+        xv,
+        xv.transpose(),
+        1.0,
+        Par::Seq,
+    );
     let mut cols: Vec<Option<Vec<f64>>> = vec![None; nt];
     let col = |cols: &mut Vec<Option<Vec<f64>>>, k: usize| {
         if cols[k].is_none() {
-            let xk = &xs[k];
-            cols[k] = Some(xs.iter().map(|xi| dot_ff(xi, xk)).collect());
+            cols[k] = Some(gram_col(&gm, k));
         }
     };
     let mut gc = vec![0.0f64; nt];
@@ -272,45 +297,73 @@ fn solve_subproblem<T: Real>(pts: &Points<T>, p: &mut Point, tau: f64, tol: f64)
         }
     }
     let c = &mut p.c;
-    let mut sweep = |only_nonzero: bool, cols: &mut Vec<Option<Vec<f64>>>, gc: &mut [f64]| {
-        let (mut maxd, mut maxc) = (0.0f64, 0.0f64);
+    #[cfg(test)]
+    let skip_fs = tests::FORCE_CD.with(|f| f.get());
+    #[cfg(not(test))]
+    let skip_fs = false;
+    let exact_fs = !skip_fs && feature_sign(&gm, &b, &mut cols, c, alpha, tau);
+    if !exact_fs {
+        gc.iter_mut().for_each(|g| *g = 0.0);
         for k in 0..nt {
-            if only_nonzero && c[k] == 0.0 {
-                continue;
-            }
-            let g = b[k] - gc[k] + diag[k] * c[k];
-            let new = soft(alpha * g, tau) / (alpha * diag[k] + 1.0 - tau);
-            let dl = new - c[k];
-            if dl != 0.0 {
-                col(cols, k);
-                for (gv, v) in gc.iter_mut().zip(cols[k].as_ref().expect("set")) {
-                    *gv += dl * v;
+            if c[k] != 0.0 {
+                col(&mut cols, k);
+                let ck = c[k];
+                for (g, v) in gc.iter_mut().zip(cols[k].as_ref().expect("set")) {
+                    *g += ck * v;
                 }
-                c[k] = new;
-            }
-            maxd = maxd.max(dl.abs());
-            maxc = maxc.max(new.abs());
-        }
-        maxd <= tol * maxc
-    };
-    let mut sweeps = 0;
-    while sweeps < MAX_SWEEPS {
-        sweeps += 1;
-        if sweep(false, &mut cols, &mut gc) {
-            break;
-        }
-        while sweeps < MAX_SWEEPS {
-            sweeps += 1;
-            if sweep(true, &mut cols, &mut gc) {
-                break;
             }
         }
     }
-    polish(&b, &cols, c, alpha, tau);
+    let sweep =
+        |only_nonzero: bool, c: &mut [f64], cols: &mut Vec<Option<Vec<f64>>>, gc: &mut [f64]| {
+            let (mut maxd, mut maxc) = (0.0f64, 0.0f64);
+            for k in 0..nt {
+                if only_nonzero && c[k] == 0.0 {
+                    continue;
+                }
+                let g = b[k] - gc[k] + diag[k] * c[k];
+                let new = soft(alpha * g, tau) / (alpha * diag[k] + 1.0 - tau);
+                let dl = new - c[k];
+                if dl != 0.0 {
+                    col(cols, k);
+                    for (gv, v) in gc.iter_mut().zip(cols[k].as_ref().expect("set")) {
+                        *gv += dl * v;
+                    }
+                    c[k] = new;
+                }
+                maxd = maxd.max(dl.abs());
+                maxc = maxc.max(new.abs());
+            }
+            maxd <= tol * maxc
+        };
+    // Full sweeps alternate with a few sweeps over the nonzeros; after each round the
+    // sign-fixed system is tried, which ends the descent with the exact solution as soon as
+    // the support is right (coordinate descent alone converges slowly on coherent points).
+    let mut sweeps = if exact_fs { MAX_SWEEPS } else { 0 };
+    let mut exact = exact_fs;
+    while sweeps < MAX_SWEEPS {
+        sweeps += 1;
+        if sweep(false, c, &mut cols, &mut gc) {
+            break;
+        }
+        for _ in 0..POLISH_EVERY {
+            sweeps += 1;
+            if sweep(true, c, &mut cols, &mut gc) {
+                break;
+            }
+        }
+        if polish(&b, &cols, c, alpha, tau) {
+            exact = true;
+            break;
+        }
+    }
+    if !exact {
+        polish(&b, &cols, c, alpha, tau);
+    }
     let mut r = p.x.clone();
     for (k, &ck) in c.iter().enumerate() {
         if ck != 0.0 {
-            for (rv, xv) in r.iter_mut().zip(&xs[k]) {
+            for (rv, xv) in r.iter_mut().zip(&xs[k * d..(k + 1) * d]) {
                 *rv -= ck * xv;
             }
         }
@@ -320,59 +373,255 @@ fn solve_subproblem<T: Real>(pts: &Points<T>, p: &mut Point, tau: f64, tol: f64)
     }
 }
 
+/// Feature-sign search (Lee, Battle, Raina & Ng 2006) for
+/// `min 1/2 c^T H c - alpha b^T c + tau ||c||_1`, `H = alpha G + (1 - tau) I`, warm-started
+/// from `c`: activate the zero coordinate of largest violation, solve the sign-fixed system on
+/// the active set, line-search to the best sign change. Exact when it returns true; false
+/// (with a `c` no worse than before) sends the caller to coordinate descent.
+fn feature_sign(
+    gm: &Mat<f64>,
+    b: &[f64],
+    cols: &mut [Option<Vec<f64>>],
+    c: &mut [f64],
+    alpha: f64,
+    tau: f64,
+) -> bool {
+    let nt = c.len();
+    let ensure = |cols: &mut [Option<Vec<f64>>], k: usize| {
+        if cols[k].is_none() {
+            cols[k] = Some(gram_col(gm, k));
+        }
+    };
+    let mut act: Vec<usize> = (0..nt).filter(|&k| c[k] != 0.0).collect();
+    let mut th: Vec<f64> = c.iter().map(|v| v.signum()).collect();
+    for &k in &act {
+        ensure(cols, k);
+    }
+    let mut gc = vec![0.0f64; nt];
+    let mut chol = IncChol::default();
+    let scale = alpha * b.iter().fold(0.0f64, |m, v| m.max(v.abs())) + tau;
+    let kkt_tol = 1e-11 * scale;
+    // The objective on the active set (a function of the active coefficients only).
+    let obj = |act: &[usize], v: &[f64], cols: &[Option<Vec<f64>>]| -> f64 {
+        let mut f = 0.0;
+        for (a, &ka) in act.iter().enumerate() {
+            let ca = cols[ka].as_ref().expect("active columns are set");
+            let mut hv = (1.0 - tau) * v[a];
+            for (bb, &kb) in act.iter().enumerate() {
+                hv += alpha * ca[kb] * v[bb];
+            }
+            f += 0.5 * v[a] * hv - alpha * b[ka] * v[a] + tau * v[a].abs();
+        }
+        f
+    };
+    for _ in 0..(4 * nt + 64) {
+        gc.iter_mut().for_each(|g| *g = 0.0);
+        for &k in &act {
+            let ck = c[k];
+            for (g, v) in gc.iter_mut().zip(cols[k].as_ref().expect("set")) {
+                *g += ck * v;
+            }
+        }
+        let nz_ok = act.iter().all(|&k| {
+            (alpha * (gc[k] - b[k]) + (1.0 - tau) * c[k] + tau * c[k].signum()).abs() <= kkt_tol
+        });
+        if nz_ok {
+            let mut worst = (tau + kkt_tol, usize::MAX, 0.0);
+            for k in 0..nt {
+                if c[k] == 0.0 {
+                    let g = alpha * (gc[k] - b[k]);
+                    if g.abs() > worst.0 {
+                        worst = (g.abs(), k, g);
+                    }
+                }
+            }
+            if worst.1 == usize::MAX {
+                return true;
+            }
+            let k = worst.1;
+            th[k] = -worst.2.signum();
+            ensure(cols, k);
+            act.push(k);
+        }
+        // The sign-fixed system on the active set: H_AA y = alpha b_A - tau theta_A, with the
+        // Cholesky factor of H_AA extended row by row as coordinates enter (rebuilt only
+        // after some leave).
+        while chol.len() < act.len() {
+            let ka = act[chol.len()];
+            let ca = cols[ka].as_ref().expect("set");
+            let row: Vec<f64> = act[..chol.len()].iter().map(|&kb| alpha * ca[kb]).collect();
+            if !chol.push(&row, alpha * ca[ka] + 1.0 - tau) {
+                return false;
+            }
+        }
+        let mut y: Vec<f64> = act.iter().map(|&k| alpha * b[k] - tau * th[k]).collect();
+        chol.solve(&mut y);
+        let na = act.len();
+        let cur: Vec<f64> = act.iter().map(|&k| c[k]).collect();
+        let f0 = obj(&act, &cur, cols);
+        let mut ts: Vec<f64> = vec![1.0];
+        for (&ca, &ya) in cur.iter().zip(&y) {
+            if ca != 0.0 && ya.signum() != ca.signum() {
+                let t = ca / (ca - ya);
+                if t > 0.0 && t < 1.0 {
+                    ts.push(t);
+                }
+            }
+        }
+        let mut best = (f0, -1.0f64);
+        let mut v = vec![0.0f64; na];
+        for &t in &ts {
+            for a in 0..na {
+                v[a] = cur[a] + t * (y[a] - cur[a]);
+            }
+            let f = obj(&act, &v, cols);
+            if f < best.0 {
+                best = (f, t);
+            }
+        }
+        if best.1 < 0.0 {
+            // No decrease (rounding or a wrong activation): leave it to coordinate descent.
+            return false;
+        }
+        let t = best.1;
+        for (a, &k) in act.iter().enumerate() {
+            let mut nv = cur[a] + t * (y[a] - cur[a]);
+            if cur[a] != 0.0 && y[a].signum() != cur[a].signum() && cur[a] / (cur[a] - y[a]) == t {
+                nv = 0.0;
+            }
+            c[k] = nv;
+        }
+        let before = act.len();
+        act.retain(|&k| c[k] != 0.0);
+        if act.len() != before {
+            chol.clear();
+        }
+        for &k in &act {
+            th[k] = c[k].signum();
+        }
+    }
+    false
+}
+
+/// Column `k` of the Gram matrix.
+fn gram_col(gm: &Mat<f64>, k: usize) -> Vec<f64> {
+    let c = gm.col(k);
+    (0..c.nrows()).map(|i| c[i]).collect()
+}
+
+/// A lower Cholesky factor grown one row at a time.
+#[derive(Default)]
+struct IncChol {
+    rows: Vec<Vec<f64>>,
+}
+
+impl IncChol {
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+    fn clear(&mut self) {
+        self.rows.clear();
+    }
+    /// Appends the row `[h, diag]` of the matrix; false if it is not numerically SPD.
+    fn push(&mut self, h: &[f64], diag: f64) -> bool {
+        let mut l = Vec::with_capacity(h.len() + 1);
+        for (a, &ha) in h.iter().enumerate() {
+            let ra = &self.rows[a];
+            l.push((ha - dot_ff(&ra[..a], &l[..a])) / ra[a]);
+        }
+        let d2 = diag - dot_ff(&l, &l);
+        if d2.is_nan() || d2 <= 0.0 {
+            return false;
+        }
+        l.push(d2.sqrt());
+        self.rows.push(l);
+        true
+    }
+    /// Solves `L L^T y = r` in place.
+    fn solve(&self, y: &mut [f64]) {
+        let n = self.rows.len();
+        for a in 0..n {
+            let ra = &self.rows[a];
+            y[a] = (y[a] - dot_ff(&ra[..a], &y[..a])) / ra[a];
+        }
+        for a in (0..n).rev() {
+            let mut v = y[a];
+            for (row, yk) in self.rows[a + 1..].iter().zip(&y[a + 1..n]) {
+                v -= row[a] * yk;
+            }
+            y[a] = v / self.rows[a][a];
+        }
+    }
+}
+
+/// Solves `H y = r` in place for symmetric positive definite `H` (lower triangle, row-major
+/// `n x n`, overwritten by its Cholesky factor); false if `H` is not numerically SPD.
+fn cholesky_solve(h: &mut [f64], n: usize, y: &mut [f64]) -> bool {
+    for a in 0..n {
+        for bb in 0..=a {
+            let mut v = h[a * n + bb];
+            for k in 0..bb {
+                v -= h[a * n + k] * h[bb * n + k];
+            }
+            if a == bb {
+                if v.is_nan() || v <= 0.0 {
+                    return false;
+                }
+                h[a * n + a] = v.sqrt();
+            } else {
+                h[a * n + bb] = v / h[bb * n + bb];
+            }
+        }
+    }
+    for a in 0..n {
+        let mut v = y[a];
+        for k in 0..a {
+            v -= h[a * n + k] * y[k];
+        }
+        y[a] = v / h[a * n + a];
+    }
+    for a in (0..n).rev() {
+        let mut v = y[a];
+        for k in a + 1..n {
+            v -= h[k * n + a] * y[k];
+        }
+        y[a] = v / h[a * n + a];
+    }
+    true
+}
+
 /// Replaces `c` by the exact solution of the sign-fixed system on its support when that
-/// solution keeps the signs and satisfies the optimality conditions on the whole active set.
-fn polish(b: &[f64], cols: &[Option<Vec<f64>>], c: &mut [f64], alpha: f64, tau: f64) {
+/// solution keeps the signs and satisfies the optimality conditions on the whole active set
+/// (returns whether it did).
+fn polish(b: &[f64], cols: &[Option<Vec<f64>>], c: &mut [f64], alpha: f64, tau: f64) -> bool {
     let s: Vec<usize> = (0..c.len()).filter(|&k| c[k] != 0.0).collect();
     let ns = s.len();
     if ns == 0 {
-        return;
+        return false;
     }
-    // H = alpha * G_SS + (1 - tau) I, lower Cholesky in place.
+    // H = alpha * G_SS + (1 - tau) I.
     let mut h = vec![0.0f64; ns * ns];
     for (a, &ka) in s.iter().enumerate() {
-        let ca = cols[ka].as_ref().expect("nonzero coefficients have Gram columns");
+        let ca = cols[ka]
+            .as_ref()
+            .expect("nonzero coefficients have Gram columns");
         for (bb, &kb) in s.iter().enumerate() {
             h[a * ns + bb] = alpha * ca[kb];
         }
         h[a * ns + a] += 1.0 - tau;
     }
-    for a in 0..ns {
-        for bb in 0..=a {
-            let mut v = h[a * ns + bb];
-            for k in 0..bb {
-                v -= h[a * ns + k] * h[bb * ns + k];
-            }
-            if a == bb {
-                if !(v > 0.0) {
-                    return;
-                }
-                h[a * ns + a] = v.sqrt();
-            } else {
-                h[a * ns + bb] = v / h[bb * ns + bb];
-            }
-        }
-    }
     let mut y: Vec<f64> = s
         .iter()
         .map(|&k| alpha * b[k] - tau * c[k].signum())
         .collect();
-    for a in 0..ns {
-        let mut v = y[a];
-        for k in 0..a {
-            v -= h[a * ns + k] * y[k];
-        }
-        y[a] = v / h[a * ns + a];
+    if !cholesky_solve(&mut h, ns, &mut y) {
+        return false;
     }
-    for a in (0..ns).rev() {
-        let mut v = y[a];
-        for k in a + 1..ns {
-            v -= h[k * ns + a] * y[k];
-        }
-        y[a] = v / h[a * ns + a];
-    }
-    if s.iter().zip(&y).any(|(&k, &v)| v.signum() != c[k].signum() || v == 0.0) {
-        return;
+    if s.iter()
+        .zip(&y)
+        .any(|(&k, &v)| v.signum() != c[k].signum() || v == 0.0)
+    {
+        return false;
     }
     // Zero members: |alpha (b_k - sum_s G_ks y_s)| <= tau.
     let slack = tau * 1e-9 + 1e-12;
@@ -385,12 +634,13 @@ fn polish(b: &[f64], cols: &[Option<Vec<f64>>], c: &mut [f64], alpha: f64, tau: 
             g -= cols[ks].as_ref().expect("set")[k] * v;
         }
         if (alpha * g).abs() > tau + slack {
-            return;
+            return false;
         }
     }
     for (&k, &v) in s.iter().zip(&y) {
         c[k] = v;
     }
+    true
 }
 
 #[cfg(test)]
@@ -413,8 +663,24 @@ mod tests {
         assert_eq!(out, par);
     }
 
+    thread_local! {
+        /// Skips feature-sign search (tests the coordinate-descent fallback).
+        pub(super) static FORCE_CD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
     #[test]
     fn optimality_conditions_hold() {
+        check_optimality();
+    }
+
+    #[test]
+    fn coordinate_descent_fallback_is_optimal() {
+        FORCE_CD.with(|f| f.set(true));
+        check_optimality();
+        FORCE_CD.with(|f| f.set(false));
+    }
+
+    fn check_optimality() {
         // Full active set (support_size >= N - 1): check the KKT conditions directly.
         let (x, _) = union(3, 4, 10, 12, 5);
         let n = x.nrows();

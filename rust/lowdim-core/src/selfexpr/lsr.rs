@@ -52,22 +52,22 @@ pub(crate) fn ridge_weight(e: &Eig, x: &[f64], sq: f64, lambda: f64) -> Option<V
     let d = x.len();
     let mut u = vec![0.0f64; d];
     let mut s = 0.0f64;
-    for k in 0..d {
+    for (k, uk) in u.iter_mut().enumerate() {
         let col = e.v.col(k);
-        let y: f64 = (0..d).map(|a| col[a] * x[a]).sum();
-        u[k] = y / (e.lam[k] + lambda);
-        s += y * u[k];
+        let y: f64 = x.iter().enumerate().map(|(a, xa)| col[a] * xa).sum();
+        *uk = y / (e.lam[k] + lambda);
+        s += y * *uk;
     }
     let den = sq - s;
-    if !(den > 0.0) {
+    if den.is_nan() || den <= 0.0 {
         return None;
     }
     let mut w = vec![0.0f64; d];
-    for k in 0..d {
+    for (k, uk) in u.iter().enumerate() {
         let col = e.v.col(k);
-        let f = u[k] / den;
-        for a in 0..d {
-            w[a] += col[a] * f;
+        let f = uk / den;
+        for (a, wa) in w.iter_mut().enumerate() {
+            *wa += col[a] * f;
         }
     }
     Some(w)

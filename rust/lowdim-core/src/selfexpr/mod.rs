@@ -13,12 +13,14 @@
 //! * The result is an `N x N` CSR matrix ([`SparseRows`]): row `j` holds `c_j`, the diagonal is
 //!   never stored, column indices ascend within a row, exact zeros are not stored.
 //! * Nothing `N x N` is ever formed. Points are processed in blocks of rows (default
-//!   [`DEFAULT_BLOCK_ROWS`]; the environment variable `LOWDIM_CHUNK_ROWS` overrides it, which the
-//!   tests use to exercise block boundaries). For a block, the products with all points are
-//!   computed by GEMM tile by tile over the columns (the `block x tile` result stays in cache)
-//!   and each tile is scanned right after its product. Blocks run in parallel; the blocking
-//!   does not depend on the number of threads and every point's computation is sequential, so
-//!   results are identical for any thread count.
+//!   [`DEFAULT_BLOCK_ROWS`]). For a block, the products with all points are computed by GEMM
+//!   tile by tile over the columns (the `block x tile` result stays in cache) and each tile is
+//!   scanned right after its product. Blocks run in parallel; the blocking does not depend on
+//!   the number of threads and every point's computation is sequential, so results are
+//!   identical for any thread count. The environment variables `LOWDIM_CHUNK_ROWS` (rows per
+//!   block) and `LOWDIM_TILE_COLS` (columns per tile) override the defaults; the tests use
+//!   tiny values to exercise block and tile boundaries (results change at most by the
+//!   rounding of the GEMM tiles).
 use crate::error::{Error, Result};
 use crate::Real;
 use faer::linalg::matmul::matmul;
@@ -95,9 +97,6 @@ impl<T: Real> Points<T> {
     pub fn is_zero(&self, i: usize) -> bool {
         self.sq[i] == 0.0
     }
-    pub fn view(&self) -> MatRef<'_, T> {
-        MatRef::from_row_major_slice(&self.x, self.n, self.d)
-    }
     /// `<x_i, v>` in f64.
     pub fn dot(&self, i: usize, v: &[f64]) -> f64 {
         dot_tf(self.row(i), v)
@@ -134,6 +133,16 @@ pub(crate) fn dot_ff(a: &[f64], b: &[f64]) -> f64 {
         t += a[k] * b[k];
     }
     t
+}
+
+/// `v` as `&[f32]` when `T` is `f32`.
+pub(crate) fn as_f32<T: Real>(v: &[T]) -> Option<&[f32]> {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+        // SAFETY: T is f32, so the slice has the same layout.
+        Some(unsafe { std::slice::from_raw_parts(v.as_ptr() as *const f32, v.len()) })
+    } else {
+        None
+    }
 }
 
 /// Checks the shape, copies `x` with unit-norm rows (norms in f64, scaled against overflow).
@@ -204,9 +213,17 @@ pub(crate) fn block_rows() -> usize {
         .unwrap_or(DEFAULT_BLOCK_ROWS)
 }
 
-/// Columns per tile: the `block x tile` product of `T` stays within ~512 KiB (L2-resident).
+/// Columns per tile: the `block x tile` product of `T` stays within ~1 MiB (L2-resident).
+/// `LOWDIM_TILE_COLS` overrides it (tests use tiny tiles to exercise tile boundaries).
 fn tile_cols<T>(rows: usize) -> usize {
-    let t = (512usize << 10) / (rows.max(1) * std::mem::size_of::<T>());
+    if let Some(t) = std::env::var("LOWDIM_TILE_COLS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&t| t > 0)
+    {
+        return t;
+    }
+    let t = (1usize << 20) / (rows.max(1) * std::mem::size_of::<T>());
     (t.max(64) / 16) * 16
 }
 
@@ -227,28 +244,40 @@ pub(crate) fn scan<T: Real>(
     lhs: MatRef<'_, T>,
     pts: &Points<T>,
     scratch: &mut Scratch<T>,
-    mut visit: impl FnMut(usize, usize, &mut [T]),
+    visit: impl FnMut(usize, usize, &mut [T]),
+) {
+    scan_raw(lhs, &pts.x, pts.n, pts.d, scratch, visit)
+}
+
+/// [`scan`] against the `n x d` row-major points `x`.
+pub(crate) fn scan_raw<S: Real>(
+    lhs: MatRef<'_, S>,
+    x: &[S],
+    n: usize,
+    d: usize,
+    scratch: &mut Scratch<S>,
+    mut visit: impl FnMut(usize, usize, &mut [S]),
 ) {
     let m = lhs.nrows();
     if m == 0 {
         return;
     }
-    let n = pts.n;
-    let tc = tile_cols::<T>(m).min(n);
+    let tc = tile_cols::<S>(m).min(n);
     if scratch.buf.len() < m * tc {
-        scratch.buf.resize(m * tc, T::from_f64(0.0));
+        scratch.buf.resize(m * tc, S::from_f64(0.0));
     }
-    let xt = pts.view().transpose();
+    let xv = MatRef::from_row_major_slice(x, n, d);
     let mut c0 = 0;
     while c0 < n {
         let w = tc.min(n - c0);
-        let out = MatMut::from_row_major_slice_mut(&mut scratch.buf[..m * w], m, w);
+        // S^T (w x m, column-major) = X_tile * lhs^T: column r is row r of S, contiguous.
+        let out = MatMut::from_column_major_slice_mut(&mut scratch.buf[..m * w], w, m);
         matmul(
             out,
             Accum::Replace,
-            lhs,
-            xt.subcols(c0, w),
-            T::from_f64(1.0),
+            xv.subrows(c0, w),
+            lhs.transpose(),
+            S::from_f64(1.0),
             Par::Seq,
         );
         for r in 0..m {
@@ -406,20 +435,14 @@ pub(crate) fn above<T: Real>(v: &[T], thr: T, out: &mut Vec<u32>) {
     above_generic(v, thr, out)
 }
 
-/// Max of `|v|` over a slice and the first position holding it, if that max exceeds `floor`.
-#[inline]
-pub(crate) fn argmax_abs_above<T: Real>(v: &[T], floor: T) -> Option<(T, usize)> {
-    let m = max_abs(v);
-    if !(m > floor) {
-        return None;
-    }
-    v.iter().position(|&a| abs(a) == m).map(|p| (m, p))
-}
-
 /// Max of `|v|` over a slice and the first position holding it (`None` if all are 0).
 #[cfg(test)]
 pub(crate) fn argmax_abs<T: Real>(v: &[T]) -> Option<(T, usize)> {
-    argmax_abs_above(v, T::from_f64(0.0))
+    let m = max_abs(v);
+    if m == T::from_f64(0.0) {
+        return None;
+    }
+    v.iter().position(|&a| abs(a) == m).map(|p| (m, p))
 }
 
 /// Feeds the entries of `vals` (columns `c0..`) with `|v| > top.threshold()` to `top`,
@@ -522,7 +545,9 @@ pub(crate) fn block_view<T: Real>(pts: &Points<T>, r0: usize, m: usize) -> MatRe
 /// Checks a count argument (`>= 1`).
 pub(crate) fn check_count(v: usize, name: &str) -> Result<()> {
     if v == 0 {
-        return Err(Error::InvalidArgument(format!("{name} must be >= 1, got 0")));
+        return Err(Error::InvalidArgument(format!(
+            "{name} must be >= 1, got 0"
+        )));
     }
     Ok(())
 }
@@ -534,7 +559,9 @@ pub(crate) mod testutil {
     /// A deterministic union of `k` random `dim`-dimensional subspaces of `R^d`, `per` points
     /// each (interleaved); returns (points as rows, labels).
     pub fn union(k: usize, dim: usize, d: usize, per: usize, seed: u64) -> (Mat<f64>, Vec<usize>) {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let mut rnd = move || {
             s = s
                 .wrapping_mul(6364136223846793005)
@@ -601,8 +628,12 @@ mod tests {
 
     #[test]
     fn normalize_rejects() {
-        let x = faer::Mat::<f64>::from_fn(3, 2, |i, j| if i == 1 && j == 0 { f64::NAN } else { 1.0 });
-        assert!(matches!(normalize(x.as_ref(), Par::Seq), Err(Error::NonFinite(_))));
+        let x =
+            faer::Mat::<f64>::from_fn(3, 2, |i, j| if i == 1 && j == 0 { f64::NAN } else { 1.0 });
+        assert!(matches!(
+            normalize(x.as_ref(), Par::Seq),
+            Err(Error::NonFinite(_))
+        ));
         let y = faer::Mat::<f64>::zeros(1, 2);
         assert!(normalize(y.as_ref(), Par::Seq).is_err());
     }

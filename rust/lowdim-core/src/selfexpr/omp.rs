@@ -1,6 +1,6 @@
 //! SSC-OMP: orthogonal matching pursuit of every point over the other points.
-use super::{argmax_abs_above, block_view, by_blocks, check_count, dot_ff, normalize, scan, Points};
-use super::{Scratch, SparseRows};
+use super::{above, as_f32, by_blocks, check_count, dot_ff, max_abs, normalize, scan_raw};
+use super::{Points, Scratch, SparseRows};
 use crate::error::{Error, Result};
 use crate::Real;
 use faer::{MatRef, Par};
@@ -47,17 +47,16 @@ impl Pursuit {
         let mut h = vec![0.0f64; s];
         // Classical Gram-Schmidt, twice ("twice is enough").
         for _ in 0..2 {
-            for t in 0..s {
-                let qt = &self.q[t * d..(t + 1) * d];
+            for (ht, qt) in h.iter_mut().zip(self.q.chunks_exact(d)) {
                 let c = dot_ff(qt, &v);
-                h[t] += c;
+                *ht += c;
                 for (vk, qk) in v.iter_mut().zip(qt) {
                     *vk -= c * qk;
                 }
             }
         }
         let nrm = dot_ff(&v, &v).sqrt();
-        if !(nrm > 1e-12 * nrm0.max(f64::MIN_POSITIVE)) {
+        if nrm.is_nan() || nrm <= 1e-12 * nrm0.max(f64::MIN_POSITIVE) {
             return false;
         }
         for vk in v.iter_mut() {
@@ -83,8 +82,8 @@ impl Pursuit {
         let mut c = self.z.clone();
         for i in (0..s).rev() {
             let mut acc = c[i];
-            for t in i + 1..s {
-                acc -= self.r[t * kmax + i] * c[t];
+            for (t, ct) in c.iter().enumerate().take(s).skip(i + 1) {
+                acc -= self.r[t * kmax + i] * ct;
             }
             c[i] = acc / self.r[i * kmax + i];
         }
@@ -109,7 +108,10 @@ impl Pursuit {
 /// stops early when `||r|| <= tol` (absolute, the point has norm 1), when the best correlation
 /// is 0, or when the selected point is numerically in the span of the support. The
 /// correlations of a block of points are one GEMM per step (residuals times `X^T`, by column
-/// tiles) with the argmax scan fused after each tile.
+/// tiles) with the argmax scan fused after each tile. The GEMM runs in f32 for both input
+/// types; the winner is confirmed in f64 among all points whose f32 correlation is within
+/// the rounding bound of the best, so the selection is the f64 argmax (a point whose
+/// correlations all round to 0 in f32, i.e. are below ~`3e-6 ||r||`, stops).
 ///
 /// Returns the `N x N` CSR matrix of coefficients (row `j` represents point `j`).
 pub fn ssc_omp<T: Real>(
@@ -126,23 +128,41 @@ pub fn ssc_omp<T: Real>(
     }
     let pts = normalize(x, par)?;
     let kmax = n_nonzero.min(pts.n - 1).min(pts.d);
-    let rows = by_blocks(pts.n, par, |r0, m| omp_block(&pts, r0, m, kmax, tol));
+    let owned: Vec<f32>;
+    let x32: &[f32] = match as_f32(&pts.x) {
+        Some(v) => v,
+        None => {
+            owned = pts.x.iter().map(|v| v.to_f64() as f32).collect();
+            &owned
+        }
+    };
+    let rows = by_blocks(pts.n, par, |r0, m| omp_block(&pts, x32, r0, m, kmax, tol));
     Ok(SparseRows::from_rows(rows))
 }
 
+/// Correlations are screened in f32 (a GEMM of the f32 points with the f32-rounded
+/// residuals, twice the speed of f64); every point whose f32 correlation is within twice the
+/// rounding bound of the best is then rechecked with an f64 dot product, so the selected atom
+/// is the f64 argmax. Rounding bound: `|fl32(<x_i, r>) - <x_i, r>| <= (D + 4) u ||r||` with
+/// `u = 2^-24` (both factors rounded to f32, then a length-`D` f32 dot product).
 fn omp_block<T: Real>(
     pts: &Points<T>,
+    x32: &[f32],
     r0: usize,
     m: usize,
     kmax: usize,
     tol: f64,
 ) -> Vec<Vec<(usize, T)>> {
     let d = pts.d;
+    let gam = (d as f64 + 4.0) * (2.0f64).powi(-24) * 1.25;
     let mut ps: Vec<Pursuit> = (r0..r0 + m).map(|j| Pursuit::new(pts, j, kmax)).collect();
-    let mut scratch = Scratch::new();
-    let mut lhs: Vec<T> = Vec::with_capacity(m * d);
+    let mut scratch = Scratch::<f32>::new();
+    let mut lhs: Vec<f32> = Vec::with_capacity(m * d);
     let mut active: Vec<usize> = Vec::with_capacity(m);
-    let mut best: Vec<(T, usize)> = Vec::with_capacity(m);
+    let mut best: Vec<f32> = Vec::with_capacity(m);
+    let mut margin: Vec<f64> = Vec::with_capacity(m);
+    let mut cands: Vec<Vec<(u32, f32)>> = vec![Vec::new(); m];
+    let mut pos: Vec<u32> = Vec::new();
     for step in 0..kmax {
         active.clear();
         active.extend((0..m).filter(|&p| !ps[p].done));
@@ -152,37 +172,70 @@ fn omp_block<T: Real>(
         lhs.clear();
         // At step 0 the residuals are the points themselves: use the stored rows directly.
         let view = if step == 0 && active.len() == m {
-            block_view(pts, r0, m)
+            MatRef::from_row_major_slice(&x32[r0 * d..(r0 + m) * d], m, d)
         } else {
             for &p in &active {
-                lhs.extend(ps[p].res.iter().map(|&v| T::from_f64(v)));
+                lhs.extend(ps[p].res.iter().map(|&v| v as f32));
             }
             MatRef::from_row_major_slice(&lhs, active.len(), d)
         };
         best.clear();
-        best.resize(active.len(), (T::from_f64(0.0), usize::MAX));
-        scan(view, pts, &mut scratch, |r, c0, vals| {
+        best.resize(active.len(), 0.0);
+        margin.clear();
+        margin.extend(
+            active
+                .iter()
+                .map(|&p| 2.0 * gam * dot_ff(&ps[p].res, &ps[p].res).sqrt()),
+        );
+        for c in cands.iter_mut() {
+            c.clear();
+        }
+        scan_raw(view, x32, pts.n, d, &mut scratch, |r, c0, vals| {
             let p = &ps[active[r]];
             let w = vals.len();
-            let zero = T::from_f64(0.0);
             if p.j >= c0 && p.j < c0 + w {
-                vals[p.j - c0] = zero;
+                vals[p.j - c0] = 0.0;
             }
             for &a in &p.sel {
                 if a >= c0 && a < c0 + w {
-                    vals[a - c0] = zero;
+                    vals[a - c0] = 0.0;
                 }
             }
-            // Strictly larger than the best of earlier (lower-index) tiles: ties keep the
-            // smallest index.
-            if let Some((v, i)) = argmax_abs_above(vals, best[r].0) {
-                best[r] = (v, c0 + i);
+            let mx = max_abs(vals);
+            let mg = margin[r];
+            if mx == 0.0 || (mx as f64) < best[r] as f64 - mg {
+                return;
+            }
+            let b = best[r].max(mx);
+            best[r] = b;
+            // Rounded down to f32: no candidate is lost.
+            let thr = ((b as f64 - mg) * (1.0 - 1e-6)) as f32;
+            pos.clear();
+            above(vals, thr, &mut pos);
+            let cs = &mut cands[r];
+            cs.extend(
+                pos.iter()
+                    .map(|&q| ((c0 + q as usize) as u32, vals[q as usize].abs())),
+            );
+            if cs.len() > 64 {
+                cs.retain(|e| e.1 as f64 >= b as f64 - mg);
             }
         });
         for (r, &p) in active.iter().enumerate() {
             let pu = &mut ps[p];
-            let (v, a) = best[r];
-            if v == T::from_f64(0.0) || a == usize::MAX || !pu.add(pts, a, kmax) {
+            let (b, mg) = (best[r] as f64, margin[r]);
+            // The f64 argmax among the candidates (ascending index: strict > keeps the first).
+            let mut pick = (0.0f64, usize::MAX);
+            for &(i, v) in &cands[r] {
+                if (v as f64) < b - mg {
+                    continue;
+                }
+                let c = pts.dot(i as usize, &pu.res).abs();
+                if c > pick.0 {
+                    pick = (c, i as usize);
+                }
+            }
+            if pick.1 == usize::MAX || !pu.add(pts, pick.1, kmax) {
                 pu.done = true;
                 continue;
             }

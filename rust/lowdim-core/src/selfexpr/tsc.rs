@@ -17,13 +17,18 @@ pub fn tsc<T: Real>(x: MatRef<'_, T>, n_neighbors: usize, par: Par) -> Result<Sp
         let mut tops: Vec<TopK> = (0..m).map(|_| TopK::new(q, -1.0)).collect();
         let mut scratch = Scratch::new();
         let mut pos = Vec::new();
-        scan(block_view(&pts, r0, m), &pts, &mut scratch, |r, c0, vals| {
-            let j = r0 + r;
-            if pts.is_zero(j) {
-                return;
-            }
-            push_above(vals, c0, &mut tops[r], &mut pos, |i| i == j);
-        });
+        scan(
+            block_view(&pts, r0, m),
+            &pts,
+            &mut scratch,
+            |r, c0, vals| {
+                let j = r0 + r;
+                if pts.is_zero(j) {
+                    return;
+                }
+                push_above(vals, c0, &mut tops[r], &mut pos, |i| i == j);
+            },
+        );
         tops.into_iter()
             .map(|t| {
                 let mut row: Vec<(usize, T)> = t
