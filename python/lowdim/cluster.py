@@ -339,6 +339,8 @@ class EnSC(_SelfExpressive):
     ----------
     labels_, representation_matrix_, affinity_matrix_, eigenvalues_, n_clusters_,
     n_features_in_ : as in :class:`SSCOMP`.
+    n_iter_ : int
+        The most active-set rounds any point needed (at most ``max_iter``).
 
     Examples
     --------
@@ -381,7 +383,11 @@ class EnSC(_SelfExpressive):
         support = check_int(self.support_size, "support_size", 1)
         max_iter = check_int(self.max_iter, "max_iter", 1)
         tol = _check_positive(self.tol, "tol")
-        return _lowdim.ensc(X, gamma, tau, n_nonzero, support, max_iter, tol)
+        indptr, indices, data, n_iter = _lowdim.ensc(
+            X, gamma, tau, n_nonzero, support, max_iter, tol
+        )
+        self.n_iter_ = max(int(n_iter), 1)  # tau = 0 is solved in closed form: one step
+        return indptr, indices, data
 
 
 class LSR(_SelfExpressive):

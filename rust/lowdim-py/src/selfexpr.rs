@@ -8,6 +8,7 @@ use lowdim_core::Real;
 use numpy::{Element, IntoPyArray, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn csr<'py, T: Element>(py: Python<'py>, s: SparseRows<T>) -> PyResult<Bound<'py, PyTuple>> {
     (
@@ -58,7 +59,19 @@ fn ssc_omp<'py>(
     )
 }
 
-/// ensc(X, gamma, tau, n_nonzero, support_size, max_iter, tol) -> (indptr, indices, data)
+/// Keeps the iteration count of a finished kernel (the CSR triple does not carry it).
+fn record<T>(
+    r: &AtomicUsize,
+    s: lowdim_core::Result<SparseRows<T>>,
+) -> lowdim_core::Result<SparseRows<T>> {
+    if let Ok(s) = &s {
+        r.store(s.n_iter, Ordering::Relaxed);
+    }
+    s
+}
+
+/// ensc(X, gamma, tau, n_nonzero, support_size, max_iter, tol)
+///     -> (indptr, indices, data, n_iter)  (n_iter: the most active-set rounds of any point)
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 fn ensc<'py>(
@@ -71,12 +84,27 @@ fn ensc<'py>(
     max_iter: usize,
     tol: f64,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    dispatch(
+    let rounds = AtomicUsize::new(0);
+    let r = &rounds;
+    let (a, b, c) = dispatch(
         py,
         x,
-        move |v, par| selfexpr::ensc(v, gamma, tau, n_nonzero, support_size, max_iter, tol, par),
-        move |v, par| selfexpr::ensc(v, gamma, tau, n_nonzero, support_size, max_iter, tol, par),
-    )
+        move |v, par| {
+            record(
+                r,
+                selfexpr::ensc(v, gamma, tau, n_nonzero, support_size, max_iter, tol, par),
+            )
+        },
+        move |v, par| {
+            record(
+                r,
+                selfexpr::ensc(v, gamma, tau, n_nonzero, support_size, max_iter, tol, par),
+            )
+        },
+    )?
+    .extract::<(Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>)>()?;
+    let n_iter = rounds.load(Ordering::Relaxed);
+    (a, b, c, n_iter).into_pyobject(py)
 }
 
 /// lsr(X, gamma, n_nonzero) -> (indptr, indices, data)

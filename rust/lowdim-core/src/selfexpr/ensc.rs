@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::Real;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Sweeps of coordinate descent per subproblem, at most.
 const MAX_SWEEPS: usize = 20_000;
@@ -96,8 +97,12 @@ pub fn ensc<T: Real>(
         max_iter,
         tol,
     };
-    let rows = by_blocks(pts.n, par, |r0, m| orgen_block(&pts, r0, m, &cfg));
-    Ok(SparseRows::from_rows(rows))
+    let rounds = AtomicUsize::new(0);
+    let rows = by_blocks(pts.n, par, |r0, m| orgen_block(&pts, r0, m, &cfg, &rounds));
+    let mut out = SparseRows::from_rows(rows);
+    // a maximum over points: independent of the thread count and of the block order
+    out.n_iter = rounds.load(Ordering::Relaxed);
+    Ok(out)
 }
 
 struct Cfg {
@@ -124,7 +129,13 @@ struct Point {
     done: bool,
 }
 
-fn orgen_block<T: Real>(pts: &Points<T>, r0: usize, m: usize, cfg: &Cfg) -> Vec<Vec<(usize, T)>> {
+fn orgen_block<T: Real>(
+    pts: &Points<T>,
+    r0: usize,
+    m: usize,
+    cfg: &Cfg,
+    rounds: &AtomicUsize,
+) -> Vec<Vec<(usize, T)>> {
     let d = pts.d;
     let tau = cfg.tau;
     // Round 0: coherences with the points themselves give mu_j and the initial active sets.
@@ -180,6 +191,7 @@ fn orgen_block<T: Real>(pts: &Points<T>, r0: usize, m: usize, cfg: &Cfg) -> Vec<
                 active.push(r);
             }
         }
+        rounds.fetch_max(round + 1, Ordering::Relaxed);
         if active.is_empty() {
             break;
         }

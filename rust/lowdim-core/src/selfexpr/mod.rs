@@ -47,6 +47,9 @@ pub struct SparseRows<T> {
     pub indptr: Vec<i64>,
     pub indices: Vec<i64>,
     pub data: Vec<T>,
+    /// Iterations of an iterative solver (EnSC: the most active-set rounds any point
+    /// needed); 0 for the direct kernels.
+    pub n_iter: usize,
 }
 
 impl<T: Copy> SparseRows<T> {
@@ -70,6 +73,7 @@ impl<T: Copy> SparseRows<T> {
             indptr,
             indices,
             data,
+            n_iter: 0,
         }
     }
 
