@@ -570,9 +570,7 @@ class KSubspaces(ClusterMixin, BaseEstimator):
         n_init = check_int(self.n_init, "n_init", 1)
         max_iter = check_int(self.max_iter, "max_iter", 1)
         seed = check_seed(self.random_state)
-        labels, bases, objective, n_iter = _lowdim.k_subspaces(
-            X, k, dim, n_init, max_iter, seed
-        )
+        labels, bases, objective, n_iter = _lowdim.k_subspaces(X, k, dim, n_init, max_iter, seed)
         self.labels_ = np.asarray(labels, dtype=np.int64)
         self.bases_ = np.asarray(bases)
         self.objective_ = float(objective)
