@@ -228,7 +228,7 @@ def _gram64(xp, T, rows_per_block: int | None = None):
     h = rows_per_block or max(1, (1 << 22) // max(n, 1))
     G = None
     for r in range(0, m, h):
-        b = _as(xp, T[r : r + h, :], xp.float64)
+        b = _as(xp, T[r : min(r + h, m), :], xp.float64)
         g = b.T @ b
         G = g if G is None else G + g
     return G
