@@ -344,7 +344,7 @@ def render(header: list[str], rows: list[dict], footer: list[str]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="dimensions / 5, one repeat")
-    ap.add_argument("--gpu", action="store_true", help="GPU section (not implemented yet)")
+    ap.add_argument("--gpu", action="store_true", help="append the GPU section (compare_gpu.py)")
     ap.add_argument("--out", help="also write the markdown to this file")
     args = ap.parse_args(argv)
 
@@ -523,7 +523,17 @@ def main(argv=None) -> int:
 
     footer = []
     if args.gpu:
-        footer.append("GPU benchmarks: not implemented in this build")
+        # The GPU section (CuPy arrays through lowdim's array-API path): compare_gpu.py, which
+        # reports by itself that it did not run when there is no CUDA device.
+        import io
+        from contextlib import redirect_stdout
+
+        import compare_gpu
+
+        buf = io.StringIO()
+        with redirect_stdout(buf):
+            compare_gpu.main(["--quick"] if args.quick else [])
+        footer.append(buf.getvalue())
     text = render(header, rows, footer)
     print(text, end="")
     if args.out:

@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _lowdim
 from ._validation import check_int, check_seed
+from ._xp import is_xp_array
 
 __all__ = [
     "EnSC",
@@ -77,7 +78,20 @@ def _csr_payload(W: sp.csr_matrix):
     )
 
 
+def _reject_xp(X, what: str) -> None:
+    """Clustering has no array-API (GPU) implementation yet: say so rather than copy a CuPy
+    (or other non-NumPy) array to the host behind the caller's back."""
+    if is_xp_array(X):
+        mod = type(X).__module__.split(".")[0]
+        raise NotImplementedError(
+            f"{what} does not accept {mod} arrays yet: the clustering kernels run on the CPU "
+            "on NumPy input only (no silent copy to the host is made). Convert explicitly, "
+            "e.g. X.get() or numpy.asarray(X), to run on the CPU."
+        )
+
+
 def _check_affinity(affinity) -> sp.csr_matrix:
+    _reject_xp(affinity, "spectral_clustering")
     if sp.issparse(affinity):
         W = sp.csr_matrix(affinity)
     else:
@@ -179,6 +193,7 @@ class _SubspaceClustering(ClusterMixin, BaseEstimator):
     """Shared fit logic: validate, build the affinity, run spectral clustering."""
 
     def _validate(self, X):
+        _reject_xp(X, type(self).__name__)
         X = validate_data(
             self,
             X,
@@ -559,6 +574,7 @@ class KSubspaces(ClusterMixin, BaseEstimator):
         -------
         self
         """
+        _reject_xp(X, type(self).__name__)
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         n, d = X.shape
         k = check_int(self.n_clusters, "n_clusters", 1)
@@ -589,6 +605,7 @@ class KSubspaces(ClusterMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,), int64
         """
         check_is_fitted(self, "bases_")
+        _reject_xp(X, "KSubspaces.predict")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         proj = np.einsum("nd,kde->nke", X, self.bases_.astype(X.dtype, copy=False))
         return np.argmax(np.einsum("nke,nke->nk", proj, proj), axis=1).astype(np.int64)

@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._validation import Operand, check_matrix
+from ._xp import is_xp_array
 from .svd import _flip_signs, _is_dask, _run_rsvd
 
 __all__ = ["PCA", "TruncatedSVD"]
@@ -38,6 +39,135 @@ def _column_variance_sum(X, mean, ddof: int) -> float:
             blk = X[:, j : j + step] - mean[j : j + step]
             total += float(np.einsum("ij,ij->", blk, blk, dtype=np.float64))
     return max(total, 0.0) / max(n - ddof, 1)
+
+
+def _pca_target(nc, kmax):
+    """(k, tol) from PCA's n_components."""
+    if nc is None:
+        return kmax, None
+    if isinstance(nc, numbers.Integral) and not isinstance(nc, bool):
+        if not 1 <= nc <= kmax:
+            raise ValueError(
+                f"n_components={nc} must be between 1 and min(n_samples, n_features)={kmax}"
+            )
+        return int(nc), None
+    if isinstance(nc, numbers.Real) and not isinstance(nc, bool) and 0 < nc < 1:
+        return None, float(np.sqrt(1.0 - nc))
+    raise ValueError(f"n_components must be None, an int >= 1 or a float in (0, 1), got {nc!r}")
+
+
+# ----------------------------------------------------------------------------- array-API input
+# Non-NumPy array-API arrays (CuPy, array_api_strict): computed by lowdim._xp in the input's
+# namespace; fitted attributes are arrays of that namespace (scikit-learn's array-API
+# convention), scalars stay Python numbers.
+
+
+def _xp_validate(est, X, reset: bool):
+    from . import _xp
+
+    xp, X, dt = _xp.check_xp_matrix(X, "X")
+    if reset:
+        if X.shape[0] < 2:
+            raise ValueError(f"at least 2 samples are required, got {X.shape[0]}")
+        est.n_features_in_ = int(X.shape[1])
+        if hasattr(est, "feature_names_in_"):
+            del est.feature_names_in_
+    elif X.shape[1] != est.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {type(est).__name__} is expecting "
+            f"{est.n_features_in_} features as input"
+        )
+    return xp, X, dt
+
+
+def _pca_fit_xp(est, X):
+    from . import _xp
+
+    xp, X, dt = _xp_validate(est, X, True)
+    n_samples, n_features = X.shape
+    kmax = min(n_samples, n_features)
+    k, tol = _pca_target(est.n_components, kmax)
+    if est.svd_solver not in ("auto", "randomized", "gram", "full"):
+        raise ValueError(
+            f"svd_solver must be 'auto', 'randomized', 'gram' or 'full', got {est.svd_solver!r}"
+        )
+    if tol is not None and est.svd_solver != "full":
+        raise NotImplementedError(
+            f"PCA(n_components={est.n_components!r}) (a variance fraction) needs the adaptive "
+            f"rank mode, which is not implemented for {xp.__name__} arrays; pass an int or "
+            "svd_solver='full'"
+        )
+    mean = xp.mean(X, axis=0)
+    Xc = X - mean
+    total_var = _xp.sum_sq64(xp, Xc) / (n_samples - 1)
+    if est.svd_solver == "full":
+        U, S, Vh = xp.linalg.svd(Xc, full_matrices=False)
+        if tol is not None:
+            s2 = _xp.to_host(S).astype(np.float64) ** 2
+            ratio = np.cumsum(s2) / max(np.sum(s2), np.finfo(np.float64).tiny)
+            k = int(np.searchsorted(ratio, 1.0 - tol**2, side="left")) + 1
+        U, S, Vh = U[:, :k], S[:k], Vh[:k, :]
+    else:
+        U, S, Vh = _xp.rsvd(
+            Xc,
+            k,
+            n_oversamples=est.n_oversamples,
+            n_iter=est.iterated_power,
+            power_iteration_normalizer=est.power_iteration_normalizer,
+            seed=est.random_state,
+            solver=est.svd_solver,
+        )
+    U, Vh = _xp.flip_signs(xp, U, Vh, u_based=False)
+    ncomp = int(S.shape[0])
+    ev = xp.astype(S, xp.float64) ** 2 / (n_samples - 1)
+    est.mean_ = mean
+    est.components_ = Vh
+    est.singular_values_ = S
+    est.explained_variance_ = xp.astype(ev, dt)
+    ratio = ev / total_var if total_var > 0 else xp.zeros_like(ev)
+    est.explained_variance_ratio_ = xp.astype(ratio, dt)
+    est.n_components_ = ncomp
+    est.n_samples_ = int(n_samples)
+    if ncomp < kmax:
+        est.noise_variance_ = float(max(total_var - float(xp.sum(ev)), 0.0) / (kmax - ncomp))
+    else:
+        est.noise_variance_ = 0.0
+    return U, S
+
+
+def _tsvd_fit_transform_xp(est, X):
+    from . import _xp
+
+    xp, X, dt = _xp_validate(est, X, True)
+    if est.algorithm not in ("randomized", "auto", "gram"):
+        raise ValueError(f"algorithm must be 'randomized', 'auto' or 'gram', got {est.algorithm!r}")
+    nc = est.n_components
+    if isinstance(nc, bool) or not isinstance(nc, numbers.Integral):
+        raise ValueError(f"n_components must be an int, got {nc!r}")
+    if not 1 <= nc <= min(X.shape):
+        raise ValueError(
+            f"n_components={nc} must be between 1 and min(n_samples, n_features)={min(X.shape)}"
+        )
+    U, S, Vh = _xp.rsvd(
+        X,
+        int(nc),
+        n_oversamples=est.n_oversamples,
+        n_iter=est.n_iter,
+        power_iteration_normalizer=est.power_iteration_normalizer,
+        seed=est.random_state,
+        solver=est.algorithm,
+    )
+    U, Vh = _xp.flip_signs(xp, U, Vh, u_based=False)
+    Xt = U * S
+    est.components_ = Vh
+    est.singular_values_ = S
+    est.n_components_ = int(nc)
+    ev = xp.var(xp.astype(Xt, xp.float64), axis=0)
+    full_var = _xp.sum_sq64(xp, X - xp.mean(X, axis=0)) / X.shape[0]
+    est.explained_variance_ = xp.astype(ev, dt)
+    ratio = ev / full_var if full_var > 0 else xp.zeros_like(ev)
+    est.explained_variance_ratio_ = xp.astype(ratio, dt)
+    return Xt
 
 
 class _BaseSVDEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -142,6 +272,9 @@ class PCA(_BaseSVDEstimator):
 
             _dask.pca_fit(self, X)
             return self
+        if is_xp_array(X):
+            _pca_fit_xp(self, X)
+            return self
         self._fit(X)
         return self
 
@@ -151,6 +284,11 @@ class PCA(_BaseSVDEstimator):
             from . import _dask
 
             U, S = _dask.pca_fit(self, X)
+        elif is_xp_array(X):
+            U, S = _pca_fit_xp(self, X)
+            if self.whiten:
+                return U * (float(self.n_samples_ - 1) ** 0.5)
+            return U * S
         else:
             U, S = self._fit(X)
         if self.whiten:
@@ -161,22 +299,7 @@ class PCA(_BaseSVDEstimator):
         X = self._validate(X, reset=True)
         n_samples, n_features = X.shape
         kmax = min(n_samples, n_features)
-        nc = self.n_components
-        k = tol = None
-        if nc is None:
-            k = kmax
-        elif isinstance(nc, numbers.Integral) and not isinstance(nc, bool):
-            if not 1 <= nc <= kmax:
-                raise ValueError(
-                    f"n_components={nc} must be between 1 and min(n_samples, n_features)={kmax}"
-                )
-            k = int(nc)
-        elif isinstance(nc, numbers.Real) and not isinstance(nc, bool) and 0 < nc < 1:
-            tol = float(np.sqrt(1.0 - nc))
-        else:
-            raise ValueError(
-                f"n_components must be None, an int >= 1 or a float in (0, 1), got {nc!r}"
-            )
+        k, tol = _pca_target(self.n_components, kmax)
         if self.svd_solver not in ("auto", "randomized", "gram", "full"):
             raise ValueError(
                 "svd_solver must be 'auto', 'randomized', 'gram' or 'full', "
@@ -243,6 +366,12 @@ class PCA(_BaseSVDEstimator):
             from . import _dask
 
             return _dask.pca_transform(self, X)
+        if is_xp_array(X):
+            xp, X, _ = _xp_validate(self, X, False)
+            Xt = X @ self.components_.T - self.mean_ @ self.components_.T
+            if self.whiten:
+                Xt = Xt / xp.sqrt(self.explained_variance_)
+            return Xt
         X = self._validate(X, reset=False)
         Xt = X @ self.components_.T
         Xt = np.asarray(Xt) - (self.mean_ @ self.components_.T)
@@ -253,6 +382,13 @@ class PCA(_BaseSVDEstimator):
     def inverse_transform(self, X):
         """Map projections back to the input space."""
         check_is_fitted(self)
+        if is_xp_array(X):
+            from . import _xp
+
+            xp = _xp.namespace(X)
+            if self.whiten:
+                X = X * xp.sqrt(self.explained_variance_)
+            return X @ self.components_ + self.mean_
         X = np.asarray(X)
         if self.whiten:
             X = X * np.sqrt(self.explained_variance_)
@@ -326,6 +462,8 @@ class TruncatedSVD(_BaseSVDEstimator):
             from . import _dask
 
             return _dask.tsvd_fit_transform(self, X)
+        if is_xp_array(X):
+            return _tsvd_fit_transform_xp(self, X)
         X = self._validate(X, reset=True)
         if self.algorithm not in ("randomized", "auto", "gram"):
             raise ValueError(
@@ -370,10 +508,15 @@ class TruncatedSVD(_BaseSVDEstimator):
             from . import _dask
 
             return _dask.tsvd_transform(self, X)
+        if is_xp_array(X):
+            _, X, _ = _xp_validate(self, X, False)
+            return X @ self.components_.T
         X = self._validate(X, reset=False)
         return np.asarray(X @ self.components_.T)
 
     def inverse_transform(self, X):
         """Map projections back to the input space."""
         check_is_fitted(self)
+        if is_xp_array(X):
+            return X @ self.components_
         return np.asarray(X) @ self.components_

@@ -11,6 +11,7 @@ import numpy as np
 from . import _lowdim
 from ._progress import resolve as _resolve_progress
 from ._validation import Operand, check_int, check_matrix, check_seed, check_tol
+from ._xp import is_xp_array
 
 __all__ = ["SVDResult", "rsvd", "svd_error"]
 
@@ -248,6 +249,20 @@ def rsvd(
             block_size=block_size,
             compute=compute,
         )
+    if is_xp_array(A):
+        from . import _xp
+
+        return _xp.rsvd(
+            A,
+            k,
+            tol=tol,
+            n_oversamples=n_oversamples,
+            n_iter=n_iter,
+            power_iteration_normalizer=power_iteration_normalizer,
+            seed=seed,
+            solver=solver,
+            block_size=block_size,
+        )
     op = check_matrix(A)
     return _run_rsvd(
         op,
@@ -279,6 +294,10 @@ def svd_error(A, U, S, Vh, *, n_iter=20, seed=None) -> float:
     >>> round(lowdim.svd_error(A, U, S, Vh, seed=0), 6)
     1.0
     """
+    if is_xp_array(A):
+        from . import _xp
+
+        return _xp.svd_error(A, U, S, Vh, n_iter=n_iter, seed=seed)
     op = check_matrix(A)
     m, n = op.shape
     U = np.asarray(U)

@@ -14,6 +14,14 @@ from ._progress import resolve as _resolve_progress
 from ._validation import _native, check_int, check_seed, check_tol, result_dtype
 from .svd import _is_dask
 
+
+def _is_xp(X) -> bool:
+    """A non-NumPy array-API array (CuPy, array_api_strict, ...): computed by ``_xp``."""
+    from ._xp import is_xp_array
+
+    return is_xp_array(X)
+
+
 __all__ = ["TuckerTensor", "mode_product", "tucker", "tucker_to_tensor"]
 
 _METHODS = ("hosvd", "sthosvd", "hooi")
@@ -71,6 +79,68 @@ def _common_dtype(*arrays) -> np.dtype:
     return np.dtype(np.float32) if all(d == np.float32 for d in dts) else np.dtype(np.float64)
 
 
+def _prefer_randomized(i_n: int, j: float, r: int) -> bool:
+    """The Rust rule (RandParams: 10 oversamples, 1 power iteration)."""
+    ell = r + 10
+    passes = 2.0 * 1 + 2.0
+    return j >= 4 * i_n and 2.0 * passes * 2.0 * ell < i_n
+
+
+def _order_cost(dims, target, order, with_gram: bool) -> float:
+    """Port of the Rust ``order_cost`` (the flop model that picks ST-HOSVD's mode order)."""
+    d = [float(v) for v in dims]
+    cost = 0.0
+    for m in order:
+        size = math.prod(d)
+        j = size / d[m]
+        r = float(target[m])
+        cost += 2.0 * r * d[m] * j
+        if not with_gram:
+            trailing = math.prod(d[m + 1 :])
+            packed = m + 1 < len(d) and trailing < 128.0
+            cost += 50.0 * (size + size / d[m] * r) * (3.0 if packed else 1.0)
+        else:
+            if _prefer_randomized(int(d[m]), int(j), int(target[m])):
+                ell = float(target[m] + 10)
+                cost += (2.0 * 1 + 2.0) * 2.0 * d[m] * j * ell
+            else:
+                cost += d[m] * d[m] * j + 10.0 * d[m] ** 3
+        d[m] = r
+    return cost
+
+
+def _best_order(dims, target, modes, with_gram: bool) -> list[int]:
+    """Port of the Rust ``best_order``: every permutation (in the Rust enumeration order, the
+    first with the least cost wins) for up to 6 modes, else greedy."""
+    modes = list(modes)
+    if len(modes) <= 6:
+        best, best_cost = list(modes), math.inf
+        a = list(modes)
+
+        def permute(k):
+            nonlocal best, best_cost
+            if k == len(a):
+                c = _order_cost(dims, target, a, with_gram)
+                if c < best_cost:
+                    best_cost, best = c, list(a)
+                return
+            for i in range(k, len(a)):
+                a[k], a[i] = a[i], a[k]
+                permute(k + 1)
+                a[k], a[i] = a[i], a[k]
+
+        permute(0)
+        return best
+    left, done, d = list(modes), [], list(dims)
+    while left:
+        costs = [_order_cost(d, target, [m], with_gram) for m in left]
+        i = min(range(len(left)), key=lambda t: (costs[t], t))
+        m = left.pop(i)
+        d[m] = target[m]
+        done.append(m)
+    return done
+
+
 class TuckerTensor:
     """A Tucker tensor ``core x_{modes[0]} factors[0] x_{modes[1]} factors[1] ...``.
 
@@ -114,8 +184,11 @@ class TuckerTensor:
     """
 
     def __init__(self, core, factors, modes=None):
-        core = np.asarray(core)
-        factors = [np.asarray(f) for f in factors]
+        if not _is_xp(core):  # array-API arrays (e.g. CuPy) stay on their device
+            core = np.asarray(core)
+            factors = [np.asarray(f) for f in factors]
+        else:
+            factors = list(factors)
         if modes is None:
             if len(factors) != core.ndim:
                 raise ValueError(
@@ -165,6 +238,15 @@ class TuckerTensor:
 
     def rel_error(self, X) -> float:
         """``||X - X_hat||_F / ||X||_F``, computed by reconstructing ``X_hat``."""
+        if _is_xp(X):
+            from . import _xp
+
+            xp = _xp.namespace(X)
+            if tuple(X.shape) != self.shape:
+                raise ValueError(f"X has shape {tuple(X.shape)}, the Tucker tensor {self.shape}")
+            nx = math.sqrt(_xp.sum_sq64(xp, X))
+            d = math.sqrt(_xp.sum_sq64(xp, X - self.to_tensor()))
+            return d / nx if nx > 0 else d
         X = np.asarray(X)
         if X.shape != self.shape:
             raise ValueError(f"X has shape {X.shape}, the Tucker tensor {self.shape}")
@@ -289,7 +371,13 @@ def tucker(
             svd=svd,
             seed=seed,
         )
-    X = _check_tensor(X)
+    xp_in = _is_xp(X)
+    if xp_in:
+        from . import _xp
+
+        X = _xp.check_xp_tensor(X, "X", 2)
+    else:
+        X = _check_tensor(X)
     nd = X.ndim
     modes = list(range(nd)) if modes is None else _check_modes(modes, nd)
     if (rank is None) == (tol is None):
@@ -334,6 +422,8 @@ def tucker(
     if isinstance(hooi_tol, bool) or not isinstance(hooi_tol, numbers.Real) or not hooi_tol >= 0:
         raise ValueError(f"hooi_tol must be a float >= 0, got {hooi_tol!r}")
     seed = check_seed(seed)
+    if xp_in:
+        return _tucker_xp(X, ranks, tol, method, modes, order, svd, n_iter_max, hooi_tol)
     callback, bar = _resolve_progress(progress, "tucker")
     try:
         core, factors, used_modes, err, _norm, n_iter, solvers, done_order = _lowdim.tucker(
@@ -358,6 +448,37 @@ def tucker(
     T.n_iter = int(n_iter)
     T.solvers = tuple(solvers)
     T.mode_order = tuple(done_order)
+    return T
+
+
+def _tucker_xp(X, ranks, tol, method, modes, order, svd, n_iter_max, hooi_tol):
+    """tucker() on an array-API tensor (validated): same mode order and rank rules as the
+    Rust path; every mode by Gram + eigh (or an SVD of the unfolding for svd="lq")."""
+    from . import _xp
+
+    shape = tuple(X.shape)
+    if svd == "randomized":
+        raise NotImplementedError(
+            "svd='randomized' is not implemented for array-API (e.g. CuPy) tensors; use "
+            "svd='gram' (the default choice there) or 'lq'"
+        )
+    if order is None:
+        if ranks is not None:
+            target = list(shape)
+            for m, r in zip(modes, ranks, strict=True):
+                target[m] = r
+            order = _best_order(list(shape), target, modes, True)
+        else:
+            order = sorted(modes, key=lambda m: shape[m])
+    core, factors, err, _norm, n_iter, solvers, done = _xp.tucker(
+        X, ranks, tol, method, modes, list(order), svd, n_iter_max, float(hooi_tol)
+    )
+    T = TuckerTensor(core, factors, modes)
+    T.certified_error = float(err)
+    T.method = method
+    T.n_iter = int(n_iter)
+    T.solvers = tuple(solvers)
+    T.mode_order = tuple(done)
     return T
 
 
@@ -411,6 +532,8 @@ def tucker_to_tensor(core, factors, *, modes=None, out=None) -> np.ndarray:
     """
     if isinstance(core, TuckerTensor):
         raise TypeError("pass core and factors, or call TuckerTensor.to_tensor()")
+    if _is_xp(core):
+        return _tucker_to_tensor_xp(core, factors, modes, out)
     core = np.asarray(core)
     factors = [np.asarray(f) for f in factors]
     dtype = _common_dtype(core, *factors)
@@ -431,6 +554,67 @@ def tucker_to_tensor(core, factors, *, modes=None, out=None) -> np.ndarray:
     for m, f in zip(modes, fs, strict=True):
         shape[m] = f.shape[0]
     return _lowdim.tucker_to_tensor(core, fs, modes, _check_out(out, shape, dtype))
+
+
+def _xp_common(xp, *arrays):
+    from . import _xp
+
+    dts = [_xp.float_dtype(xp, a) for a in arrays]
+    return xp.float32 if all(d == xp.float32 for d in dts) else xp.float64
+
+
+def _xp_out(xp, out, res):
+    if out is None:
+        return res
+    if tuple(out.shape) != tuple(res.shape) or out.dtype != res.dtype:
+        raise ValueError(
+            f"out has shape {tuple(out.shape)} and dtype {out.dtype}; expected "
+            f"{tuple(res.shape)} {res.dtype}"
+        )
+    out[...] = res
+    return out
+
+
+def _tucker_to_tensor_xp(core, factors, modes, out):
+    from . import _xp
+
+    factors = list(factors)
+    xp = _xp.namespace(core, *factors)
+    dt = _xp_common(xp, core, *factors)
+    core = _xp.check_xp_tensor(xp.astype(core, dt) if core.dtype != dt else core, "core", 1)
+    nd = core.ndim
+    modes = list(range(nd)) if modes is None else _check_modes(modes, nd)
+    if len(factors) != len(modes):
+        raise ValueError(f"{len(factors)} factors given for {len(modes)} modes")
+    fs = []
+    for m, f in zip(modes, factors, strict=True):
+        if f.ndim != 2 or f.shape[1] != core.shape[m] or f.shape[0] == 0:
+            raise ValueError(
+                f"the factor for mode {m} has shape {tuple(f.shape)}; expected "
+                f"(I, {core.shape[m]}) with I >= 1"
+            )
+        fs.append(f if f.dtype == dt else xp.astype(f, dt))
+    return _xp_out(xp, out, _xp.tucker_to_tensor(core, fs, modes))
+
+
+def _mode_product_xp(X, M, mode, transpose, out):
+    from . import _xp
+
+    xp = _xp.namespace(X, M)
+    dt = _xp_common(xp, X, M)
+    X = _xp.check_xp_tensor(X if X.dtype == dt else xp.astype(X, dt), "X", 1)
+    M = M if M.dtype == dt else xp.astype(M, dt)
+    mode = _check_mode(mode, X.ndim)
+    if M.ndim != 2:
+        raise ValueError(f"M must be a 2-D array, got shape {tuple(M.shape)}")
+    inner = M.shape[0] if transpose else M.shape[1]
+    if inner != X.shape[mode] or 0 in M.shape:
+        want = f"({X.shape[mode]}, J)" if transpose else f"(J, {X.shape[mode]})"
+        raise ValueError(
+            f"M has shape {tuple(M.shape)}; for mode {mode} of X (shape {tuple(X.shape)}) it "
+            f"must be {want}"
+        )
+    return _xp_out(xp, out, _xp.mode_product(X, M, mode, bool(transpose)))
 
 
 def mode_product(X, M, mode, transpose=False, *, out=None) -> np.ndarray:
@@ -466,6 +650,8 @@ def mode_product(X, M, mode, transpose=False, *, out=None) -> np.ndarray:
     >>> lowdim.mode_product(X, M.T, 1, transpose=True).shape
     (2, 5, 4)
     """
+    if _is_xp(X) or _is_xp(M):
+        return _mode_product_xp(X, M, mode, transpose, out)
     X = np.asarray(X)
     M = np.asarray(M)
     dtype = _common_dtype(X, M)

@@ -1,0 +1,630 @@
+"""Array-API backend: rsvd, svd_error, Tucker and PCA/TruncatedSVD on non-NumPy arrays.
+
+Imported only when an array-API array that is not a NumPy array (CuPy, ``array_api_strict``,
+...) reaches a public function; ``lowdim`` itself never imports CuPy. Everything here is
+written once against the namespace of the input (``array_api_compat.array_namespace``) and
+computes on the input's device: results are arrays of the same namespace and device. The
+tests run every line on the CPU with NumPy and ``array_api_strict``; on a GPU the same code
+runs on CuPy arrays.
+
+What leaves the device: nothing of the size of the data. Scalars (norms, the error estimate)
+and, in Tucker's tolerance mode, the eigenvalues of one mode (``I_n`` numbers) to choose its
+rank. The Gaussian test matrices are drawn on the host with the counter-based generator of
+the Rust kernels (``_lowdim.gaussian``) and transferred, so the same ``seed`` gives the same
+sketch as the NumPy path, and results agree with it up to rounding.
+
+Algorithms (chosen for GPUs: GEMM-shaped work, few kernel launches, few host syncs):
+
+* rSVD: HMT 4.4 with CholeskyQR2 between passes (Gram in float64, QR fallback when the Gram
+  is not numerically positive definite), the same solver choice as the Rust path ("gram" +
+  eigh for tall-skinny problems, exact SVD when the sketch spans every column), float32 kept
+  for float32 input (small factorizations in float64).
+* Tucker: the mode-n Gram matrix by one transpose/reshape and one GEMM per mode, ``eigh`` in
+  float64; HOSVD, ST-HOSVD (fixed ranks with the Rust path's fewest-flops mode order, or a
+  tolerance spent with the ST-HOSVD error identity), HOOI.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+
+from . import _lowdim
+
+# ----------------------------------------------------------------------------- namespace
+
+
+def is_xp_array(A) -> bool:
+    """Whether A is an array-API array that is not NumPy's (nor dask's, nor scipy.sparse):
+    such arrays take this module's path. Does not import anything."""
+    if isinstance(A, np.ndarray) or isinstance(A, (list, tuple)):
+        return False
+    mod = type(A).__module__.split(".")[0]
+    if mod in ("dask", "scipy", "numpy"):
+        return False
+    if mod in ("cupy", "cupyx"):
+        return True
+    return hasattr(A, "__array_namespace__")
+
+
+def namespace(*arrays):
+    import array_api_compat
+
+    return array_api_compat.array_namespace(*arrays)
+
+
+def _device(A):
+    import array_api_compat
+
+    return array_api_compat.device(A)
+
+
+def _is_cupy(xp) -> bool:
+    return "cupy" in xp.__name__
+
+
+def to_host(x) -> np.ndarray:
+    """A small array as NumPy (eigenvalues, signs): explicit, never used on data-sized
+    arrays."""
+    if hasattr(x, "get"):  # cupy
+        return np.asarray(x.get())
+    try:
+        return np.asarray(x)
+    except Exception:  # pragma: no cover - namespaces without __array__
+        import array_api_compat
+
+        return np.asarray(array_api_compat.to_device(x, "cpu"))
+
+
+def _from_host(xp, a: np.ndarray, like):
+    """A host array on the device of ``like``."""
+    if "array_api_strict" in xp.__name__:
+        # array_api_strict's asarray accepts buffers/sequences; go through the buffer.
+        return xp.asarray(np.ascontiguousarray(a), device=_device(like))
+    return xp.asarray(a, device=_device(like))
+
+
+def float_dtype(xp, A, name: str = "A"):
+    """The float dtype a computation on A runs in (float32 kept, other reals -> float64)."""
+    dt = A.dtype
+    if dt == xp.float32:
+        return xp.float32
+    if dt == xp.float64:
+        return xp.float64
+    if dt == xp.bool:
+        raise TypeError(f"{name} has boolean dtype; convert it to float32 or float64 first")
+    if xp.isdtype(dt, "complex floating"):
+        raise TypeError(f"{name} has complex dtype {dt}; lowdim computes real decompositions only")
+    if xp.isdtype(dt, ("integral", "real floating")):
+        return xp.float64
+    raise TypeError(f"{name} has dtype {dt}; a real numeric dtype is required")
+
+
+def _as(xp, A, dtype):
+    return A if A.dtype == dtype else xp.astype(A, dtype)
+
+
+def check_xp_matrix(A, name: str = "A"):
+    """(xp, A as float32/float64, dtype) for a 2-D non-empty array-API array."""
+    xp = namespace(A)
+    if A.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got {A.ndim}-D with shape {A.shape}")
+    if 0 in A.shape:
+        raise ValueError(
+            f"{name} is empty (shape {tuple(A.shape)}); it needs at least one row and one column"
+        )
+    dt = float_dtype(xp, A, name)
+    return xp, _as(xp, A, dt), dt
+
+
+def _not_finite(xp, a) -> bool:
+    return not bool(xp.all(xp.isfinite(a)))
+
+
+def _gaussian(xp, rows, cols, seed, dtype, like):
+    g = _lowdim.gaussian(rows, cols, seed, 0, 0, dtype == xp.float32)
+    return _from_host(xp, g, like)
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+
+def flip_signs(xp, U, Vh, u_based: bool = True):
+    """scikit-learn's svd_flip: the largest-magnitude entry of each column of U (u_based) or
+    each row of Vh made positive. Standard ops only (max/min, no integer-array indexing):
+    a column whose largest positive and negative entries tie in magnitude keeps its sign."""
+    if U.shape[1] == 0:
+        return U, Vh
+    ref = U if u_based else Vh
+    axis = 0 if u_based else 1
+    pos = xp.max(ref, axis=axis) >= -xp.min(ref, axis=axis)
+    signs = xp.where(pos, xp.asarray(1, dtype=U.dtype), xp.asarray(-1, dtype=U.dtype))
+    return U * signs[None, :], Vh * signs[:, None]
+
+
+def _col_signs(xp, V):
+    """Columns of V with their largest-magnitude entry positive (Tucker factors)."""
+    pos = xp.max(V, axis=0) >= -xp.min(V, axis=0)
+    return V * xp.where(pos, xp.asarray(1, dtype=V.dtype), xp.asarray(-1, dtype=V.dtype))[None, :]
+
+
+def _tri_inv(xp, R):
+    """Inverse of a small upper-triangular factor (the standard has no solve_triangular)."""
+    return xp.linalg.inv(R)
+
+
+def _qr_q(xp, Y):
+    """Householder QR's Q (the fallback of CholeskyQR2)."""
+    return xp.linalg.qr(Y)[0]
+
+
+def cholqr2(xp, Y):
+    """CholeskyQR2: ``Y = Q R`` with the Gram matrices and their Cholesky factors in float64
+    (two GEMM-shaped passes). None when a Gram matrix is not numerically positive definite
+    (cond(Y) beyond ~1e8), so that the caller falls back to Householder QR."""
+    dt = Y.dtype
+    Q = Y
+    Rtot = None
+    for _ in range(2):
+        Q64 = _as(xp, Q, xp.float64)
+        G = Q64.T @ Q64
+        try:
+            L = xp.linalg.cholesky(G)
+        except Exception:  # numpy / array_api_strict raise LinAlgError
+            return None
+        if _not_finite(xp, L):  # cupy returns NaNs instead of raising
+            return None
+        R = L.T
+        Q = _as(xp, Q64 @ _tri_inv(xp, R), dt)
+        Rtot = R if Rtot is None else R @ Rtot
+    return Q, Rtot
+
+
+def orthonormalize(xp, Y):
+    """An orthonormal basis of the columns of Y: CholeskyQR2, Householder QR as fallback."""
+    qr = cholqr2(xp, Y)
+    return _qr_q(xp, Y) if qr is None else qr[0]
+
+
+def _lu_normalize(xp, Y):
+    """scikit-learn's LU normalizer (``P L`` of ``Y = P L U``), where the namespace has an LU:
+    SciPy's for NumPy, cupyx.scipy's for CuPy. The standard has none: other namespaces use
+    CholeskyQR2 (same span, better conditioned)."""
+    name = xp.__name__
+    if _is_cupy(xp):
+        from cupyx.scipy.linalg import lu
+
+        return lu(Y, permute_l=True)[0]
+    if name.endswith("numpy"):
+        from scipy.linalg import lu
+
+        return xp.asarray(lu(Y, permute_l=True)[0])
+    return orthonormalize(xp, Y)
+
+
+def _normalize(xp, Y, how: str):
+    if how == "none":
+        return Y
+    if how == "LU":
+        return _lu_normalize(xp, Y)
+    if how == "QR":
+        return _qr_q(xp, Y)
+    return orthonormalize(xp, Y)  # "cholqr2"
+
+
+def _svd64(xp, M):
+    """Thin SVD of a small matrix in float64."""
+    return xp.linalg.svd(_as(xp, M, xp.float64), full_matrices=False)
+
+
+def _gram64(xp, T, rows_per_block: int | None = None):
+    """``T^T T`` accumulated in float64, by row blocks of about 32 MiB (float32 input is
+    converted block by block, never as a whole)."""
+    m, n = T.shape
+    if T.dtype == xp.float64:
+        return T.T @ T
+    h = rows_per_block or max(1, (1 << 22) // max(n, 1))
+    G = None
+    for r in range(0, m, h):
+        b = _as(xp, T[r : min(r + h, m), :], xp.float64)
+        g = b.T @ b
+        G = g if G is None else G + g
+    return G
+
+
+# ----------------------------------------------------------------------------- rSVD
+
+
+def _prefer_gram(m, n, k, ell, q) -> bool:
+    gram = m * n * n + 9.0 * n * n * n + 2.0 * m * n * k
+    rand = (2.0 * q + 2.0) * 2.0 * m * n * ell
+    return n <= 4096 and gram < rand
+
+
+def _finish_small(xp, Q, Bt, k, dt):
+    """From ``T ~= Q Bt^T``: ``Bt = Qb Rb``, ``Rb = Ur S Wr^T`` (float64) gives
+    ``U_t = Q Wr_k``, S, ``V_t = Qb Ur_k``."""
+    qr = cholqr2(xp, Bt)
+    if qr is None:
+        Qb, Rb = xp.linalg.qr(Bt)
+    else:
+        Qb, Rb = qr
+    Ur, S, Wrh = _svd64(xp, Rb)
+    Ut = Q @ _as(xp, Wrh[:k, :].T, dt)
+    Vt = Qb @ _as(xp, Ur[:, :k], dt)
+    return Ut, _as(xp, S[:k], dt), Vt
+
+
+def _randomized(xp, T, k, ell, q, how, seed, dt):
+    n = T.shape[1]
+    X = _gaussian(xp, n, ell, seed, dt, T)
+    Y = T @ X
+    if _not_finite(xp, Y):
+        raise ValueError("A contains NaN or infinity")
+    for _ in range(q):
+        Y = _normalize(xp, Y, how)
+        Z = T.T @ Y
+        Z = _normalize(xp, Z, "QR" if how == "LU" else how)
+        Y = T @ Z
+    Q = orthonormalize(xp, Y)
+    Bt = T.T @ Q
+    return _finish_small(xp, Q, Bt, k, dt)
+
+
+def _gram_svd(xp, T, k, force, dt):
+    n = T.shape[1]
+    G = _gram64(xp, T)
+    if _not_finite(xp, G):
+        raise ValueError("A contains NaN or infinity")
+    lam, V = xp.linalg.eigh(G)
+    lam_h = to_host(lam)
+    if not force and lam_h[n - k] < 1e-10 * max(lam_h[n - 1], 0.0):
+        return None
+    Vk = _as(xp, xp.flip(V[:, n - k :], axis=1), dt)
+    Y = T @ Vk
+    qr = cholqr2(xp, Y)
+    Q, R = xp.linalg.qr(Y) if qr is None else qr
+    Ur, S, Wrh = _svd64(xp, R)
+    return Q @ _as(xp, Ur, dt), _as(xp, S[:k], dt), Vk @ _as(xp, Wrh.T, dt)
+
+
+def _exact(xp, T, k, dt):
+    if _not_finite(xp, T):
+        raise ValueError("A contains NaN or infinity")
+    U, S, Vh = _svd64(xp, T)
+    return _as(xp, U[:, :k], dt), _as(xp, S[:k], dt), _as(xp, Vh[:k, :].T, dt)
+
+
+def rsvd(
+    A,
+    k=None,
+    *,
+    tol=None,
+    n_oversamples=10,
+    n_iter="auto",
+    power_iteration_normalizer="auto",
+    seed=None,
+    solver="auto",
+    block_size=16,
+    center=None,
+):
+    """lowdim.rsvd on an array-API array (see its docstring); results in A's namespace."""
+    from ._validation import check_int, check_seed, check_tol
+    from .svd import SVDResult, _check_n_iter, _check_normalizer
+
+    xp, A, dt = check_xp_matrix(A)
+    m, n = A.shape
+    if (k is None) == (tol is None):
+        raise ValueError("give exactly one of k (a fixed rank) and tol (an error tolerance)")
+    if k is not None:
+        k = check_int(k, "k", 1)
+        if k > min(m, n):
+            raise ValueError(
+                f"k={k} is larger than min(m, n) = {min(m, n)} for a matrix of shape {A.shape}"
+            )
+    else:
+        check_tol(tol)
+    if solver not in ("auto", "randomized", "gram"):
+        raise ValueError(f"solver must be 'auto', 'randomized' or 'gram', got {solver!r}")
+    n_oversamples = check_int(n_oversamples, "n_oversamples", 0)
+    check_int(block_size, "block_size", 1)
+    n_iter = _check_n_iter(n_iter)
+    normalizer = _check_normalizer(power_iteration_normalizer)
+    seed = check_seed(seed)
+    if tol is not None:
+        raise NotImplementedError(
+            f"rsvd(tol=...) is not implemented for {xp.__name__} arrays yet (the adaptive "
+            "blocked randQB runs on NumPy input only); pass a fixed rank k"
+        )
+    if center is not None:
+        A = A - _as(xp, center, dt)[None, :]
+    T = A.T if m < n else A
+    mt, nt = T.shape
+    q = n_iter if n_iter is not None else (7 if k < 0.1 * min(m, n) else 4)
+    ell = min(k + n_oversamples, nt)
+    out = None
+    used = "randomized"
+    if solver == "gram":
+        out, used = _gram_svd(xp, T, k, True, dt), "gram"
+    elif solver == "auto":
+        if _prefer_gram(mt, nt, k, ell, q):
+            out, used = _gram_svd(xp, T, k, False, dt), "gram"
+        if out is None and ell >= nt:
+            out, used = _exact(xp, T, k, dt), "exact"
+    if out is None:
+        used = "randomized"
+        how = normalizer
+        if how == "auto":
+            how = "none" if q <= 2 else "cholqr2"
+        out = _randomized(xp, T, k, ell, q, how, seed, dt)
+    Ut, S, Vt = out
+    U, V = (Vt, Ut) if m < n else (Ut, Vt)
+    U, Vh = flip_signs(xp, U, V.T)
+    res = SVDResult(U, S, Vh)
+    res.rel_error = None
+    res.solver = used
+    return res
+
+
+def svd_error(A, U, S, Vh, *, n_iter=20, seed=None) -> float:
+    """lowdim.svd_error on array-API arrays: the power method on the residual operator from
+    the same seeded Gaussian start as the Rust path."""
+    from ._validation import check_int, check_seed
+
+    xp, A, dt = check_xp_matrix(A)
+    m, n = A.shape
+    if U.ndim != 2 or S.ndim != 1 or Vh.ndim != 2:
+        raise ValueError("U and Vh must be 2-D and S 1-D")
+    k = S.shape[0]
+    if tuple(U.shape) != (m, k) or tuple(Vh.shape) != (k, n):
+        raise ValueError(
+            f"shapes do not match: A is {tuple(A.shape)}, U is {tuple(U.shape)}, S is "
+            f"{tuple(S.shape)}, Vh is {tuple(Vh.shape)}; expected U ({m}, {k}) and Vh ({k}, {n})"
+        )
+    n_iter = check_int(n_iter, "n_iter", 1)
+    seed = check_seed(seed)
+    U, S, Vh = (_as(xp, x, dt) for x in (U, S, Vh))
+    for x, name in ((U, "U"), (S, "S"), (Vh, "Vh")):
+        if _not_finite(xp, x):
+            raise ValueError(f"{name} contains NaN or infinity")
+    x = _gaussian(xp, n, 1, seed, dt, A)
+    est = 0.0
+    for _ in range(n_iter):
+        nx = float(xp.linalg.vector_norm(_as(xp, x, xp.float64)))
+        if not math.isfinite(nx):
+            raise ValueError("A contains NaN or infinity")
+        if nx == 0.0:
+            break
+        x = x * (1.0 / nx)
+        y = A @ x - U @ (S[:, None] * (Vh @ x))
+        ny = float(xp.linalg.vector_norm(_as(xp, y, xp.float64)))
+        if not math.isfinite(ny):
+            raise ValueError("A contains NaN or infinity")
+        est = max(est, ny)
+        if ny == 0.0:
+            break
+        x = A.T @ y - Vh.T @ (S[:, None] * (U.T @ y))
+    return est
+
+
+# ----------------------------------------------------------------------------- Tucker
+
+
+def mode_product(X, M, mode: int, transpose: bool = False):
+    """``X x_mode M`` (``M.T`` if transpose): one tensordot (a transpose and a GEMM)."""
+    xp = namespace(X, M)
+    Mm = M.T if transpose else M
+    Y = xp.tensordot(Mm, X, axes=([1], [mode]))
+    return xp.moveaxis(Y, 0, mode) if mode != 0 else Y
+
+
+def _unfold(xp, X, mode):
+    """The mode-n unfolding ``I_n x prod(others)`` (one transpose copy at most)."""
+    Xm = xp.moveaxis(X, mode, 0) if mode != 0 else X
+    return xp.reshape(Xm, (X.shape[mode], -1))
+
+
+def _mode_eig(xp, Y, mode, svd):
+    """Leading eigenpairs of ``Y_(n) Y_(n)^T``, descending: (vecs float64, vals host f64,
+    total, solver)."""
+    Yn = _unfold(xp, Y, mode)
+    if svd == "lq":
+        U, s, _ = _svd64(xp, Yn)
+        s_h = to_host(s).astype(np.float64)
+        vals = s_h**2
+        total = float(np.sum(vals))
+        full = np.zeros(Yn.shape[0])
+        full[: vals.size] = vals
+        return U, full, total, "lq"
+    G = _as(xp, Yn @ Yn.T, xp.float64)
+    lam, V = xp.linalg.eigh(G)
+    lam_h = to_host(lam)[::-1].astype(np.float64)
+    total = float(xp.sum(xp.linalg.diagonal(G)))
+    if not math.isfinite(total):
+        raise ValueError(
+            "X contains NaN or infinity (or values so large that their squares overflow)"
+        )
+    return xp.flip(V, axis=1), np.maximum(lam_h, 0.0), total, "gram"
+
+
+def _mode_svd(svd, tol, i_n):
+    """The per-mode solver: "auto" is Gram, or the SVD of the unfolding when tol is below
+    what the Gram resolves (the Rust rule ``gram_resolves``). The randomized finder that the
+    Rust "auto" picks for fixed ranks on wide unfoldings is not ported: Gram instead."""
+    if svd != "auto":
+        return svd
+    if tol is not None and tol * tol < 1e3 * i_n * float(np.finfo(np.float64).eps):
+        return "lq"
+    return "gram"
+
+
+def _tail(vals, r):
+    return max(float(np.sum(vals[r:][::-1])), 0.0)
+
+
+def _rank_for(vals, allow):
+    r = vals.size
+    tail = 0.0
+    while r > 1 and tail + vals[r - 1] <= allow:
+        tail += vals[r - 1]
+        r -= 1
+    return r
+
+
+class _RankPicker:
+    """The Rust RankPicker: fixed ranks, or the budget tol^2 ||X||^2 spent mode by mode."""
+
+    def __init__(self, ranks, tol, steps, ndim, eps):
+        self.ranks, self.tol, self.steps, self.ndim, self.eps = ranks, tol, steps, ndim, eps
+        self.total = math.nan
+        self.budget = 0.0
+        self.spent = 0.0
+
+    def pick(self, step, s, vals, total):
+        if step == 0:
+            self.total = total
+            if self.tol is not None:
+                t = max(self.tol - 8.0 * self.ndim * self.eps, 0.0)
+                self.budget = t * t * total
+        if self.tol is None:
+            r = self.ranks[s]
+        else:
+            left = float(self.steps - step)
+            r = _rank_for(vals, max((self.budget - self.spent) / left, 0.0))
+        self.spent += _tail(vals, r)
+        return r
+
+    def rel_error(self):
+        return min(math.sqrt(self.spent / self.total), 1.0) if self.total > 0 else 0.0
+
+
+def _factor(xp, V, r, dt):
+    return _as(xp, _col_signs(xp, V[:, :r]), dt)
+
+
+def _project(xp, X, modes, factors, target, skip=None):
+    from .tucker import _best_order
+
+    ms = [m for m in modes if m != skip]
+    out = X
+    for m in _best_order(list(X.shape), target, ms, False):
+        out = mode_product(out, factors[modes.index(m)], m, transpose=True)
+    return out
+
+
+def tucker(X, ranks, tol, method, modes, order, svd, n_iter_max, hooi_tol):
+    """The Tucker algorithms on an array-API tensor (arguments validated by lowdim.tucker).
+    Returns (core, factors, err, norm, n_iter, solvers, order)."""
+    xp = namespace(X)
+    dt = X.dtype
+    eps = float(np.finfo(np.float32 if dt == xp.float32 else np.float64).eps)
+    picker = _RankPicker(ranks, tol, len(order), X.ndim, eps)
+    factors = [None] * len(modes)
+    solvers = [""] * len(modes)
+    if method == "hosvd":
+        target = list(X.shape)
+        for step, m in enumerate(order):
+            s = modes.index(m)
+            V, vals, total, sol = _mode_eig(xp, X, m, _mode_svd(svd, tol, X.shape[m]))
+            r = picker.pick(step, s, vals, total)
+            target[m] = r
+            factors[s] = _factor(xp, V, r, dt)
+            solvers[s] = sol
+        core = _project(xp, X, modes, factors, target)
+    else:
+        cur = X
+        for step, m in enumerate(order):
+            s = modes.index(m)
+            V, vals, total, sol = _mode_eig(xp, cur, m, _mode_svd(svd, tol, cur.shape[m]))
+            r = picker.pick(step, s, vals, total)
+            factors[s] = _factor(xp, V, r, dt)
+            solvers[s] = sol
+            cur = mode_product(cur, factors[s], m, transpose=True)
+        core = cur
+    err = picker.rel_error()
+    norm = math.sqrt(picker.total) if picker.total > 0 else 0.0
+    n_iter = 0
+    if method == "hooi":
+        core, factors, err, n_iter, solvers = _hooi(
+            xp, X, core, factors, modes, err, norm, solvers, n_iter_max, hooi_tol
+        )
+    return core, factors, err, norm, n_iter, solvers, order
+
+
+def _hooi(xp, X, core, factors, modes, err, norm, solvers, n_iter_max, hooi_tol):
+    total = norm * norm
+    n_iter = 0
+    if total == 0.0 or n_iter_max == 0:
+        return core, factors, err, n_iter, solvers
+    dt = X.dtype
+    target = list(X.shape)
+    for s, m in enumerate(modes):
+        target[m] = factors[s].shape[1]
+    best = (core, list(factors), err, list(solvers))
+    fs, sols = list(factors), list(solvers)
+    prev = err
+    for it in range(1, n_iter_max + 1):
+        new_core = None
+        for s, m in enumerate(modes):
+            Y = _project(xp, X, modes, fs, target, skip=m)
+            V, _, _, sol = _mode_eig(xp, Y, m, "gram")
+            fs[s] = _factor(xp, V, target[m], dt)
+            sols[s] = sol
+            if s + 1 == len(modes):
+                new_core = mode_product(Y, fs[s], m, transpose=True)
+        g2 = float(xp.sum(_as(xp, new_core, xp.float64) ** 2))
+        e = math.sqrt(max(total - g2, 0.0) / total)
+        if not math.isfinite(e):
+            raise ValueError("X contains NaN or infinity")
+        improved = e < best[2]
+        if improved:
+            best = (new_core, list(fs), e, list(sols))
+        n_iter = it
+        if abs(prev - e) < hooi_tol or not improved:
+            break
+        prev = e
+    return best[0], best[1], best[2], n_iter, best[3]
+
+
+def tucker_to_tensor(core, factors, modes):
+    """``core x_{modes[0]} factors[0] ...`` in the fewest-flops order."""
+    from .tucker import _best_order
+
+    target = list(core.shape)
+    for m, f in zip(modes, factors, strict=True):
+        target[m] = f.shape[0]
+    out = core
+    for m in _best_order(list(core.shape), target, list(modes), False):
+        out = mode_product(out, factors[list(modes).index(m)], m)
+    return out
+
+
+# ----------------------------------------------------------------------------- helpers for
+# the estimators
+
+
+def column_mean(xp, X):
+    return xp.mean(X, axis=0)
+
+
+def sum_sq64(xp, X) -> float:
+    return float(xp.sum(_as(xp, X, xp.float64) ** 2))
+
+
+def loaded(name: str) -> bool:
+    return name in sys.modules
+
+
+def check_xp_tensor(X, name: str = "X", min_ndim: int = 2):
+    """An N-d float32/float64 array-API tensor (converted only when the dtype must change)."""
+    xp = namespace(X)
+    if X.ndim < min_ndim:
+        raise ValueError(
+            f"{name} must have at least {min_ndim} dimensions, got {X.ndim}-D with shape "
+            f"{tuple(X.shape)}"
+        )
+    if math.prod(X.shape) == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(X.shape)})")
+    return _as(xp, X, float_dtype(xp, X, name))

@@ -1,0 +1,441 @@
+"""The array-API path (lowdim._xp) against the Rust path.
+
+Every comparison runs on three backends: NumPy arrays passed to the ``_xp`` functions
+directly (the same code path as on a GPU), ``array_api_strict`` arrays through the public
+API (dispatch), and, marked ``gpu``, CuPy arrays through the public API (skipped without
+CuPy or a CUDA device).
+"""
+
+from __future__ import annotations
+
+import lowdim
+import numpy as np
+import pytest
+from lowdim import _xp
+
+xs = pytest.importorskip("array_api_strict")
+
+
+def _cupy_or_skip():
+    cp = pytest.importorskip("cupy")
+    try:
+        if cp.cuda.runtime.getDeviceCount() < 1:
+            pytest.skip("no CUDA device")
+    except Exception as e:  # no driver, no runtime
+        pytest.skip(f"no CUDA device ({type(e).__name__})")
+    return cp
+
+
+# Each backend: (to the backend, back to NumPy, call through the public API?, expected module)
+def _np_backend():
+    return (lambda a: a, np.asarray, False, "numpy")
+
+
+def _strict_backend():
+    return (xs.asarray, np.asarray, True, "array_api_strict")
+
+
+def _cupy_backend():
+    cp = _cupy_or_skip()
+    return (cp.asarray, cp.asnumpy, True, "cupy")
+
+
+BACKENDS = [
+    pytest.param(_np_backend, id="numpy"),
+    pytest.param(_strict_backend, id="strict"),
+    pytest.param(_cupy_backend, id="cupy", marks=pytest.mark.gpu),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param()
+
+
+def _module_of(x):
+    return type(x).__module__.split(".")[0]
+
+
+def _low_rank(m, n, decay=0.7, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    r = min(m, n)
+    U = np.linalg.qr(rng.standard_normal((m, r)))[0]
+    V = np.linalg.qr(rng.standard_normal((n, r)))[0]
+    return ((U * decay ** np.arange(r)) @ V.T).astype(dtype)
+
+
+# ----------------------------------------------------------------------------- rsvd
+
+
+RSVD_CASES = [
+    ((300, 120), 10, {}),  # tall, Gram path
+    ((120, 300), 10, {}),  # wide: runs on A^T
+    ((300, 120), 10, {"solver": "randomized"}),
+    ((120, 300), 8, {"solver": "randomized", "n_iter": 2}),  # no normalizer (q <= 2)
+    ((400, 300), 20, {"solver": "randomized", "n_iter": 3, "power_iteration_normalizer": "QR"}),
+    ((400, 300), 20, {"solver": "randomized", "n_iter": 3, "power_iteration_normalizer": "LU"}),
+    ((200, 50), 45, {}),  # the sketch spans every column: exact SVD
+    ((200, 50), 5, {"solver": "gram"}),
+    ((257, 131), 7, {"solver": "randomized", "n_oversamples": 3, "n_iter": 5}),
+]
+
+
+@pytest.mark.parametrize(("shape", "k", "kw"), RSVD_CASES)
+def test_rsvd_matches_rust(backend, shape, k, kw):
+    to, back, public, mod = backend
+    A = _low_rank(*shape)
+    ref = lowdim.rsvd(A, k, seed=7, **kw)
+    fn = lowdim.rsvd if public else _xp.rsvd
+    res = fn(to(A), k, seed=7, **kw)
+    assert res.solver == ref.solver
+    for x in res:
+        assert _module_of(x) == mod
+    U, S, Vh = (back(x) for x in res)
+    assert U.dtype == S.dtype == Vh.dtype == np.float64
+    np.testing.assert_allclose(S, ref.S, rtol=1e-6, atol=1e-6 * ref.S[0])
+    np.testing.assert_allclose(U, ref.U, atol=1e-6)
+    np.testing.assert_allclose(Vh, ref.Vh, atol=1e-6)
+
+
+# (not the unnormalized q = 2 case: in float32 both paths lose the trailing directions there,
+# each to its own rounding)
+@pytest.mark.parametrize(("shape", "k", "kw"), [RSVD_CASES[i] for i in (0, 1, 2, 4, 5)])
+def test_rsvd_float32_stays_float32(backend, shape, k, kw):
+    to, back, public, _ = backend
+    A = _low_rank(*shape, decay=0.5, dtype=np.float32)
+    ref = lowdim.rsvd(A, k, seed=3, **kw)
+    fn = lowdim.rsvd if public else _xp.rsvd
+    U, S, Vh = (back(x) for x in fn(to(A), k, seed=3, **kw))
+    assert U.dtype == S.dtype == Vh.dtype == np.float32
+    np.testing.assert_allclose(S, ref.S, rtol=1e-4, atol=1e-5)
+    # Singular vectors of well-separated values (decay 0.5) agree to float32 rounding.
+    np.testing.assert_allclose(U[:, :5], ref.U[:, :5], atol=2e-3)
+    np.testing.assert_allclose(Vh[:5], ref.Vh[:5], atol=2e-3)
+
+
+def test_rsvd_integer_input_and_reconstruction(backend):
+    to, back, public, _ = backend
+    rng = np.random.default_rng(1)
+    A = rng.integers(-5, 5, size=(60, 8)) @ rng.integers(-5, 5, size=(8, 40))
+    fn = lowdim.rsvd if public else _xp.rsvd
+    U, S, Vh = (back(x) for x in fn(to(A), 8, seed=0, solver="randomized"))
+    assert S.dtype == np.float64
+    np.testing.assert_allclose((U * S) @ Vh, A, atol=1e-9 * np.abs(A).max())
+
+
+def test_svd_error_matches_rust(backend):
+    to, back, public, _ = backend
+    A = _low_rank(150, 90, decay=0.8)
+    U, S, Vh = lowdim.rsvd(A, 6, seed=0)
+    ref = lowdim.svd_error(A, U, S, Vh, seed=5, n_iter=15)
+    fn = lowdim.svd_error if public else _xp.svd_error
+    est = fn(to(A), to(U), to(S), to(Vh), seed=5, n_iter=15)
+    assert isinstance(est, float)
+    assert est == pytest.approx(ref, rel=1e-6)
+    assert est == pytest.approx(0.8**6, rel=1e-3)
+
+
+def test_rsvd_errors_and_not_implemented():
+    A = xs.asarray(_low_rank(50, 30))
+    with pytest.raises(NotImplementedError, match="fixed rank k"):
+        lowdim.rsvd(A, tol=0.1)
+    with pytest.raises(ValueError, match="larger than min"):
+        lowdim.rsvd(A, 31)
+    with pytest.raises(ValueError, match="exactly one"):
+        lowdim.rsvd(A)
+    with pytest.raises(ValueError, match="2-D"):
+        lowdim.rsvd(xs.ones((3, 3, 3)), 1)
+    with pytest.raises(TypeError, match="complex"):
+        lowdim.rsvd(xs.ones((4, 3), dtype=xs.complex128), 1)
+    with pytest.raises(ValueError, match="NaN"):
+        lowdim.rsvd(xs.full((40, 30), xs.nan), 2, solver="randomized")
+    with pytest.raises(ValueError, match="shapes do not match"):
+        lowdim.svd_error(A, xs.ones((50, 2)), xs.ones((3,)), xs.ones((3, 30)))
+
+
+def test_cholqr2_falls_back_to_qr():
+    """A rank-deficient block has a singular Gram matrix: CholeskyQR2 returns None and
+    orthonormalize falls back to Householder QR."""
+    xp = _xp.namespace(xs.ones(1))
+    Y = xs.asarray(np.repeat(np.random.default_rng(0).standard_normal((30, 1)), 3, axis=1))
+    assert _xp.cholqr2(xp, Y) is None
+    Q = np.asarray(_xp.orthonormalize(xp, Y))
+    np.testing.assert_allclose(Q.T @ Q, np.eye(3), atol=1e-12)
+    Z = xs.asarray(np.random.default_rng(1).standard_normal((30, 4)))
+    Q, R = _xp.cholqr2(xp, Z)
+    np.testing.assert_allclose(np.asarray(Q @ R), np.asarray(Z), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(Q.T @ Q), np.eye(4), atol=1e-13)
+
+
+def test_flip_signs_matches_numpy_convention():
+    rng = np.random.default_rng(2)
+    U, Vh = rng.standard_normal((20, 4)), rng.standard_normal((4, 9))
+    for u_based in (True, False):
+        a, b = U.copy(), Vh.copy()
+        lowdim.svd._flip_signs(a, b, u_based)
+        xp = _xp.namespace(xs.ones(1))
+        c, d = _xp.flip_signs(xp, xs.asarray(U), xs.asarray(Vh), u_based)
+        np.testing.assert_array_equal(np.asarray(c), a)
+        np.testing.assert_array_equal(np.asarray(d), b)
+
+
+# ----------------------------------------------------------------------------- Tucker
+
+
+def _tucker_tensor(shape=(20, 25, 15), ranks=(4, 5, 3), noise=1e-2, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    X = lowdim.tucker_to_tensor(
+        rng.standard_normal(ranks),
+        [rng.standard_normal((n, r)) for n, r in zip(shape, ranks, strict=True)],
+    )
+    return (X + noise * rng.standard_normal(X.shape)).astype(dtype)
+
+
+TUCKER_CASES = [
+    {"rank": [4, 5, 3]},
+    {"rank": 3},
+    {"rank": [2, 6, 3], "mode_order": [1, 0, 2]},
+    {"tol": 0.05},
+    {"tol": 1e-6},  # below what the Gram resolves: the unfoldings' SVD ("lq")
+    {"rank": [4, 3], "modes": [0, 2]},
+]
+
+
+@pytest.mark.parametrize("method", ["hosvd", "sthosvd", "hooi"])
+@pytest.mark.parametrize("kw", TUCKER_CASES)
+def test_tucker_matches_rust(backend, method, kw):
+    to, back, public, mod = backend
+    X = _tucker_tensor()
+    ref = lowdim.tucker(X, method=method, svd="gram" if "rank" in kw else "auto", **kw)
+    if public:
+        T = lowdim.tucker(to(X), method=method, **kw)
+    else:
+        # the NumPy array goes through the same code path as a GPU array
+        from lowdim.tucker import _best_order
+
+        modes = kw.get("modes", [0, 1, 2])
+        ranks = kw.get("rank")
+        ranks = [ranks] * len(modes) if isinstance(ranks, int) else ranks
+        order = kw.get("mode_order")
+        if order is None and ranks is not None:
+            target = list(X.shape)
+            for m, r in zip(modes, ranks, strict=True):
+                target[m] = r
+            order = _best_order(list(X.shape), target, modes, True)
+        elif order is None:
+            order = sorted(modes, key=lambda m: X.shape[m])
+        core, factors, err, _, n_iter, _, done = _xp.tucker(
+            X, ranks, kw.get("tol"), method, modes, order, "auto", 50, 1e-8
+        )
+        T = lowdim.TuckerTensor(core, factors, modes)
+        T.certified_error, T.n_iter, T.mode_order = err, n_iter, tuple(done)
+    assert T.ranks == ref.ranks
+    assert T.mode_order == ref.mode_order
+    assert T.n_iter == ref.n_iter
+    assert T.certified_error == pytest.approx(ref.certified_error, rel=1e-6, abs=1e-9)
+    assert _module_of(T.core) == mod
+    scale = np.abs(ref.core).max()
+    np.testing.assert_allclose(back(T.core), ref.core, atol=1e-6 * scale)
+    for f, g in zip(T.factors, ref.factors, strict=True):
+        assert _module_of(f) == mod
+        np.testing.assert_allclose(back(f), g, atol=1e-6)
+    if public:
+        assert T.rel_error(to(X)) == pytest.approx(ref.rel_error(X), rel=1e-6, abs=1e-12)
+        np.testing.assert_allclose(back(T.to_tensor()), ref.to_tensor(), atol=1e-9 * scale)
+
+
+def test_tucker_float32(backend):
+    to, back, public, _ = backend
+    if not public:
+        pytest.skip("covered through the public API")
+    X = _tucker_tensor(dtype=np.float32)
+    ref = lowdim.tucker(X, [4, 5, 3], svd="gram")
+    T = lowdim.tucker(to(X), [4, 5, 3])
+    assert back(T.core).dtype == np.float32
+    assert all(back(f).dtype == np.float32 for f in T.factors)
+    np.testing.assert_allclose(back(T.core), ref.core, atol=1e-3 * np.abs(ref.core).max())
+    assert T.rel_error(to(X)) == pytest.approx(ref.rel_error(X), rel=1e-3)
+
+
+def test_tucker_xp_errors():
+    X = xs.asarray(_tucker_tensor())
+    with pytest.raises(NotImplementedError, match="randomized"):
+        lowdim.tucker(X, 3, svd="randomized")
+    with pytest.raises(ValueError, match="larger than its size"):
+        lowdim.tucker(X, [30, 2, 2])
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        lowdim.tucker(xs.ones((4,)), 1)
+
+
+@pytest.mark.parametrize(("mode", "transpose"), [(0, False), (1, False), (2, True), (-1, False)])
+def test_mode_product_matches_rust(backend, mode, transpose):
+    to, back, public, mod = backend
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((6, 7, 8))
+    n = X.shape[mode]
+    M = rng.standard_normal((n, 5)) if transpose else rng.standard_normal((5, n))
+    ref = lowdim.mode_product(X, M, mode, transpose)
+    if public:
+        Y = lowdim.mode_product(to(X), to(M), mode, transpose)
+    else:
+        Y = _xp.mode_product(X, M, mode % 3, transpose)
+    assert _module_of(Y) == mod
+    np.testing.assert_allclose(back(Y), ref, atol=1e-12)
+
+
+def test_mode_product_xp_dtype_out_and_errors():
+    X = xs.asarray(np.ones((3, 4, 5), dtype=np.float32))
+    M32 = xs.asarray(np.ones((2, 4), dtype=np.float32))
+    assert lowdim.mode_product(X, M32, 1).dtype == xs.float32
+    assert lowdim.mode_product(X, xs.astype(M32, xs.float64), 1).dtype == xs.float64
+    out = xs.zeros((3, 2, 5), dtype=xs.float32)
+    assert lowdim.mode_product(X, M32, 1, out=out) is out
+    np.testing.assert_array_equal(np.asarray(out), 4.0)
+    with pytest.raises(ValueError, match="must be"):
+        lowdim.mode_product(X, M32, 0)
+    with pytest.raises(ValueError, match="out has shape"):
+        lowdim.mode_product(X, M32, 1, out=xs.zeros((3, 3, 5), dtype=xs.float32))
+
+
+def test_tucker_to_tensor_matches_rust(backend):
+    to, back, public, mod = backend
+    rng = np.random.default_rng(5)
+    core = rng.standard_normal((3, 4, 2, 2))
+    fs = [rng.standard_normal((n, r)) for n, r in [(6, 3), (7, 4), (5, 2)]]
+    for modes in (None, [0, 1, 3]):
+        fsm = fs if modes is not None else [*fs, rng.standard_normal((4, 2))]
+        ref = lowdim.tucker_to_tensor(core, fsm, modes=modes)
+        if public:
+            Y = lowdim.tucker_to_tensor(to(core), [to(f) for f in fsm], modes=modes)
+        else:
+            Y = _xp.tucker_to_tensor(core, fsm, modes if modes is not None else [0, 1, 2, 3])
+        assert _module_of(Y) == mod
+        np.testing.assert_allclose(back(Y), ref, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- estimators
+
+
+def _data(dtype=np.float64):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 8)) @ rng.standard_normal((8, 40))
+    return (X * np.linspace(3, 1, 40) + 0.01 * rng.standard_normal((200, 40))).astype(dtype)
+
+
+ATTRS = {
+    "PCA": [
+        "components_",
+        "singular_values_",
+        "explained_variance_",
+        "explained_variance_ratio_",
+        "mean_",
+    ],
+    "TruncatedSVD": [
+        "components_",
+        "singular_values_",
+        "explained_variance_",
+        "explained_variance_ratio_",
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("cls", "kw"),
+    [
+        ("PCA", {"n_components": 5}),
+        ("PCA", {"n_components": 6, "svd_solver": "randomized", "whiten": True}),
+        ("PCA", {"n_components": 0.9, "svd_solver": "full"}),
+        ("PCA", {"n_components": None}),
+        ("TruncatedSVD", {"n_components": 5}),
+        ("TruncatedSVD", {"n_components": 4, "algorithm": "auto"}),
+    ],
+)
+def test_estimators_match_rust(cls, kw):
+    for make in (_strict_backend, _np_backend):
+        to, back, _, mod = make()
+        if mod == "numpy":
+            continue  # NumPy input takes the Rust path: compared below through array_api_strict
+        X = _data()
+        a = getattr(lowdim, cls)(random_state=0, **kw)
+        Za = a.fit_transform(X)
+        b = getattr(lowdim, cls)(random_state=0, **kw)
+        Zb = b.fit_transform(to(X))
+        assert _module_of(Zb) == mod
+        np.testing.assert_allclose(back(Zb), Za, atol=1e-6 * np.abs(Za).max())
+        for name in ATTRS[cls]:
+            got = getattr(b, name)
+            assert _module_of(got) == mod, name
+            ref = getattr(a, name)
+            np.testing.assert_allclose(back(got), ref, atol=1e-6 * max(np.abs(ref).max(), 1e-300))
+        assert b.n_components_ == a.n_components_
+        if cls == "PCA":
+            assert b.noise_variance_ == pytest.approx(a.noise_variance_, rel=1e-6, abs=1e-12)
+        Zt = b.transform(to(X))
+        np.testing.assert_allclose(back(Zt), a.transform(X), atol=1e-6 * np.abs(Za).max())
+        np.testing.assert_allclose(
+            back(b.inverse_transform(Zt)), a.inverse_transform(Za), atol=1e-6 * np.abs(X).max()
+        )
+
+
+@pytest.mark.gpu
+def test_estimators_on_cupy():
+    cp = _cupy_or_skip()
+    X = _data(np.float32)
+    for cls, kw in [("PCA", {"n_components": 5}), ("TruncatedSVD", {"n_components": 5})]:
+        a = getattr(lowdim, cls)(random_state=0, **kw).fit(X)
+        b = getattr(lowdim, cls)(random_state=0, **kw).fit(cp.asarray(X))
+        assert isinstance(b.components_, cp.ndarray)
+        np.testing.assert_allclose(cp.asnumpy(b.singular_values_), a.singular_values_, rtol=1e-4)
+
+
+def test_estimator_xp_errors():
+    X = xs.asarray(_data())
+    with pytest.raises(NotImplementedError, match="variance fraction"):
+        lowdim.PCA(n_components=0.9).fit(X)
+    pca = lowdim.PCA(n_components=3, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        pca.transform(xs.ones((3, 5)))
+
+
+def test_clustering_rejects_non_numpy_arrays():
+    X = xs.asarray(_data()[:60])
+    for est in (
+        lowdim.cluster.SSCOMP(3),
+        lowdim.cluster.EnSC(3),
+        lowdim.cluster.LSR(3),
+        lowdim.cluster.TSC(3),
+        lowdim.cluster.KSubspaces(3),
+    ):
+        with pytest.raises(NotImplementedError, match="array_api_strict arrays"):
+            est.fit(X)
+    with pytest.raises(NotImplementedError, match="spectral_clustering"):
+        lowdim.cluster.spectral_clustering(xs.eye(5), n_clusters=2)
+
+
+def test_dispatch_rules():
+    assert not _xp.is_xp_array(np.ones(3))
+    assert not _xp.is_xp_array([1.0, 2.0])
+    assert _xp.is_xp_array(xs.ones(3))
+    import scipy.sparse as sp
+
+    assert not _xp.is_xp_array(sp.eye(3, format="csr"))
+
+
+def test_importing_lowdim_does_not_import_cupy():
+    import subprocess
+    import sys
+
+    code = "import sys, lowdim; print('cupy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.gpu
+def test_gpu_rsvd_large_float32_on_device():
+    """A bigger problem on the device: results stay CuPy float32 arrays."""
+    cp = _cupy_or_skip()
+    A = _low_rank(2000, 1500, decay=0.9, dtype=np.float32)
+    ref = lowdim.rsvd(A, 20, seed=0, solver="randomized")
+    res = lowdim.rsvd(cp.asarray(A), 20, seed=0, solver="randomized")
+    assert all(isinstance(x, cp.ndarray) and x.dtype == cp.float32 for x in res)
+    np.testing.assert_allclose(cp.asnumpy(res.S), ref.S, rtol=1e-4)
