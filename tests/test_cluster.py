@@ -184,6 +184,28 @@ def test_ensc_tau_zero_works(independent):
     assert clustering_accuracy(y, model.labels_) == 1.0
 
 
+@pytest.mark.parametrize("name", ["ssc-omp", "ensc", "lsr", "tsc"])
+def test_progress_counts_blocks_and_a_raising_callback_stops(name, monkeypatch):
+    monkeypatch.setenv("LOWDIM_CHUNK_ROWS", "32")  # 300 points: 10 blocks
+    X, y = union_of_subspaces(5, 3, 30, 60, seed=3)
+    seen = []
+    model = ALL[name](5, random_state=0, progress=lambda d, t: seen.append((d, t))).fit(X)
+    assert seen == [(d, 10) for d in range(1, 11)]
+    assert clustering_accuracy(y, model.labels_) == 1.0
+
+    class Stop(Exception):
+        pass
+
+    def stop(done, total):
+        if done == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        ALL[name](5, progress=stop).fit(X)
+    with pytest.raises(TypeError, match="progress"):
+        ALL[name](5, progress="yes").fit(X)
+
+
 def test_zero_points_do_not_crash():
     X, _ = union_of_subspaces(3, 2, 10, 20, seed=0)
     X[[0, 7]] = 0.0

@@ -507,18 +507,19 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="OUT.npy", help="where to write the labels")
 
 
-def make_clusterer(method: str, n_clusters, seed: int, subspace_dim=None):
+def make_clusterer(method: str, n_clusters, seed: int, subspace_dim=None, progress=False):
     """The estimator behind ``lowdim cluster --method``."""
     from . import cluster
 
+    kw = {"random_state": seed, "progress": progress}
     if method == "ssc-omp":
-        return cluster.SSCOMP(n_clusters, random_state=seed)
+        return cluster.SSCOMP(n_clusters, **kw)
     if method == "ensc":
-        return cluster.EnSC(n_clusters, random_state=seed)
+        return cluster.EnSC(n_clusters, **kw)
     if method == "lsr":
-        return cluster.LSR(n_clusters, random_state=seed)
+        return cluster.LSR(n_clusters, **kw)
     if method == "tsc":
-        return cluster.TSC(n_clusters, random_state=seed)
+        return cluster.TSC(n_clusters, **kw)
     if n_clusters is None:
         raise CLIError("--method kss needs --n-clusters")
     if subspace_dim is None:
@@ -551,7 +552,9 @@ def cmd_cluster(args) -> int:
             raise CLIError(
                 f"{args.labels}: {truth.shape[0]} labels for {X.shape[0]} points in {args.input}"
             )
-    model = make_clusterer(args.method, args.n_clusters, args.seed, args.subspace_dim)
+    model = make_clusterer(
+        args.method, args.n_clusters, args.seed, args.subspace_dim, progress=not args.quiet
+    )
     _say(args, f"{args.input}: {X.shape[0]} points in R^{X.shape[1]}, method {args.method}")
     t0 = time.perf_counter()
     labels = model.fit_predict(X)

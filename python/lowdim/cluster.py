@@ -28,6 +28,7 @@ from sklearn.preprocessing import normalize
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _lowdim
+from ._progress import resolve as _resolve_progress
 from ._validation import check_int, check_seed
 from ._xp import is_xp_array
 
@@ -192,6 +193,15 @@ def spectral_clustering(
 class _SubspaceClustering(ClusterMixin, BaseEstimator):
     """Shared fit logic: validate, build the affinity, run spectral clustering."""
 
+    def _with_progress(self, kernel, *args):
+        """Run a Rust kernel with this estimator's ``progress`` (bar, callback or nothing)."""
+        callback, bar = _resolve_progress(getattr(self, "progress", False), type(self).__name__)
+        try:
+            return kernel(*args, callback)
+        finally:
+            if bar is not None:
+                bar.close()
+
     def _validate(self, X):
         _reject_xp(X, type(self).__name__)
         X = validate_data(
@@ -274,6 +284,10 @@ class SSCOMP(_SelfExpressive):
         k-means restarts in the spectral step.
     random_state : None, int or numpy Generator
         Seed of the spectral step's k-means (OMP itself is deterministic).
+    progress : bool or callable, default False
+        True: a progress bar on stderr (when it is a terminal) over the blocks of points of
+        the representation kernel; a callable is called as ``progress(done, total)``. Ctrl-C
+        stops the kernel at its next block with ``KeyboardInterrupt`` either way.
 
     Attributes
     ----------
@@ -298,12 +312,15 @@ class SSCOMP(_SelfExpressive):
     1.0
     """
 
-    def __init__(self, n_clusters=8, *, n_nonzero=10, tol=1e-6, n_init=20, random_state=None):
+    def __init__(
+        self, n_clusters=8, *, n_nonzero=10, tol=1e-6, n_init=20, random_state=None, progress=False
+    ):
         self.n_clusters = n_clusters
         self.n_nonzero = n_nonzero
         self.tol = tol
         self.n_init = n_init
         self.random_state = random_state
+        self.progress = progress
 
     def _kernel(self, X):
         n_nonzero = check_int(self.n_nonzero, "n_nonzero", 1)
@@ -313,7 +330,7 @@ class SSCOMP(_SelfExpressive):
                 f"points (at most n_samples - 1 = {X.shape[0] - 1} others can be used)"
             )
         tol = _check_positive(self.tol, "tol", low=0.0, low_open=False)
-        return _lowdim.ssc_omp(X, n_nonzero, tol)
+        return self._with_progress(_lowdim.ssc_omp, X, n_nonzero, tol)
 
 
 class EnSC(_SelfExpressive):
@@ -349,6 +366,8 @@ class EnSC(_SelfExpressive):
         Tolerance of the inner elastic-net solver.
     n_init : int, default 20
     random_state : None, int or numpy Generator
+    progress : bool or callable, default False
+        As in :class:`SSCOMP`.
 
     Attributes
     ----------
@@ -380,6 +399,7 @@ class EnSC(_SelfExpressive):
         tol=1e-6,
         n_init=20,
         random_state=None,
+        progress=False,
     ):
         self.n_clusters = n_clusters
         self.gamma = gamma
@@ -390,6 +410,7 @@ class EnSC(_SelfExpressive):
         self.tol = tol
         self.n_init = n_init
         self.random_state = random_state
+        self.progress = progress
 
     def _kernel(self, X):
         gamma = _check_positive(self.gamma, "gamma")
@@ -398,8 +419,8 @@ class EnSC(_SelfExpressive):
         support = check_int(self.support_size, "support_size", 1)
         max_iter = check_int(self.max_iter, "max_iter", 1)
         tol = _check_positive(self.tol, "tol")
-        indptr, indices, data, n_iter = _lowdim.ensc(
-            X, gamma, tau, n_nonzero, support, max_iter, tol
+        indptr, indices, data, n_iter = self._with_progress(
+            _lowdim.ensc, X, gamma, tau, n_nonzero, support, max_iter, tol
         )
         self.n_iter_ = max(int(n_iter), 1)  # tau = 0 is solved in closed form: one step
         return indptr, indices, data
@@ -422,6 +443,8 @@ class LSR(_SelfExpressive):
         Entries kept per row.
     n_init : int, default 20
     random_state : None, int or numpy Generator
+    progress : bool or callable, default False
+        As in :class:`SSCOMP`.
 
     Attributes
     ----------
@@ -438,17 +461,27 @@ class LSR(_SelfExpressive):
     1.0
     """
 
-    def __init__(self, n_clusters=8, *, gamma=10.0, n_nonzero=50, n_init=20, random_state=None):
+    def __init__(
+        self,
+        n_clusters=8,
+        *,
+        gamma=10.0,
+        n_nonzero=50,
+        n_init=20,
+        random_state=None,
+        progress=False,
+    ):
         self.n_clusters = n_clusters
         self.gamma = gamma
         self.n_nonzero = n_nonzero
         self.n_init = n_init
         self.random_state = random_state
+        self.progress = progress
 
     def _kernel(self, X):
         gamma = _check_positive(self.gamma, "gamma")
         n_nonzero = check_int(self.n_nonzero, "n_nonzero", 1)
-        return _lowdim.lsr(X, gamma, n_nonzero)
+        return self._with_progress(_lowdim.lsr, X, gamma, n_nonzero)
 
 
 class TSC(_SubspaceClustering):
@@ -465,6 +498,8 @@ class TSC(_SubspaceClustering):
         paper's advice of about 5% of a cluster), with ``n_clusters`` taken as 10 when None.
     n_init : int, default 20
     random_state : None, int or numpy Generator
+    progress : bool or callable, default False
+        As in :class:`SSCOMP`.
 
     Attributes
     ----------
@@ -482,11 +517,14 @@ class TSC(_SubspaceClustering):
     1.0
     """
 
-    def __init__(self, n_clusters=8, *, n_neighbors=None, n_init=20, random_state=None):
+    def __init__(
+        self, n_clusters=8, *, n_neighbors=None, n_init=20, random_state=None, progress=False
+    ):
         self.n_clusters = n_clusters
         self.n_neighbors = n_neighbors
         self.n_init = n_init
         self.random_state = random_state
+        self.progress = progress
 
     def fit(self, X, y=None):
         """Build the thresholded cosine graph and cluster it.
@@ -508,7 +546,7 @@ class TSC(_SubspaceClustering):
             q = check_int(self.n_neighbors, "n_neighbors", 1)
         q = min(q, n - 1)
         seed = check_seed(self.random_state)
-        indptr, indices, data = _lowdim.tsc(X, q)
+        indptr, indices, data = self._with_progress(_lowdim.tsc, X, q)
         A = sp.csr_matrix((data, indices, indptr), shape=(n, n))
         self.affinity_matrix_ = sp.csr_matrix(A + A.T)
         self._spectral(self.affinity_matrix_, n_clusters, n_init, seed)

@@ -2,7 +2,8 @@
 //! points (rows, any strides, no copy) and returns the CSR triple
 //! `(indptr int64, indices int64, data)` of the `N x N` representation matrix.
 use crate::convert::{dense_view, is_f32};
-use crate::error::run;
+use crate::error::run_with_progress;
+use lowdim_core::progress::Progress;
 use lowdim_core::selfexpr::{self, SparseRows};
 use lowdim_core::Real;
 use numpy::{Element, IntoPyArray, PyReadonlyArray2};
@@ -19,43 +20,56 @@ fn csr<'py, T: Element>(py: Python<'py>, s: SparseRows<T>) -> PyResult<Bound<'py
         .into_pyobject(py)
 }
 
-/// Runs `f` on the typed view of `x` (float32 or float64) and returns the CSR triple.
+/// A kernel on the typed view of the points, with lowdim's parallelism and a progress hook.
+type Kernel<'a, T> = dyn FnOnce(faer::MatRef<'_, T>, faer::Par, &dyn Progress) -> lowdim_core::Result<SparseRows<T>>
+    + Send
+    + 'a;
+
+/// Runs the kernel on the typed view of `x` (float32 or float64) and returns the CSR triple.
+/// `progress(done, total)` (a callable or None) hears the blocks of points done; Ctrl-C stops
+/// the kernel at its next block.
 fn dispatch<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
-    f32k: impl FnOnce(faer::MatRef<'_, f32>, faer::Par) -> lowdim_core::Result<SparseRows<f32>> + Send,
-    f64k: impl FnOnce(faer::MatRef<'_, f64>, faer::Par) -> lowdim_core::Result<SparseRows<f64>> + Send,
+    progress: Option<&Bound<'py, PyAny>>,
+    f32k: Box<Kernel<'_, f32>>,
+    f64k: Box<Kernel<'_, f64>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     fn typed<'py, T: Real + Element>(
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
-        k: impl FnOnce(faer::MatRef<'_, T>, faer::Par) -> lowdim_core::Result<SparseRows<T>> + Send,
+        progress: Option<&Bound<'py, PyAny>>,
+        k: Box<Kernel<'_, T>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let a = x.extract::<PyReadonlyArray2<'py, T>>()?;
         let v = dense_view(&a);
-        let out = run(py, move |par| k(v, par))?;
+        let progress = progress.filter(|p| !p.is_none());
+        let out = run_with_progress(py, progress, move |par, hook| k(v, par, hook))?;
         csr(py, out)
     }
     if is_f32(x)? {
-        typed::<f32>(py, x, f32k)
+        typed::<f32>(py, x, progress, f32k)
     } else {
-        typed::<f64>(py, x, f64k)
+        typed::<f64>(py, x, progress, f64k)
     }
 }
 
-/// ssc_omp(X, n_nonzero, tol) -> (indptr, indices, data)
+/// ssc_omp(X, n_nonzero, tol, progress=None) -> (indptr, indices, data)
 #[pyfunction]
+#[pyo3(signature = (x, n_nonzero, tol, progress=None))]
 fn ssc_omp<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     n_nonzero: usize,
     tol: f64,
+    progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     dispatch(
         py,
         x,
-        move |v, par| selfexpr::ssc_omp(v, n_nonzero, tol, par),
-        move |v, par| selfexpr::ssc_omp(v, n_nonzero, tol, par),
+        progress,
+        Box::new(move |v, par, h| selfexpr::ssc_omp(v, n_nonzero, tol, par, h)),
+        Box::new(move |v, par, h| selfexpr::ssc_omp(v, n_nonzero, tol, par, h)),
     )
 }
 
@@ -70,10 +84,11 @@ fn record<T>(
     s
 }
 
-/// ensc(X, gamma, tau, n_nonzero, support_size, max_iter, tol)
+/// ensc(X, gamma, tau, n_nonzero, support_size, max_iter, tol, progress=None)
 ///     -> (indptr, indices, data, n_iter)  (n_iter: the most active-set rounds of any point)
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (x, gamma, tau, n_nonzero, support_size, max_iter, tol, progress=None))]
 fn ensc<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
@@ -83,58 +98,82 @@ fn ensc<'py>(
     support_size: usize,
     max_iter: usize,
     tol: f64,
+    progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let rounds = AtomicUsize::new(0);
     let r = &rounds;
     let (a, b, c) = dispatch(
         py,
         x,
-        move |v, par| {
-            record(
-                r,
-                selfexpr::ensc(v, gamma, tau, n_nonzero, support_size, max_iter, tol, par),
-            )
-        },
-        move |v, par| {
-            record(
-                r,
-                selfexpr::ensc(v, gamma, tau, n_nonzero, support_size, max_iter, tol, par),
-            )
-        },
+        progress,
+        Box::new(move |v, par, h| {
+            let s = selfexpr::ensc(
+                v,
+                gamma,
+                tau,
+                n_nonzero,
+                support_size,
+                max_iter,
+                tol,
+                par,
+                h,
+            );
+            record(r, s)
+        }),
+        Box::new(move |v, par, h| {
+            let s = selfexpr::ensc(
+                v,
+                gamma,
+                tau,
+                n_nonzero,
+                support_size,
+                max_iter,
+                tol,
+                par,
+                h,
+            );
+            record(r, s)
+        }),
     )?
     .extract::<(Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>)>()?;
     let n_iter = rounds.load(Ordering::Relaxed);
     (a, b, c, n_iter).into_pyobject(py)
 }
 
-/// lsr(X, gamma, n_nonzero) -> (indptr, indices, data)
+/// lsr(X, gamma, n_nonzero, progress=None) -> (indptr, indices, data)
 #[pyfunction]
+#[pyo3(signature = (x, gamma, n_nonzero, progress=None))]
 fn lsr<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     gamma: f64,
     n_nonzero: usize,
+    progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     dispatch(
         py,
         x,
-        move |v, par| selfexpr::lsr(v, gamma, n_nonzero, par),
-        move |v, par| selfexpr::lsr(v, gamma, n_nonzero, par),
+        progress,
+        Box::new(move |v, par, h| selfexpr::lsr(v, gamma, n_nonzero, par, h)),
+        Box::new(move |v, par, h| selfexpr::lsr(v, gamma, n_nonzero, par, h)),
     )
 }
 
-/// tsc(X, n_neighbors) -> (indptr, indices, data)
+/// tsc(X, n_neighbors, progress=None) -> (indptr, indices, data)
 #[pyfunction]
+#[pyo3(signature = (x, n_neighbors, progress=None))]
 fn tsc<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     n_neighbors: usize,
+    progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     dispatch(
         py,
         x,
-        move |v, par| selfexpr::tsc(v, n_neighbors, par),
-        move |v, par| selfexpr::tsc(v, n_neighbors, par),
+        progress,
+        Box::new(move |v, par, h| selfexpr::tsc(v, n_neighbors, par, h)),
+        Box::new(move |v, par, h| selfexpr::tsc(v, n_neighbors, par, h)),
     )
 }
 

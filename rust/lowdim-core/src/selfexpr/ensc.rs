@@ -3,6 +3,7 @@ use super::lsr::{block_mu, gram_eig, point_f64, ridge_rows, ridge_weight};
 use super::{block_view, by_blocks, check_count, dot_ff, keep_top, normalize, scan, Points};
 use super::{max_abs, push_above, Scratch, SparseRows, TopK};
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::Real;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
@@ -51,6 +52,7 @@ pub fn ensc<T: Real>(
     max_iter: usize,
     tol: f64,
     par: Par,
+    progress: &dyn Progress,
 ) -> Result<SparseRows<T>> {
     check_count(n_nonzero, "n_nonzero")?;
     check_count(support_size, "support_size")?;
@@ -73,7 +75,7 @@ pub fn ensc<T: Real>(
     let pts = normalize(x, par)?;
     if tau == 0.0 {
         let e = gram_eig(&pts)?;
-        let rows = by_blocks(pts.n, par, |r0, m| {
+        let rows = by_blocks(pts.n, par, progress, |r0, m| {
             let mu = block_mu(&pts, r0, m);
             let ws: Vec<Option<Vec<f64>>> = (0..m)
                 .map(|r| {
@@ -87,7 +89,7 @@ pub fn ensc<T: Real>(
                 .collect();
             ridge_rows(&pts, r0, &ws, n_nonzero)
         });
-        return Ok(SparseRows::from_rows(rows));
+        return Ok(SparseRows::from_rows(rows?));
     }
     let cfg = Cfg {
         gamma,
@@ -98,7 +100,9 @@ pub fn ensc<T: Real>(
         tol,
     };
     let rounds = AtomicUsize::new(0);
-    let rows = by_blocks(pts.n, par, |r0, m| orgen_block(&pts, r0, m, &cfg, &rounds));
+    let rows = by_blocks(pts.n, par, progress, |r0, m| {
+        orgen_block(&pts, r0, m, &cfg, &rounds)
+    })?;
     let mut out = SparseRows::from_rows(rows);
     // a maximum over points: independent of the thread count and of the block order
     out.n_iter = rounds.load(Ordering::Relaxed);
@@ -659,11 +663,12 @@ fn polish(b: &[f64], cols: &[Option<Vec<f64>>], c: &mut [f64], alpha: f64, tau: 
 mod tests {
     use super::super::testutil::union;
     use super::*;
+    use crate::progress::SILENT;
 
     #[test]
     fn subspace_preserving_and_deterministic() {
         let (x, lab) = union(4, 3, 30, 30, 3);
-        let out = ensc(x.as_ref(), 50.0, 0.9, 50, 10, 40, 1e-8, Par::Seq).unwrap();
+        let out = ensc(x.as_ref(), 50.0, 0.9, 50, 10, 40, 1e-8, Par::Seq, &SILENT).unwrap();
         for j in 0..x.nrows() {
             let (idx, val) = out.row(j);
             assert!(!idx.is_empty());
@@ -671,7 +676,18 @@ mod tests {
                 assert!(lab[i as usize] == lab[j] || v.abs() < 1e-10, "{j} {i} {v}");
             }
         }
-        let par = ensc(x.as_ref(), 50.0, 0.9, 50, 10, 40, 1e-8, Par::rayon(2)).unwrap();
+        let par = ensc(
+            x.as_ref(),
+            50.0,
+            0.9,
+            50,
+            10,
+            40,
+            1e-8,
+            Par::rayon(2),
+            &SILENT,
+        )
+        .unwrap();
         assert_eq!(out, par);
     }
 
@@ -697,7 +713,7 @@ mod tests {
         let (x, _) = union(3, 4, 10, 12, 5);
         let n = x.nrows();
         let (gamma, tau) = (20.0, 0.7);
-        let out = ensc(x.as_ref(), gamma, tau, n, n, 40, 1e-12, Par::Seq).unwrap();
+        let out = ensc(x.as_ref(), gamma, tau, n, n, 40, 1e-12, Par::Seq, &SILENT).unwrap();
         let pts = normalize(x.as_ref(), Par::Seq).unwrap();
         for j in 0..n {
             let xj = point_f64(&pts, j);

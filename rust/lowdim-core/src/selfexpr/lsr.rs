@@ -3,6 +3,7 @@
 use super::{block_view, by_blocks, check_count, normalize, scan, Points, Scratch, SparseRows};
 use super::{keep_top, push_above, TopK};
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::Real;
 use faer::{Mat, MatRef, Par, Side};
 
@@ -142,6 +143,7 @@ pub fn lsr<T: Real>(
     gamma: f64,
     n_nonzero: usize,
     par: Par,
+    progress: &dyn Progress,
 ) -> Result<SparseRows<T>> {
     check_count(n_nonzero, "n_nonzero")?;
     if !(gamma.is_finite() && gamma > 0.0) {
@@ -152,7 +154,7 @@ pub fn lsr<T: Real>(
     let pts = normalize(x, par)?;
     let e = gram_eig(&pts)?;
     let lambda = 1.0 / gamma;
-    let rows = by_blocks(pts.n, par, |r0, m| {
+    let rows = by_blocks(pts.n, par, progress, |r0, m| {
         let ws: Vec<Option<Vec<f64>>> = (r0..r0 + m)
             .map(|j| {
                 if pts.is_zero(j) {
@@ -164,7 +166,7 @@ pub fn lsr<T: Real>(
             .collect();
         ridge_rows(&pts, r0, &ws, n_nonzero)
     });
-    Ok(SparseRows::from_rows(rows))
+    Ok(SparseRows::from_rows(rows?))
 }
 
 /// `mu_j = max_{i != j} |<x_i, x_j>|` for the points of a block.
@@ -184,6 +186,7 @@ pub(crate) fn block_mu<T: Real>(pts: &Points<T>, r0: usize, m: usize) -> Vec<f64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::SILENT;
     use faer::linalg::solvers::Solve;
 
     #[test]
@@ -191,7 +194,7 @@ mod tests {
         let (n, d) = (17usize, 5usize);
         let x = Mat::<f64>::from_fn(n, d, |i, j| (((i * 13 + j * 7) % 17) as f64 - 8.0) / 3.0);
         let gamma = 3.0;
-        let out = lsr(x.as_ref(), gamma, n, Par::Seq).unwrap();
+        let out = lsr(x.as_ref(), gamma, n, Par::Seq, &SILENT).unwrap();
         // Dense: A = normalized X^T, P = (A^T A + I/gamma)^{-1}.
         let xn = Mat::<f64>::from_fn(n, d, |i, j| {
             let s: f64 = (0..d).map(|k| x[(i, k)] * x[(i, k)]).sum::<f64>().sqrt();

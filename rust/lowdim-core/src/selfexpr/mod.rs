@@ -22,10 +22,13 @@
 //!   tiny values to exercise block and tile boundaries (results change at most by the
 //!   rounding of the GEMM tiles).
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::Real;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 mod ensc;
 mod lsr;
@@ -292,20 +295,41 @@ pub(crate) fn scan_raw<S: Real>(
 }
 
 /// Runs `f(first_row, n_rows)` for every block of rows in parallel; rows come back in order.
+///
+/// After each block, `progress` hears `(blocks done, blocks)`; the reports are serialized (a
+/// lock), so `done` counts up one by one whatever the thread count. When the hook asks to stop,
+/// the blocks not yet started are skipped and the call returns [`Error::Interrupted`].
 pub(crate) fn by_blocks<T: Send>(
     n: usize,
     par: Par,
+    progress: &dyn Progress,
     f: impl Fn(usize, usize) -> Vec<Vec<(usize, T)>> + Sync,
-) -> Vec<Vec<(usize, T)>> {
+) -> Result<Vec<Vec<(usize, T)>>> {
     let b = block_rows();
     let nb = n.div_ceil(b);
-    let run = |k: usize| f(k * b, b.min(n - k * b));
+    let done = Mutex::new(0usize);
+    let stop = AtomicBool::new(false);
+    let run = |k: usize| {
+        if stop.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
+        let rows = f(k * b, b.min(n - k * b));
+        let mut d = done.lock().unwrap_or_else(|e| e.into_inner());
+        *d += 1;
+        if !progress.update(*d, nb) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        rows
+    };
     let parts: Vec<Vec<Vec<(usize, T)>>> = if crate::threads::is_parallel(par) && nb > 1 {
         (0..nb).into_par_iter().map(run).collect()
     } else {
         (0..nb).map(run).collect()
     };
-    parts.into_iter().flatten().collect()
+    if stop.load(Ordering::Relaxed) {
+        return Err(Error::Interrupted);
+    }
+    Ok(parts.into_iter().flatten().collect())
 }
 
 /// `|v|` (the trait has no `abs`).

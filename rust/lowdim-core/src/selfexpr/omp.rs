@@ -2,6 +2,7 @@
 use super::{above, as_f32, by_blocks, check_count, dot_ff, max_abs, normalize, scan_raw};
 use super::{Points, Scratch, SparseRows};
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::Real;
 use faer::{MatRef, Par};
 
@@ -119,6 +120,7 @@ pub fn ssc_omp<T: Real>(
     n_nonzero: usize,
     tol: f64,
     par: Par,
+    progress: &dyn Progress,
 ) -> Result<SparseRows<T>> {
     check_count(n_nonzero, "n_nonzero")?;
     if !(tol.is_finite() && tol >= 0.0) {
@@ -136,7 +138,9 @@ pub fn ssc_omp<T: Real>(
             &owned
         }
     };
-    let rows = by_blocks(pts.n, par, |r0, m| omp_block(&pts, x32, r0, m, kmax, tol));
+    let rows = by_blocks(pts.n, par, progress, |r0, m| {
+        omp_block(&pts, x32, r0, m, kmax, tol)
+    })?;
     Ok(SparseRows::from_rows(rows))
 }
 
@@ -251,11 +255,12 @@ fn omp_block<T: Real>(
 mod tests {
     use super::super::testutil::union;
     use super::*;
+    use crate::progress::SILENT;
 
     #[test]
     fn subspace_preserving_and_exact() {
         let (x, lab) = union(4, 3, 12, 25, 7);
-        let out = ssc_omp(x.as_ref(), 5, 1e-9, Par::Seq).unwrap();
+        let out = ssc_omp(x.as_ref(), 5, 1e-9, Par::Seq, &SILENT).unwrap();
         for j in 0..x.nrows() {
             let (idx, val) = out.row(j);
             assert!(!idx.is_empty() && idx.len() <= 3);
@@ -264,7 +269,7 @@ mod tests {
                 assert!(lab[i as usize] == lab[j] || v.abs() < 1e-10);
             }
         }
-        let par = ssc_omp(x.as_ref(), 5, 1e-9, Par::rayon(2)).unwrap();
+        let par = ssc_omp(x.as_ref(), 5, 1e-9, Par::rayon(2), &SILENT).unwrap();
         assert_eq!(out, par);
     }
 
@@ -272,8 +277,27 @@ mod tests {
     fn f32_runs() {
         let (x, _) = union(3, 2, 8, 10, 1);
         let xf = faer::Mat::<f32>::from_fn(x.nrows(), x.ncols(), |i, j| x[(i, j)] as f32);
-        let out = ssc_omp(xf.as_ref(), 4, 1e-5, Par::Seq).unwrap();
+        let out = ssc_omp(xf.as_ref(), 4, 1e-5, Par::Seq, &SILENT).unwrap();
         assert_eq!(out.indptr.len(), 31);
-        assert!(ssc_omp(xf.as_ref(), 0, 1e-5, Par::Seq).is_err());
+        assert!(ssc_omp(xf.as_ref(), 0, 1e-5, Par::Seq, &SILENT).is_err());
+    }
+
+    #[test]
+    fn progress_counts_blocks_in_order_and_can_stop() {
+        use std::sync::Mutex;
+        let (x, _) = union(3, 2, 6, 300, 5);
+        let seen = Mutex::new(Vec::new());
+        let hook = |d: usize, t: usize| {
+            seen.lock().unwrap().push((d, t));
+            true
+        };
+        ssc_omp(x.as_ref(), 3, 1e-9, Par::rayon(2), &hook).unwrap();
+        let seen = seen.into_inner().unwrap();
+        let nb = seen[0].1;
+        assert!(nb >= 2, "{seen:?}");
+        assert_eq!(seen, (1..=nb).map(|d| (d, nb)).collect::<Vec<_>>());
+        let stop = |d: usize, _t: usize| d < 2;
+        let err = ssc_omp(x.as_ref(), 3, 1e-9, Par::Seq, &stop).unwrap_err();
+        assert!(matches!(err, crate::Error::Interrupted));
     }
 }

@@ -1,6 +1,7 @@
 //! TSC: thresholding subspace clustering (Heckel & Boelcskei).
 use super::{block_view, by_blocks, check_count, normalize, push_above, scan, Scratch};
 use super::{SparseRows, TopK};
+use crate::progress::Progress;
 use crate::Real;
 use crate::Result;
 use faer::{MatRef, Par};
@@ -9,11 +10,16 @@ use faer::{MatRef, Par};
 /// (unit-norm points; ties: smallest index), each with the value
 /// `exp(-2 * acos(min(1, |<x_i, x_j>|)))`. `q` is capped at `N - 1`; a zero point gets an
 /// empty row.
-pub fn tsc<T: Real>(x: MatRef<'_, T>, n_neighbors: usize, par: Par) -> Result<SparseRows<T>> {
+pub fn tsc<T: Real>(
+    x: MatRef<'_, T>,
+    n_neighbors: usize,
+    par: Par,
+    progress: &dyn Progress,
+) -> Result<SparseRows<T>> {
     check_count(n_neighbors, "n_neighbors")?;
     let pts = normalize(x, par)?;
     let q = n_neighbors.min(pts.n - 1);
-    let rows = by_blocks(pts.n, par, |r0, m| {
+    let rows = by_blocks(pts.n, par, progress, |r0, m| {
         let mut tops: Vec<TopK> = (0..m).map(|_| TopK::new(q, -1.0)).collect();
         let mut scratch = Scratch::new();
         let mut pos = Vec::new();
@@ -41,17 +47,18 @@ pub fn tsc<T: Real>(x: MatRef<'_, T>, n_neighbors: usize, par: Par) -> Result<Sp
             })
             .collect()
     });
-    Ok(SparseRows::from_rows(rows))
+    Ok(SparseRows::from_rows(rows?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::SILENT;
 
     #[test]
     fn matches_brute_force() {
         let x = faer::Mat::<f64>::from_fn(23, 4, |i, j| ((i * 7 + j * 3) % 11) as f64 - 5.0);
-        let out = tsc(x.as_ref(), 3, Par::Seq).unwrap();
+        let out = tsc(x.as_ref(), 3, Par::Seq, &SILENT).unwrap();
         let nrm: Vec<f64> = (0..23)
             .map(|i| (0..4).map(|k| x[(i, k)] * x[(i, k)]).sum::<f64>().sqrt())
             .collect();
