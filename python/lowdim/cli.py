@@ -795,7 +795,7 @@ def demo_cluster(ctx: DemoContext) -> None:
     from sklearn.datasets import load_digits
     from sklearn.metrics import confusion_matrix
 
-    from lowdim.cluster import SSCOMP, EnSC
+    from lowdim.cluster import SSCOMP, TSC, EnSC
     from lowdim.datasets import union_of_subspaces
     from lowdim.metrics import clustering_accuracy
 
@@ -815,8 +815,8 @@ def demo_cluster(ctx: DemoContext) -> None:
         Xd, yd = Xd[:600], yd[:600]
     best = None
     for name, est in (
+        ("lowdim TSC", TSC(10, random_state=0)),
         ("lowdim EnSC", EnSC(10, gamma=20, random_state=0)),
-        ("lowdim SSCOMP", SSCOMP(10, n_nonzero=5, random_state=0)),
         ("sklearn KMeans", KMeans(10, n_init=10, random_state=0)),
     ):
         labels, t = _timed(lambda est=est: est.fit_predict(Xd))
