@@ -79,6 +79,17 @@ def _square_sparse(C, name: str) -> sp.csr_matrix:
     return C
 
 
+def _representation_and_labels(representation, labels_true):
+    C = _square_sparse(representation, "representation")
+    y = _labels(labels_true, "labels_true")
+    if y.shape[0] != C.shape[0]:
+        raise ValueError(
+            f"representation is {C.shape[0]} x {C.shape[1]} but labels_true has "
+            f"{y.shape[0]} entries"
+        )
+    return C, y
+
+
 def subspace_preserving_error(representation, labels_true) -> float:
     """Mean fraction of each point's representation mass that lies on other classes.
 
@@ -106,13 +117,7 @@ def subspace_preserving_error(representation, labels_true) -> float:
     >>> subspace_preserving_error(C, [0, 0, 1])   # row 1: half its mass on class 1
     0.25
     """
-    C = _square_sparse(representation, "representation")
-    y = _labels(labels_true, "labels_true")
-    if y.shape[0] != C.shape[0]:
-        raise ValueError(
-            f"representation is {C.shape[0]} x {C.shape[1]} but labels_true has "
-            f"{y.shape[0]} entries"
-        )
+    C, y = _representation_and_labels(representation, labels_true)
     codes, _ = _codes(y)
     rows = np.repeat(np.arange(C.shape[0]), np.diff(C.indptr))
     mass = np.abs(C.data).astype(np.float64)
@@ -173,13 +178,7 @@ def connectivity(representation, labels_true) -> float:
     >>> connectivity(np.eye(3), [0, 0, 0])    # no edges between distinct points
     0.0
     """
-    C = _square_sparse(representation, "representation")
-    y = _labels(labels_true, "labels_true")
-    if y.shape[0] != C.shape[0]:
-        raise ValueError(
-            f"representation is {C.shape[0]} x {C.shape[1]} but labels_true has "
-            f"{y.shape[0]} entries"
-        )
+    C, y = _representation_and_labels(representation, labels_true)
     A = abs(C).astype(np.float64)
     W = (A + A.T).tocsr()
     W.setdiag(0)
