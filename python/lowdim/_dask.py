@@ -12,7 +12,10 @@ dask). The algorithms are the in-memory ones, expressed as Dask graphs:
   and the ``n x l`` partial sums are added by a tree reduction; otherwise each half step is a
   blockwise product with a tree reduction over the contracted chunks;
 * tall blocks are orthonormalized by TSQR (``dask.array.linalg.tsqr``), small ones locally;
-* the small factors (SVD of an ``l x l`` triangle) are computed in one task.
+* the small factors (SVD of an ``l x l`` triangle) are computed in one task;
+* ``tol=`` runs the in-memory blocked randQB_EI block by block (same blocks, test-matrix
+  columns, indicator and rank choice), each pass blockwise, the basis ``Q`` and ``B^T``
+  persisted on the cluster and one scalar (the block's ``||B_i||_F^2``) computed per block.
 
 Results are Dask arrays (lazy) unless ``compute=True``.
 """
