@@ -140,10 +140,79 @@ def test_rsvd_validation(client):
         lowdim.rsvd(Ad, 6)
     with pytest.raises(ValueError, match="exactly one"):
         lowdim.rsvd(Ad)
-    with pytest.raises(NotImplementedError, match="fixed rank"):
-        lowdim.rsvd(Ad, tol=0.1)
+    with pytest.raises(ValueError, match="tol"):
+        lowdim.rsvd(Ad, tol=1.5)
     with pytest.raises(TypeError, match="complex"):
         lowdim.rsvd(da.zeros((10, 5), chunks=5, dtype=complex), 2)
+
+
+@pytest.mark.parametrize("chunking", sorted(CHUNKS))
+@pytest.mark.parametrize("wide", [False, True], ids=["tall", "wide"])
+def test_rsvd_tol_matches_in_memory(client, chunking, wide):
+    A = _decaying(300, 80)
+    chunks = CHUNKS[chunking]
+    if wide:
+        A, chunks = A.T.copy(), chunks[::-1]
+    kw = {"tol": 1e-3, "seed": 7, "block_size": 4, "n_iter": 2}
+    ref = lowdim.rsvd(A, **kw)
+    res = lowdim.rsvd(da.from_array(A, chunks=chunks), compute=True, **kw)
+    assert res.solver == ref.solver == "randqb"
+    assert res.S.shape == ref.S.shape  # same rank (blocks 4, 8, 16: rank 20 of 28 tried)
+    assert res.rel_error <= 1e-3
+    np.testing.assert_allclose(res.rel_error, ref.rel_error, rtol=1e-6)
+    assert res.U.flags.f_contiguous and res.Vh.flags.c_contiguous
+    _assert_same(res, ref, 1e-9)
+
+
+def test_rsvd_tol_lazy_float32_sparse_and_zero(client):
+    A = _decaying(200, 60, seed=1, dtype=np.float32)
+    ref = lowdim.rsvd(A, tol=1e-2, seed=3)
+    res = lowdim.rsvd(da.from_array(A, chunks=(50, -1)), tol=1e-2, seed=3)
+    assert all(isinstance(x, da.Array) for x in res)
+    assert res.U.dtype == np.float32 and res.S.shape == ref.S.shape
+    np.testing.assert_allclose(res.rel_error, ref.rel_error, rtol=1e-3)
+    _assert_same(dask.compute(*res), ref, 2e-4)
+    # sparse chunks, past the first block (16) and into the second (32)
+    X = sp.random(400, 120, density=0.05, random_state=0, format="csr", dtype=np.float64)
+    ref = lowdim.rsvd(X, tol=0.5, seed=5)
+    Xd = da.from_array(X, chunks=(100, 40), asarray=False)
+    res = lowdim.rsvd(Xd, tol=0.5, seed=5, compute=True)
+    assert res.S.shape == ref.S.shape and res.S.shape[0] > 16
+    np.testing.assert_allclose(res.rel_error, ref.rel_error, rtol=1e-9)
+    _assert_same(res, ref, 1e-8)
+    # the rounding floor: the residual is measured directly, as in memory
+    B = _decaying(120, 10, seed=2)
+    ref = lowdim.rsvd(B, tol=1e-6, seed=1)
+    res = lowdim.rsvd(da.from_array(B, chunks=(30, 5)), tol=1e-6, seed=1, compute=True)
+    assert res.S.shape == ref.S.shape and res.rel_error < 1e-12
+    _assert_same(res, ref, 1e-9)
+    # all zeros: rank 0, error 0 (as in memory)
+    ref = lowdim.rsvd(np.zeros((30, 10)), tol=0.1)
+    res = lowdim.rsvd(da.zeros((30, 10), chunks=10), tol=0.1, compute=True)
+    assert res.U.shape == ref.U.shape == (30, 0) and res.Vh.shape == ref.Vh.shape == (0, 10)
+    assert res.rel_error == ref.rel_error == 0.0
+    # tiny magnitudes are rescaled (power of two) as in memory
+    C = 1e-200 * _decaying(100, 20, seed=4)
+    ref = lowdim.rsvd(C, tol=1e-3, seed=2)
+    res = lowdim.rsvd(da.from_array(C, chunks=(25, 20)), tol=1e-3, seed=2, compute=True)
+    assert res.S.shape == ref.S.shape
+    np.testing.assert_allclose(res.S, ref.S, rtol=1e-9)
+    Xn = A.astype(np.float64)
+    Xn[3, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        lowdim.rsvd(da.from_array(Xn, chunks=50), tol=0.1)
+
+
+def test_pca_variance_fraction_matches_in_memory(client):
+    rng = np.random.default_rng(5)
+    X = _decaying(300, 40, seed=5) + 2.0 + 1e-3 * rng.standard_normal((300, 40))
+    kw = {"n_components": 0.99, "random_state": 0}
+    ref = lowdim.PCA(**kw).fit(X)
+    est = lowdim.PCA(**kw).fit(da.from_array(X, chunks=(70, 20)))
+    assert est.n_components_ == ref.n_components_ > 1
+    for attr in ("components_", "singular_values_", "explained_variance_", "mean_"):
+        np.testing.assert_allclose(getattr(est, attr), getattr(ref, attr), atol=1e-9)
+    np.testing.assert_allclose(est.noise_variance_, ref.noise_variance_, rtol=1e-8)
 
 
 def test_pca_matches_in_memory(client):

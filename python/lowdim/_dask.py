@@ -12,7 +12,10 @@ dask). The algorithms are the in-memory ones, expressed as Dask graphs:
   and the ``n x l`` partial sums are added by a tree reduction; otherwise each half step is a
   blockwise product with a tree reduction over the contracted chunks;
 * tall blocks are orthonormalized by TSQR (``dask.array.linalg.tsqr``), small ones locally;
-* the small factors (SVD of an ``l x l`` triangle) are computed in one task.
+* the small factors (SVD of an ``l x l`` triangle) are computed in one task;
+* ``tol=`` runs the in-memory blocked randQB_EI block by block (same blocks, test-matrix
+  columns, indicator and rank choice), each pass blockwise, the basis ``Q`` and ``B^T``
+  persisted on the cluster and one scalar (the block's ``||B_i||_F^2``) computed per block.
 
 Results are Dask arrays (lazy) unless ``compute=True``.
 """
@@ -155,9 +158,9 @@ def _gram_part(b, r=None, c=None, *, trans, dt):
     return g[None]
 
 
-def _gaussian_block(ell, seed, dtype, block_info=None):
+def _gaussian_block(ell, seed, dtype, col0=0, block_info=None):
     (r0, r1), (c0, c1) = block_info[None]["array-location"]
-    return _lowdim.gaussian(r1 - r0, c1 - c0, seed, r0, c0, dtype == np.float32)
+    return _lowdim.gaussian(r1 - r0, c1 - c0, seed, r0, col0 + c0, dtype == np.float32)
 
 
 def _qr_q(z):
@@ -196,6 +199,8 @@ class _Op:
         self.row_chunks, self.col_chunks = (ch[1], ch[0]) if self.trans else (ch[0], ch[1])
         self.shape = (max(m, n), min(m, n))
         self.r = self.c = None
+        self.center = center
+        self.plain_dense = not sp.issparse(getattr(A, "_meta", None))
         if center is not None:
             # A - 1 mu^T; transposed: T = A^T - mu 1^T.
             mu = center.rechunk((ch[1],)).astype(dtype)
@@ -292,11 +297,62 @@ class _Op:
         # the block index 'j' of T's single column chunk doubles as the Gram's row index
         return parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=np.float64)
 
-    def gaussian(self, ell, seed, single_chunk: bool):
+    def gaussian(self, ell, seed, single_chunk: bool, col0: int = 0):
+        """Columns ``col0 .. col0 + ell`` of the n x inf Gaussian test matrix of ``seed``."""
         chunks = ((self.shape[1],) if single_chunk else self.col_chunks, (ell,))
         return da.map_blocks(
-            _gaussian_block, ell, seed, self.dtype, chunks=chunks, dtype=self.dtype
+            _gaussian_block, ell, seed, self.dtype, col0, chunks=chunks, dtype=self.dtype
         )
+
+    def frob_sq(self):
+        """``||T - r c^T||_F^2`` in float64 (lazy scalar), block by block."""
+        args = [self.A, "ij"] if self.center is None else [self.A, "ij", self.center, "j"]
+        return da.blockwise(
+            _sq_part,
+            "ij",
+            *args,
+            adjust_chunks={"i": 1, "j": 1},
+            dtype=np.float64,
+            meta=np.empty((0, 0), np.float64),
+            dt=self.dtype,
+        ).sum(split_every=_SPLIT_EVERY)
+
+    def max_abs(self):
+        """An upper bound of the largest magnitude (within a factor of 2), lazy."""
+        mx = da.blockwise(
+            _maxabs_part,
+            "ij",
+            self.A,
+            "ij",
+            adjust_chunks={"i": 1, "j": 1},
+            dtype=np.float64,
+            meta=np.empty((0, 0), np.float64),
+            dt=self.dtype,
+        ).max()
+        if self.center is not None:
+            mx = mx + abs(self.center).max().astype(np.float64)
+        return mx
+
+    def scaled(self, c: float) -> _Op:
+        """The operator times the power of two ``c`` (exact), scaled inside the blocks."""
+        cc = self.dtype.type(c)
+        return _Op(self.A * cc, self.dtype, None if self.center is None else self.center * cc)
+
+    def residual_sq(self, Us, V):
+        """``||T - r c^T - Us V^T||_F^2`` (dense blocks), lazy float64 scalar."""
+        Us = Us.rechunk((self.row_chunks, -1))
+        V = V.rechunk((self.col_chunks, -1))
+        args = [self.A, self.ti, Us, "ik", V, "jk", *self._centre_args()]
+        return da.blockwise(
+            _residual_sq_part,
+            "ij",
+            *args,
+            adjust_chunks={"i": 1, "j": 1},
+            concatenate=True,
+            dtype=np.float64,
+            meta=np.empty((0, 0), np.float64),
+            **self._kw(),
+        ).sum(split_every=_SPLIT_EVERY)
 
 
 def _orth(Z):
@@ -475,11 +531,149 @@ def _gram_svd(op: _Op, k, compute):
     return _finish(op, Q @ Ur, S, Vk @ Wr, "gram", compute)
 
 
-def _rsvd_tol(op, tol, q, block_size, seed, compute):
-    raise NotImplementedError(
-        "rsvd(tol=...) on dask arrays is not available yet; pass a fixed rank k "
-        "(or call rsvd on A.compute() when it fits in memory)"
-    )
+def _sq_part(b, mu=None, *, dt):
+    """``sum (b - mu)^2`` (``mu`` None: ``sum b^2``) in float64, as a 1 x 1 block."""
+    if mu is not None:
+        return _centred_sq_part(b, mu, dt=dt)
+    _worker_threads()
+    b = _block(b, False, dt)
+    d = b.data if sp.issparse(b) else b
+    d = d.ravel()
+    return np.full((1, 1), float(np.dot(d.astype(np.float64, copy=False), d)))
+
+
+def _maxabs_part(b, *, dt):
+    b = _block(b, False, dt)
+    d = b.data if sp.issparse(b) else b
+    return np.full((1, 1), float(np.max(np.abs(d))) if d.size else 0.0)
+
+
+def _residual_sq_part(b, us, v, r=None, c=None, *, trans, dt):
+    """``||T_ij - r_i c_j^T - Us_i V_j^T||_F^2`` for one dense block (in float64)."""
+    _worker_threads()
+    b = _dense(_block(b, trans, dt))
+    d = b - us @ v.T
+    if c is not None:
+        d -= (np.ones(b.shape[0], dt) if r is None else r)[:, None] * c[None, :]
+    return np.full((1, 1), float(np.einsum("ij,ij->", d, d, dtype=np.float64)))
+
+
+def _finite_or_raise(x: float) -> None:
+    if not math.isfinite(x):
+        raise ValueError(
+            "A contains NaN or infinity (or values so large that products with A overflow); "
+            "remove or rescale them first"
+        )
+
+
+def _deflated_apply(op: _Op, Q, Bt, X):
+    """``(T - Q B) X`` (Q None: ``T X``)."""
+    Y = op.apply(X)
+    return Y if Q is None else Y - Q @ (Bt.T @ X)
+
+
+def _deflated_apply_t(op: _Op, Q, Bt, Y):
+    """``(T - Q B)^T Y`` (Q None: ``T^T Y``)."""
+    W = op.apply_t(Y)
+    return W if Q is None else W - Bt @ (Q.T @ Y)
+
+
+def _tol_result(op: _Op, Ut, S, Vt, rel_error, compute):
+    res = _finish(op, Ut, S, Vt, "randqb", compute)
+    res.rel_error = rel_error
+    return res
+
+
+def _rsvd_tol(op: _Op, tol, q, block_size, seed, compute):
+    """Adaptive rank (the in-memory ``rsvd_tol``): blocked randQB with the error indicator
+    ``||T||_F^2 - ||B||_F^2`` (Yu, Gu & Li 2018, with power iterations), the first block of
+    ``block_size`` columns, later blocks doubling up to 512. Every pass over ``T`` is a
+    blockwise Dask computation; the basis ``Q`` (m x r) and ``B^T`` (n x r) stay on the
+    cluster (persisted after each block); the indicator, the SVD of the r x r triangle of
+    ``B^T`` and the rank choice are local. One small ``compute`` per block (the loop length
+    depends on the data), so the result's ``U``/``Vh`` are cheap slices of persisted data."""
+    dt = op.dtype
+    f64 = dt == np.float64
+    eps = float(np.finfo(dt).eps)
+    lo, hi = (2.0**-400, 2.0**400) if f64 else (2.0**-60, 2.0**60)
+    mt, nt = op.shape
+
+    def unsafe(f2):
+        return f2 == 0.0 or not math.isfinite(f2) or not lo <= math.sqrt(f2) <= hi
+
+    frob2 = float(op.frob_sq().compute())
+    if math.isnan(frob2):
+        _finite_or_raise(frob2)
+    scale = 1.0
+    if unsafe(frob2):
+        # the in-memory with_rescale: a power-of-two scaling of A (exact), S scaled back
+        amax = float(op.max_abs().compute())
+        _finite_or_raise(amax)
+        if amax == 0.0:
+            U = da.zeros((mt, 0), dtype=dt, chunks=(op.row_chunks, 0))
+            V = da.zeros((nt, 0), dtype=dt, chunks=(op.col_chunks, 0))
+            return _tol_result(op, U, da.zeros((0,), dtype=dt), V, 0.0, compute)
+        scale = 2.0 ** -round(math.log2(amax))
+        op = op.scaled(scale)
+        frob2 = float(op.frob_sq().compute())
+        if unsafe(frob2):
+            raise np.linalg.LinAlgError("cannot rescale A into a safe range")
+    # A small slack keeps rounding in the indicator from stopping a hair early.
+    target = frob2 * max(tol * tol - 32.0 * eps, 0.0)
+    Q = Bt = None
+    r = 0
+    e = frob2
+    b = block_size
+    while r < nt:
+        bsz = min(b, nt - r)
+        omega = op.gaussian(bsz, seed, single_chunk=False, col0=r)
+
+        Qi = _orth(_deflated_apply(op, Q, Bt, omega))
+        for _ in range(q):
+            Wi = _orth(_deflated_apply_t(op, Q, Bt, Qi))
+            Qi = _orth(_deflated_apply(op, Q, Bt, Wi))
+        if Q is not None:
+            # re-orthogonalize against the basis so far, twice is enough (Kahan)
+            for _ in range(2):
+                Qi = Qi - Q @ (Q.T @ Qi)
+            Qi = _orth(Qi)
+        Bti = _deflated_apply_t(op, Q, Bt, Qi)
+        nb = (Bti.astype(np.float64) ** 2).sum()
+        if Q is None:
+            Qn, Btn = Qi, Bti
+        else:
+            Qn = da.concatenate([Q, Qi], axis=1).rechunk({1: -1})
+            Btn = da.concatenate([Bt, Bti], axis=1).rechunk({1: -1})
+        Q, Bt, nb = dask.persist(Qn, Btn, nb)
+        nb = float(nb.compute())
+        _finite_or_raise(nb)
+        e -= nb
+        r += bsz
+        if e <= target:
+            break
+        b = min(2 * b, 512)
+    # Rank from the SVD of B (that of the triangle of B^T = Qb Rb): the error of rank k is
+    # (||T||^2 - ||B||^2) + sum_{i>k} s_i^2.
+    Qb, Rb = da.linalg.tsqr(Bt)
+    Qb, Rb = dask.persist(Qb, Rb)
+    ur, s, wrt = np.linalg.svd(np.asarray(Rb.compute(), dtype=np.float64))
+    _finite_or_raise(float(s.sum()))
+    s2 = s * s
+    base = max(frob2 - float(s2.sum()), 0.0)
+    tail = 0.0
+    k = len(s)
+    while k > 1 and base + tail + s2[k - 1] <= target:
+        tail += s2[k - 1]
+        k -= 1
+    # T ~= Q B = Q Wr S Ur^T Qb^T
+    Ut = Q @ da.from_array(np.ascontiguousarray(wrt[:k].T).astype(dt), chunks=-1)
+    Vt = Qb @ da.from_array(np.ascontiguousarray(ur[:, :k]).astype(dt), chunks=-1)
+    err2 = base + tail
+    if err2 < 1e3 * eps * frob2 and op.plain_dense:
+        # near the rounding floor the indicator says little: measure the residual (one pass)
+        err2 = float(op.residual_sq(Ut * s[:k].astype(dt), Vt).compute())
+    S = da.from_array((s[:k] / scale).astype(dt), chunks=-1)
+    return _tol_result(op, Ut, S, Vt, math.sqrt(err2 / frob2), compute)
 
 
 # ----------------------------------------------------------------------------- PCA / TruncatedSVD
