@@ -119,8 +119,14 @@ def check_xp_matrix(A, name: str = "A"):
     return xp, _as(xp, A, dt), dt
 
 
+def _host_bool(x) -> bool:
+    """A 0-d device boolean on the host: every device->host synchronization of the rSVD path
+    goes through here (the tests count them)."""
+    return bool(x)
+
+
 def _not_finite(xp, a) -> bool:
-    return not bool(xp.all(xp.isfinite(a)))
+    return not _host_bool(xp.all(xp.isfinite(a)))
 
 
 def _gaussian(xp, rows, cols, seed, dtype, like):
@@ -150,9 +156,15 @@ def _col_signs(xp, V):
     return V * xp.where(pos, xp.asarray(1, dtype=V.dtype), xp.asarray(-1, dtype=V.dtype))[None, :]
 
 
-def _tri_inv(xp, R):
-    """Inverse of a small upper-triangular factor (the standard has no solve_triangular)."""
-    return xp.linalg.inv(R)
+def _solve_upper_right(xp, Y, R):
+    """``Y R^{-1}`` for a small upper-triangular ``R`` (same dtype as Y). CuPy: one cuBLAS
+    triangular solve (cupyx.scipy.linalg.solve_triangular on ``R^T X^T = Y^T``; no host
+    sync). Other namespaces (the standard has no solve_triangular): ``Y @ inv(R)``."""
+    if _is_cupy(xp):
+        from cupyx.scipy.linalg import solve_triangular
+
+        return solve_triangular(R, Y.T, trans="T", lower=False).T
+    return Y @ xp.linalg.inv(R)
 
 
 def _qr_q(xp, Y):
@@ -160,13 +172,25 @@ def _qr_q(xp, Y):
     return xp.linalg.qr(Y)[0]
 
 
+def _chol_ok(xp, G, L):
+    """Device-side check of a Cholesky factor (no sync): finite, positive diagonal and
+    ``L L^T`` reproducing ``G`` (CuPy does not raise on a failed factorization and leaves
+    part of the factor unfinished, which a finiteness test alone can miss)."""
+    d = xp.linalg.diagonal(L)
+    scale = xp.max(xp.linalg.diagonal(G))
+    res = xp.max(xp.abs(L @ L.T - G))
+    return xp.all(xp.isfinite(L)) & xp.all(d > 0) & (res <= 1e-10 * scale)
+
+
 def cholqr2(xp, Y):
     """CholeskyQR2: ``Y = Q R`` with the Gram matrices and their Cholesky factors in float64
     (two GEMM-shaped passes). None when a Gram matrix is not numerically positive definite
-    (cond(Y) beyond ~1e8), so that the caller falls back to Householder QR."""
+    (cond(Y) beyond ~1e8), so that the caller falls back to Householder QR. One host sync
+    (both passes checked together at the end)."""
     dt = Y.dtype
     Q = Y
     Rtot = None
+    ok = None
     for _ in range(2):
         Q64 = _as(xp, Q, xp.float64)
         G = Q64.T @ Q64
@@ -174,12 +198,38 @@ def cholqr2(xp, Y):
             L = xp.linalg.cholesky(G)
         except Exception:  # numpy / array_api_strict raise LinAlgError
             return None
-        if _not_finite(xp, L):  # cupy returns NaNs instead of raising
-            return None
+        good = _chol_ok(xp, G, L)
+        ok = good if ok is None else ok & good
         R = L.T
-        Q = _as(xp, Q64 @ _tri_inv(xp, R), dt)
+        Q = _as(xp, _solve_upper_right(xp, Q64, R), dt)
         Rtot = R if Rtot is None else R @ Rtot
+    if not _host_bool(ok):  # cupy returns NaNs or an unfinished factor instead of raising
+        return None
     return Q, Rtot
+
+
+def cholqr_shifted(xp, Y):
+    """One shifted CholeskyQR pass (Fukaya et al. 2020), for the power iteration's
+    intermediate blocks, which need a well-conditioned basis of the same span, not an exactly
+    orthonormal one: ``G = Y^T Y + s I`` in float64 with ``s = 11 (m l + l (l + 1)) eps
+    ||Y||_F^2`` is numerically positive definite for every finite Y, so the factorization
+    cannot fail and needs no check (no host sync); ``Q = Y R^{-1}`` spans Y exactly and has
+    singular values ``sigma_i / sqrt(sigma_i^2 + s)`` (1 down to ~1e-4 relative to
+    ||Y||_F, like the Rust path's SVQB floor). Non-finite input gives a non-finite Q, which
+    the caller's one check after the loop catches."""
+    dt = Y.dtype
+    m, ell = Y.shape
+    Y64 = _as(xp, Y, xp.float64)
+    G = Y64.T @ Y64
+    eps = float(np.finfo(np.float64).eps)
+    tiny = float(np.finfo(np.float64).tiny)
+    s = (11.0 * (m * ell + ell * (ell + 1)) * eps) * xp.sum(xp.linalg.diagonal(G)) + tiny
+    G = G + s * xp.eye(ell, dtype=xp.float64, device=_device(G))
+    try:
+        L = xp.linalg.cholesky(G)
+    except Exception:  # numpy / array_api_strict on non-finite input: let NaN propagate
+        return Y * xp.asarray(math.nan, dtype=dt)
+    return _as(xp, _solve_upper_right(xp, Y64, L.T), dt)
 
 
 def orthonormalize(xp, Y):
@@ -211,6 +261,8 @@ def _normalize(xp, Y, how: str):
         return _lu_normalize(xp, Y)
     if how == "QR":
         return _qr_q(xp, Y)
+    if how == "cholqr":  # the power iteration's intermediate blocks
+        return cholqr_shifted(xp, Y)
     return orthonormalize(xp, Y)  # "cholqr2"
 
 
@@ -263,11 +315,16 @@ def _randomized(xp, T, k, ell, q, how, seed, dt):
     Y = T @ X
     if _not_finite(xp, Y):
         raise ValueError("A contains NaN or infinity")
+    # No host sync inside the loop with the default normalizer: one shifted CholeskyQR per
+    # block (the span is all the next pass needs), one finiteness check after the loop.
+    inner = "cholqr" if how == "cholqr2" else how
     for _ in range(q):
-        Y = _normalize(xp, Y, how)
+        Y = _normalize(xp, Y, inner)
         Z = T.T @ Y
-        Z = _normalize(xp, Z, "QR" if how == "LU" else how)
+        Z = _normalize(xp, Z, "QR" if how == "LU" else inner)
         Y = T @ Z
+    if q > 0 and _not_finite(xp, Y):
+        raise ValueError("A contains NaN or infinity (or the power iteration overflowed)")
     Q = orthonormalize(xp, Y)
     Bt = T.T @ Q
     return _finish_small(xp, Q, Bt, k, dt)
