@@ -439,3 +439,51 @@ def test_gpu_rsvd_large_float32_on_device():
     res = lowdim.rsvd(cp.asarray(A), 20, seed=0, solver="randomized")
     assert all(isinstance(x, cp.ndarray) and x.dtype == cp.float32 for x in res)
     np.testing.assert_allclose(cp.asnumpy(res.S), ref.S, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- rSVD host syncs
+
+
+@pytest.mark.parametrize("mod", ["numpy", "strict"])
+def test_rsvd_host_syncs_do_not_grow_with_power_iterations(monkeypatch, mod):
+    """Every device->host transfer of the randomized path goes through _host_bool: a fixed
+    number (finiteness of Y before and after the loop, one per CholeskyQR2), none per power
+    iteration, and no to_host at all."""
+    calls = []
+    real = _xp._host_bool
+    monkeypatch.setattr(_xp, "_host_bool", lambda x: calls.append(1) or real(x))
+
+    def no_to_host(x):
+        raise AssertionError("to_host in the randomized rSVD path")
+
+    monkeypatch.setattr(_xp, "to_host", no_to_host)
+    A = _low_rank(300, 200, decay=0.9)
+    to = xs.asarray if mod == "strict" else (lambda a: a)
+    counts = []
+    for q in (3, 9):
+        calls.clear()
+        _xp.rsvd(to(A), 10, n_iter=q, seed=0, solver="randomized")
+        counts.append(len(calls))
+    assert counts[0] == counts[1] == 4
+
+
+def test_shifted_cholqr_keeps_the_span_and_conditions_the_basis():
+    """The intermediate normalizer: same span as Y, well conditioned even when Y is
+    numerically rank-deficient (where plain Cholesky fails), NaN in -> NaN out (no raise)."""
+    xp = _xp.namespace(xs.ones(1))
+    rng = np.random.default_rng(3)
+    Y = rng.standard_normal((200, 12)) @ np.diag(np.logspace(0, -5, 12))
+    Q = np.asarray(_xp.cholqr_shifted(xp, xs.asarray(Y)))
+    s = np.linalg.svd(Q, compute_uv=False)
+    assert s[0] <= 1.0 + 1e-12 and s[-1] > 0.9  # cond(Y) = 1e5: above the shift
+    P = Q @ np.linalg.pinv(Q)  # projector on span(Q)
+    np.testing.assert_allclose(P @ Y, Y, atol=1e-12)
+    Yd = np.repeat(rng.standard_normal((50, 1)), 4, axis=1)  # rank 1
+    Qd = np.asarray(_xp.cholqr_shifted(xp, xs.asarray(Yd)))
+    assert np.all(np.isfinite(Qd))
+    np.testing.assert_allclose(Qd @ np.linalg.pinv(Qd) @ Yd, Yd, atol=1e-10)
+    Yn = Y.copy()
+    Yn[3, 4] = np.nan
+    assert np.isnan(np.asarray(_xp.cholqr_shifted(xp, xs.asarray(Yn)))).any()
+    f32 = np.asarray(_xp.cholqr_shifted(xp, xs.asarray(Y.astype(np.float32))))
+    assert f32.dtype == np.float32

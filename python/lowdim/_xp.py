@@ -156,14 +156,16 @@ def _col_signs(xp, V):
     return V * xp.where(pos, xp.asarray(1, dtype=V.dtype), xp.asarray(-1, dtype=V.dtype))[None, :]
 
 
-def _solve_upper_right(xp, Y, R):
+def _solve_upper_right(xp, Y, R, overwrite: bool = False):
     """``Y R^{-1}`` for a small upper-triangular ``R`` (same dtype as Y). CuPy: one cuBLAS
-    triangular solve (cupyx.scipy.linalg.solve_triangular on ``R^T X^T = Y^T``; no host
-    sync). Other namespaces (the standard has no solve_triangular): ``Y @ inv(R)``."""
+    triangular solve (cupyx.scipy.linalg.solve_triangular on ``R^T X^T = Y^T``, where
+    ``Y^T`` of a C-ordered Y is already the Fortran-ordered right-hand side; no host sync;
+    with ``overwrite`` a temporary Y is solved in place instead of copied). Other namespaces
+    (the standard has no solve_triangular): ``Y @ inv(R)``."""
     if _is_cupy(xp):
         from cupyx.scipy.linalg import solve_triangular
 
-        return solve_triangular(R, Y.T, trans="T", lower=False).T
+        return solve_triangular(R, Y.T, trans="T", lower=False, overwrite_b=overwrite).T
     return Y @ xp.linalg.inv(R)
 
 
@@ -201,7 +203,7 @@ def cholqr2(xp, Y):
         good = _chol_ok(xp, G, L)
         ok = good if ok is None else ok & good
         R = L.T
-        Q = _as(xp, _solve_upper_right(xp, Q64, R), dt)
+        Q = _as(xp, _solve_upper_right(xp, Q64, R, overwrite=Q64 is not Y), dt)
         Rtot = R if Rtot is None else R @ Rtot
     if not _host_bool(ok):  # cupy returns NaNs or an unfinished factor instead of raising
         return None
@@ -228,8 +230,8 @@ def cholqr_shifted(xp, Y):
     try:
         L = xp.linalg.cholesky(G)
     except Exception:  # numpy / array_api_strict on non-finite input: let NaN propagate
-        return Y * xp.asarray(math.nan, dtype=dt)
-    return _as(xp, _solve_upper_right(xp, Y64, L.T), dt)
+        return Y * xp.asarray(math.nan, dtype=dt, device=_device(Y))
+    return _as(xp, _solve_upper_right(xp, Y64, L.T, overwrite=Y64 is not Y), dt)
 
 
 def orthonormalize(xp, Y):
@@ -309,6 +311,11 @@ def _finish_small(xp, Q, Bt, k, dt):
     return Ut, _as(xp, S[:k], dt), Vt
 
 
+# What the default normalizer ("cholqr2") runs on the power iteration's intermediate blocks:
+# one shifted CholeskyQR. "cholqr2" restores CholeskyQR2 per block (benchmarks compare them).
+_INNER_NORMALIZER = "cholqr"
+
+
 def _randomized(xp, T, k, ell, q, how, seed, dt):
     n = T.shape[1]
     X = _gaussian(xp, n, ell, seed, dt, T)
@@ -317,7 +324,7 @@ def _randomized(xp, T, k, ell, q, how, seed, dt):
         raise ValueError("A contains NaN or infinity")
     # No host sync inside the loop with the default normalizer: one shifted CholeskyQR per
     # block (the span is all the next pass needs), one finiteness check after the loop.
-    inner = "cholqr" if how == "cholqr2" else how
+    inner = _INNER_NORMALIZER if how == "cholqr2" else how
     for _ in range(q):
         Y = _normalize(xp, Y, inner)
         Z = T.T @ Y
