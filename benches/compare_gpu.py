@@ -147,12 +147,31 @@ def bench_rsvd_parts(cp, rows, div, repeats):
     t, _ = _best(lambda: _xp._svd64(xp, R), cp, repeats)
     rows.append((case, "SVD l x l f64 on the device (cupy.linalg.svd)", t, None, "1 per call"))
 
+    def gesvdj():
+        from cupyx import cusolver
+
+        return cusolver.gesvdj(R, full_matrices=False)
+
+    t, _ = _best(gesvdj, cp, repeats)
+    rows.append((case, "SVD l x l f64 on the device (cupyx gesvdj)", t, None, "not default"))
+
     def host_svd():
         u, s, vh = np.linalg.svd(cp.asnumpy(R), full_matrices=False)
         return cp.asarray(u), cp.asarray(s), cp.asarray(vh)
 
     t, _ = _best(host_svd, cp, repeats)
-    rows.append((case, "SVD l x l f64 on the host (numpy + transfers)", t, None, "not used"))
+    rows.append((case, "SVD l x l f64 on the host (numpy + transfers)", t, None, "not default"))
+    small = _xp._SMALL_SVD
+    try:  # the whole call with the small SVD elsewhere (_xp._SMALL_SVD)
+        for where in ("gesvdj", "host"):
+            _xp._SMALL_SVD = where
+            t, res = _best(
+                lambda: lowdim.rsvd(A, k, n_iter=q, seed=0, solver="randomized"), cp, repeats
+            )
+            e = lowdim.svd_error(A, *res, n_iter=30, seed=0)
+            rows.append((case, f"lowdim.rsvd, small SVD {where!r}", t, e, "_xp._SMALL_SVD"))
+    finally:
+        _xp._SMALL_SVD = small
 
 
 def bench_tucker(cp, rows, div, repeats):

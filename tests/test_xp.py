@@ -487,3 +487,16 @@ def test_shifted_cholqr_keeps_the_span_and_conditions_the_basis():
     assert np.isnan(np.asarray(_xp.cholqr_shifted(xp, xs.asarray(Yn)))).any()
     f32 = np.asarray(_xp.cholqr_shifted(xp, xs.asarray(Y.astype(np.float32))))
     assert f32.dtype == np.float32
+
+
+@pytest.mark.parametrize("where", ["host", "gesvdj"])
+def test_rsvd_small_svd_placement_agrees(monkeypatch, where):
+    """The final small SVD on the host (or gesvdj, which is CuPy-only and falls back to the
+    namespace's svd elsewhere) gives the same result."""
+    A = _low_rank(300, 200)
+    ref = lowdim.rsvd(A, 10, seed=7, solver="randomized")
+    monkeypatch.setattr(_xp, "_SMALL_SVD", where)
+    U, S, Vh = (np.asarray(x) for x in lowdim.rsvd(xs.asarray(A), 10, seed=7, solver="randomized"))
+    np.testing.assert_allclose(S, ref.S, rtol=1e-6, atol=1e-6 * ref.S[0])
+    np.testing.assert_allclose(U, ref.U, atol=1e-6)
+    np.testing.assert_allclose(Vh, ref.Vh, atol=1e-6)

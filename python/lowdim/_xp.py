@@ -273,6 +273,29 @@ def _svd64(xp, M):
     return xp.linalg.svd(_as(xp, M, xp.float64), full_matrices=False)
 
 
+# Where rSVD's final l x l SVD runs: "device" (the namespace's svd: cuSOLVER gesvd on CuPy),
+# "gesvdj" (CuPy: cuSOLVER's Jacobi SVD, often faster on small matrices; other namespaces use
+# "device") or "host" (NumPy's LAPACK; l^2 numbers each way and one sync).
+# benches/compare_gpu.py times the three.
+_SMALL_SVD = "device"
+
+
+def _small_svd64(xp, R):
+    """Thin SVD ``R = U diag(S) Vh`` (S descending) of rSVD's small square factor, in
+    float64, where _SMALL_SVD says."""
+    R = _as(xp, R, xp.float64)
+    if _SMALL_SVD == "gesvdj" and _is_cupy(xp):
+        from cupyx import cusolver
+
+        u, s, v = cusolver.gesvdj(R, full_matrices=False)
+        order = xp.argsort(-s)  # documented descending; cheap insurance
+        return xp.take(u, order, axis=1), xp.take(s, order), xp.take(v, order, axis=1).T
+    if _SMALL_SVD == "host":
+        u, s, vh = np.linalg.svd(to_host(R), full_matrices=False)
+        return tuple(_from_host(xp, x, R) for x in (u, s, vh))
+    return _svd64(xp, R)
+
+
 def _gram64(xp, T, rows_per_block: int | None = None):
     """``T^T T`` accumulated in float64, by row blocks of about 32 MiB (float32 input is
     converted block by block, never as a whole)."""
@@ -305,7 +328,7 @@ def _finish_small(xp, Q, Bt, k, dt):
         Qb, Rb = xp.linalg.qr(Bt)
     else:
         Qb, Rb = qr
-    Ur, S, Wrh = _svd64(xp, Rb)
+    Ur, S, Wrh = _small_svd64(xp, Rb)
     Ut = Q @ _as(xp, Wrh[:k, :].T, dt)
     Vt = Qb @ _as(xp, Ur[:, :k], dt)
     return Ut, _as(xp, S[:k], dt), Vt
@@ -350,7 +373,7 @@ def _gram_svd(xp, T, k, force, dt):
     Y = T @ Vk
     qr = cholqr2(xp, Y)
     Q, R = xp.linalg.qr(Y) if qr is None else qr
-    Ur, S, Wrh = _svd64(xp, R)
+    Ur, S, Wrh = _small_svd64(xp, R)
     return Q @ _as(xp, Ur, dt), _as(xp, S[:k], dt), Vk @ _as(xp, Wrh.T, dt)
 
 
