@@ -15,10 +15,13 @@ sketch as the NumPy path, and results agree with it up to rounding.
 
 Algorithms (chosen for GPUs: GEMM-shaped work, few kernel launches, few host syncs):
 
-* rSVD: HMT 4.4 with CholeskyQR2 between passes (Gram in float64, QR fallback when the Gram
-  is not numerically positive definite), the same solver choice as the Rust path ("gram" +
-  eigh for tall-skinny problems, exact SVD when the sketch spans every column), float32 kept
-  for float32 input (small factorizations in float64).
+* rSVD: HMT 4.4; between passes one shifted CholeskyQR per block (Gram in float64; the shift
+  makes it unable to fail, so the power iteration has no host sync: finiteness is checked
+  before and after the loop), CholeskyQR2 for the final basis (QR fallback when the Gram is
+  not numerically positive definite; one sync), the same solver choice as the Rust path
+  ("gram" + eigh for tall-skinny problems, exact SVD when the sketch spans every column),
+  float32 kept for float32 input (small factorizations in float64). Four host syncs per call
+  whatever n_iter is. Triangular solves by cuBLAS trsm on CuPy (``Y @ inv(R)`` elsewhere).
 * Tucker: the mode-n Gram matrix by one transpose/reshape and one GEMM per mode, ``eigh`` in
   float64; HOSVD, ST-HOSVD (fixed ranks with the Rust path's fewest-flops mode order, or a
   tolerance spent with the ST-HOSVD error identity), HOOI.
