@@ -122,8 +122,16 @@ def bench_rsvd_parts(cp, rows, div, repeats):
     _lowdim.gaussian(n, ell, 0, 0, 0, True)
     t = time.perf_counter() - t0
     rows.append((case, "Gaussian on the host (_lowdim.gaussian)", t, None, ""))
-    t, X = _best(lambda: _xp._gaussian(xp, n, ell, 0, xp.float32, A), cp, repeats)
-    rows.append((case, "Gaussian on the host + transfer", t, None, "once per call"))
+    dev = _xp._DEVICE_GAUSSIAN
+    try:
+        _xp._DEVICE_GAUSSIAN = False
+        t, Xh = _best(lambda: _xp._gaussian(xp, n, ell, 0, xp.float32, A), cp, repeats)
+        rows.append((case, "Gaussian on the host + transfer", t, None, "previous"))
+    finally:
+        _xp._DEVICE_GAUSSIAN = dev
+    t, X = _best(lambda: _xp._cupy_gaussian(n, ell, 0, True), cp, repeats)
+    d = float(cp.max(cp.abs(X - Xh)))
+    rows.append((case, "Gaussian on the device (kernel)", t, d, "error: max |device - host|"))
     t, Y = _best(lambda: A @ X, cp, repeats)
     rows.append((case, "one pass A @ X (f32 GEMM)", t, None, f"{2 * q + 2} per call"))
     Y64 = Y.astype(cp.float64)
@@ -161,6 +169,15 @@ def bench_rsvd_parts(cp, rows, div, repeats):
 
     t, _ = _best(host_svd, cp, repeats)
     rows.append((case, "SVD l x l f64 on the host (numpy + transfers)", t, None, "not default"))
+    try:
+        _xp._DEVICE_GAUSSIAN = False
+        t, res = _best(
+            lambda: lowdim.rsvd(A, k, n_iter=q, seed=0, solver="randomized"), cp, repeats
+        )
+        e = lowdim.svd_error(A, *res, n_iter=30, seed=0)
+        rows.append((case, "lowdim.rsvd, Gaussian on the host", t, e, "_xp._DEVICE_GAUSSIAN"))
+    finally:
+        _xp._DEVICE_GAUSSIAN = dev
     small = _xp._SMALL_SVD
     try:  # the whole call with the small SVD elsewhere (_xp._SMALL_SVD)
         for where in ("gesvdj", "host"):

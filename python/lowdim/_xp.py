@@ -10,8 +10,9 @@ runs on CuPy arrays.
 What leaves the device: nothing of the size of the data. Scalars (norms, the error estimate)
 and, in Tucker's tolerance mode, the eigenvalues of one mode (``I_n`` numbers) to choose its
 rank. The Gaussian test matrices are drawn on the host with the counter-based generator of
-the Rust kernels (``_lowdim.gaussian``) and transferred, so the same ``seed`` gives the same
-sketch as the NumPy path, and results agree with it up to rounding.
+the Rust kernels (``_lowdim.gaussian``) and transferred, or on CuPy drawn on the device by a
+CUDA port of that generator (one kernel), so the same ``seed`` gives the same sketch as the
+NumPy path, and results agree with it up to rounding.
 
 Algorithms (chosen for GPUs: GEMM-shaped work, few kernel launches, few host syncs):
 
@@ -133,8 +134,116 @@ def _not_finite(xp, a) -> bool:
 
 
 def _gaussian(xp, rows, cols, seed, dtype, like):
+    """The seeded Gaussian test matrix of the Rust path: on CuPy drawn on the device by a
+    port of the same generator (``_cupy_gaussian``, equal up to the last bit of sin/cos/log),
+    elsewhere drawn on the host and transferred."""
+    if _DEVICE_GAUSSIAN and _is_cupy(xp):
+        try:
+            with like.device:
+                return _cupy_gaussian(rows, cols, seed, dtype == xp.float32)
+        except Exception as e:  # no NVRTC, or a toolkit that cannot compile the kernel
+            import warnings
+
+            warnings.warn(
+                f"lowdim: drawing the Gaussian test matrix on the device failed ({e!r}); "
+                "drawing it on the host instead",
+                RuntimeWarning,
+                stacklevel=3,
+            )
     g = _lowdim.gaussian(rows, cols, seed, 0, 0, dtype == xp.float32)
     return _from_host(xp, g, like)
+
+
+# Whether CuPy input draws the test matrix on the device (benchmarks compare both).
+_DEVICE_GAUSSIAN = True
+
+
+def _chacha_key(seed: int) -> list[int]:
+    """The ChaCha8 key of rand_core's ``seed_from_u64(seed)`` (PCG32 output, eight words)."""
+    mask = (1 << 64) - 1
+    state = seed & mask
+    words = []
+    for _ in range(8):
+        state = (state * 6364136223846793005 + 11634580027462260723) & mask
+        xs = (((state >> 18) ^ state) >> 27) & 0xFFFFFFFF
+        rot = state >> 59
+        words.append(((xs >> rot) | (xs << ((32 - rot) & 31))) & 0xFFFFFFFF)
+    return words
+
+
+# rng.rs on the GPU: entry (i, j) is row i of ChaCha8 stream col0 + j keyed by the seed; the
+# pair (2p, 2p + 1) is Box-Muller of the words 4p .. 4p + 3 (word 4p + k of block p / 4). One
+# thread per pair; out is C-ordered nrows x ncols.
+_GAUSSIAN_KERNEL = r"""
+#define QR(a, b, c, d) \
+    x[a] += x[b]; x[d] ^= x[a]; x[d] = (x[d] << 16) | (x[d] >> 16); \
+    x[c] += x[d]; x[b] ^= x[c]; x[b] = (x[b] << 12) | (x[b] >> 20); \
+    x[a] += x[b]; x[d] ^= x[a]; x[d] = (x[d] << 8) | (x[d] >> 24); \
+    x[c] += x[d]; x[b] ^= x[c]; x[b] = (x[b] << 7) | (x[b] >> 25);
+#define GAUSSIAN(NAME, T) \
+extern "C" __global__ void NAME( \
+    unsigned int k0, unsigned int k1, unsigned int k2, unsigned int k3, unsigned int k4, \
+    unsigned int k5, unsigned int k6, unsigned int k7, unsigned long long col0, \
+    long long row0, long long nrows, long long ncols, T* out) \
+{ \
+    long long per_col = (row0 + nrows + 1) / 2 - row0 / 2; \
+    long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x; \
+    if (tid >= per_col * ncols) return; \
+    long long j = tid / per_col; \
+    unsigned long long p = (unsigned long long)(row0 / 2 + tid % per_col); \
+    unsigned long long stream = col0 + (unsigned long long)j; \
+    unsigned long long ctr = p / 4; \
+    unsigned int st[16] = {0x61707865u, 0x3320646Eu, 0x79622D32u, 0x6B206574u, \
+        k0, k1, k2, k3, k4, k5, k6, k7, \
+        (unsigned int)(ctr & 0xFFFFFFFFull), (unsigned int)(ctr >> 32), \
+        (unsigned int)(stream & 0xFFFFFFFFull), (unsigned int)(stream >> 32)}; \
+    unsigned int x[16]; \
+    for (int i = 0; i < 16; ++i) x[i] = st[i]; \
+    for (int r = 0; r < 4; ++r) { \
+        QR(0, 4, 8, 12) QR(1, 5, 9, 13) QR(2, 6, 10, 14) QR(3, 7, 11, 15) \
+        QR(0, 5, 10, 15) QR(1, 6, 11, 12) QR(2, 7, 8, 13) QR(3, 4, 9, 14) \
+    } \
+    int o = (int)(p % 4) * 4; \
+    unsigned long long w0 = x[o] + st[o], w1 = x[o + 1] + st[o + 1]; \
+    unsigned long long w2 = x[o + 2] + st[o + 2], w3 = x[o + 3] + st[o + 3]; \
+    unsigned long long x1 = (w0 & 0xFFFFFFFFull) | ((w1 & 0xFFFFFFFFull) << 32); \
+    unsigned long long x2 = (w2 & 0xFFFFFFFFull) | ((w3 & 0xFFFFFFFFull) << 32); \
+    double u1 = ((double)(x1 >> 11) + 1.0) * (1.0 / 9007199254740992.0); \
+    double u2 = ((double)(x2 >> 11) + 1.0) * (1.0 / 9007199254740992.0); \
+    double r = sqrt(-2.0 * log(u1)); \
+    double sn, cs; \
+    sincos(6.283185307179586 * u2, &sn, &cs); \
+    long long i0 = 2 * (long long)p; \
+    if (i0 >= row0 && i0 < row0 + nrows) out[(i0 - row0) * ncols + j] = (T)(r * cs); \
+    if (i0 + 1 >= row0 && i0 + 1 < row0 + nrows) out[(i0 + 1 - row0) * ncols + j] = (T)(r * sn); \
+}
+GAUSSIAN(lowdim_gaussian_f32, float)
+GAUSSIAN(lowdim_gaussian_f64, double)
+"""
+
+_gaussian_module = None
+
+
+def _cupy_gaussian(rows, cols, seed, float32, row0=0, col0=0):
+    """The ``rows x cols`` block at ``(row0, col0)`` of the seeded Gaussian matrix, drawn on
+    the current CuPy device (one kernel launch; no host data)."""
+    global _gaussian_module
+    import cupy as cp
+
+    if _gaussian_module is None:
+        _gaussian_module = cp.RawModule(code=_GAUSSIAN_KERNEL)
+    dt = cp.float32 if float32 else cp.float64
+    out = cp.empty((rows, cols), dtype=dt)
+    per_col = (row0 + rows + 1) // 2 - row0 // 2
+    total = per_col * cols
+    if total == 0:
+        return out
+    fn = _gaussian_module.get_function("lowdim_gaussian_f32" if float32 else "lowdim_gaussian_f64")
+    key = [np.uint32(w) for w in _chacha_key(seed)]
+    threads = 256
+    args = (*key, np.uint64(col0), np.int64(row0), np.int64(rows), np.int64(cols), out)
+    fn(((total + threads - 1) // threads,), (threads,), args)
+    return out
 
 
 # ----------------------------------------------------------------------------- small helpers
