@@ -21,7 +21,7 @@ Algorithms (chosen for GPUs: GEMM-shaped work, few kernel launches, few host syn
   before and after the loop), CholeskyQR2 for the final basis (QR fallback when the Gram is
   not numerically positive definite; one sync), the same solver choice as the Rust path
   ("gram" + eigh for tall-skinny problems, exact SVD when the sketch spans every column),
-  float32 kept for float32 input (small factorizations in float64). Four host syncs per call
+  float32 kept for float32 input (small factorizations in float64). Three host syncs per call
   whatever n_iter is. Triangular solves by cuBLAS trsm on CuPy (``Y @ inv(R)`` elsewhere).
 * Tucker: the mode-n Gram matrix by one transpose/reshape and one GEMM per mode, ``eigh`` in
   float64; HOSVD, ST-HOSVD (fixed ranks with the Rust path's fewest-flops mode order, or a
@@ -458,16 +458,21 @@ def _randomized(xp, T, k, ell, q, how, seed, dt):
     if _not_finite(xp, Y):
         raise ValueError("A contains NaN or infinity")
     # No host sync inside the loop with the default normalizer: one shifted CholeskyQR per
-    # block (the span is all the next pass needs), one finiteness check after the loop.
+    # block (the span is all the next pass needs); the final CholeskyQR2's one sync checks
+    # that Y stayed finite (a NaN makes it fail), and only its fallback tests Y itself.
     inner = _INNER_NORMALIZER if how == "cholqr2" else how
     for _ in range(q):
         Y = _normalize(xp, Y, inner)
         Z = T.T @ Y
         Z = _normalize(xp, Z, "QR" if how == "LU" else inner)
         Y = T @ Z
-    if q > 0 and _not_finite(xp, Y):
-        raise ValueError("A contains NaN or infinity (or the power iteration overflowed)")
-    Q = orthonormalize(xp, Y)
+    qr = cholqr2(xp, Y)  # its one sync also vouches for Y being finite
+    if qr is None:
+        if _not_finite(xp, Y):
+            raise ValueError("A contains NaN or infinity (or the power iteration overflowed)")
+        Q = _qr_q(xp, Y)
+    else:
+        Q = qr[0]
     Bt = T.T @ Q
     return _finish_small(xp, Q, Bt, k, dt)
 
