@@ -5,6 +5,9 @@
 * rSVD 20000x20000 float32, k=100, 4 power iterations: lowdim.rsvd on a CuPy array vs
   torch.svd_lowrank(q=110, niter=4) on the same GPU (same data, shared through DLPack), and
   cupy.linalg.svd (full) for scale; error ||A - U S Vh||_2 by lowdim.svd_error (30 its).
+  Also lowdim with the previous normalization (CholeskyQR2 on every intermediate block), and
+  the pieces of lowdim's rSVD timed one by one (Gaussian, one pass, Gram, normalizations,
+  the small SVD on the device and on the host).
 * Tucker 400x400x400 float32, rank 20: lowdim.tucker (ST-HOSVD and HOOI) vs TensorLy's
   tucker with its CuPy backend; relative Frobenius errors.
 * SSC-OMP 100k points: not implemented on the GPU (the estimators raise NotImplementedError
@@ -71,6 +74,18 @@ def bench_rsvd(cp, rows, div, repeats, full_svd):
     t, res = _best(lambda: lowdim.rsvd(A, k, n_iter=q, seed=0, solver="randomized"), cp, repeats)
     e_ld = err(*res)
     rows.append((case, "lowdim (CuPy)", t, e_ld, ""))
+    from lowdim import _xp
+
+    inner = _xp._INNER_NORMALIZER
+    try:  # CholeskyQR2 on every intermediate block instead of one shifted CholeskyQR
+        _xp._INNER_NORMALIZER = "cholqr2"
+        t2, res2 = _best(
+            lambda: lowdim.rsvd(A, k, n_iter=q, seed=0, solver="randomized"), cp, repeats
+        )
+        note = "CholeskyQR2 per block (one sync per block)"
+        rows.append((case, "lowdim (CuPy), previous normalization", t2, err(*res2), note))
+    finally:
+        _xp._INNER_NORMALIZER = inner
     if torch is not None:
         At = torch.from_dlpack(A)
 
@@ -87,6 +102,93 @@ def bench_rsvd(cp, rows, div, repeats, full_svd):
     if full_svd:
         tf, (U, S, Vh) = _best(lambda: cp.linalg.svd(A, full_matrices=False), cp, 1)
         rows.append((case, "cupy.linalg.svd (full)", tf, err(U[:, :k], S[:k], Vh[:k]), ""))
+
+
+def bench_rsvd_parts(cp, rows, div, repeats):
+    """The pieces of lowdim's rSVD on the benchmark's shapes, each timed alone (ratios are
+    fractions of the whole call): where the time goes beyond the 2q + 2 passes over A."""
+    import numpy as np
+    from lowdim import _lowdim, _xp
+
+    m = n = 20000 // div
+    k, q = 100, 4
+    ell = k + 10
+    A = _low_rank(cp, m, n, 1000 // div, cp.float32)
+    xp = _xp.namespace(A)
+    case = f"rSVD pieces {m}x{n} f32 l={ell}"
+    t, _ = _best(lambda: lowdim.rsvd(A, k, n_iter=q, seed=0, solver="randomized"), cp, repeats)
+    rows.append((case, "lowdim.rsvd (whole call)", t, None, ""))
+    t0 = time.perf_counter()
+    _lowdim.gaussian(n, ell, 0, 0, 0, True)
+    t = time.perf_counter() - t0
+    rows.append((case, "Gaussian on the host (_lowdim.gaussian)", t, None, ""))
+    dev = _xp._DEVICE_GAUSSIAN
+    try:
+        _xp._DEVICE_GAUSSIAN = False
+        t, Xh = _best(lambda: _xp._gaussian(xp, n, ell, 0, xp.float32, A), cp, repeats)
+        rows.append((case, "Gaussian on the host + transfer", t, None, "previous"))
+    finally:
+        _xp._DEVICE_GAUSSIAN = dev
+    t, X = _best(lambda: _xp._cupy_gaussian(n, ell, 0, True), cp, repeats)
+    d = float(cp.max(cp.abs(X - Xh)))
+    rows.append((case, "Gaussian on the device (kernel)", t, d, "error: max |device - host|"))
+    t, Y = _best(lambda: A @ X, cp, repeats)
+    rows.append((case, "one pass A @ X (f32 GEMM)", t, None, f"{2 * q + 2} per call"))
+    Y64 = Y.astype(cp.float64)
+    t, _ = _best(lambda: Y64.T @ Y64, cp, repeats)
+    rows.append((case, "Gram f64 of the m x l block (one GEMM)", t, None, ""))
+    b = 32
+    h = m // b
+
+    def gram_split():
+        Yb = Y64[: b * h].reshape(b, h, ell)
+        G = cp.matmul(Yb.transpose(0, 2, 1), Yb).sum(axis=0)
+        return G + Y64[b * h :].T @ Y64[b * h :]
+
+    t, _ = _best(gram_split, cp, repeats)
+    rows.append((case, "Gram f64, split-K (32 batched GEMMs + sum)", t, None, "not used yet"))
+    t, _ = _best(lambda: _xp.cholqr_shifted(xp, Y), cp, repeats)
+    rows.append((case, "shifted CholeskyQR of one block", t, None, f"{2 * q} per call"))
+    t, _ = _best(lambda: _xp.cholqr2(xp, Y), cp, repeats)
+    rows.append((case, "CholeskyQR2 of one block (1 sync)", t, None, "2 per call"))
+    R = cp.linalg.qr(Y64, mode="r")
+    t, _ = _best(lambda: _xp._svd64(xp, R), cp, repeats)
+    rows.append((case, "SVD l x l f64 on the device (cupy.linalg.svd)", t, None, "1 per call"))
+
+    def gesvdj():
+        from cupyx import cusolver
+
+        return cusolver.gesvdj(R, full_matrices=False)
+
+    t, _ = _best(gesvdj, cp, repeats)
+    rows.append((case, "SVD l x l f64 on the device (cupyx gesvdj)", t, None, "not default"))
+
+    def host_svd():
+        u, s, vh = np.linalg.svd(cp.asnumpy(R), full_matrices=False)
+        return cp.asarray(u), cp.asarray(s), cp.asarray(vh)
+
+    t, _ = _best(host_svd, cp, repeats)
+    rows.append((case, "SVD l x l f64 on the host (numpy + transfers)", t, None, "not default"))
+    try:
+        _xp._DEVICE_GAUSSIAN = False
+        t, res = _best(
+            lambda: lowdim.rsvd(A, k, n_iter=q, seed=0, solver="randomized"), cp, repeats
+        )
+        e = lowdim.svd_error(A, *res, n_iter=30, seed=0)
+        rows.append((case, "lowdim.rsvd, Gaussian on the host", t, e, "_xp._DEVICE_GAUSSIAN"))
+    finally:
+        _xp._DEVICE_GAUSSIAN = dev
+    small = _xp._SMALL_SVD
+    try:  # the whole call with the small SVD elsewhere (_xp._SMALL_SVD)
+        for where in ("gesvdj", "host"):
+            _xp._SMALL_SVD = where
+            t, res = _best(
+                lambda: lowdim.rsvd(A, k, n_iter=q, seed=0, solver="randomized"), cp, repeats
+            )
+            e = lowdim.svd_error(A, *res, n_iter=30, seed=0)
+            rows.append((case, f"lowdim.rsvd, small SVD {where!r}", t, e, "_xp._SMALL_SVD"))
+    finally:
+        _xp._SMALL_SVD = small
 
 
 def bench_tucker(cp, rows, div, repeats):
@@ -168,6 +270,7 @@ def main(argv=None) -> int:
     rows = []
     for fn, kw in (
         (bench_rsvd, {"full_svd": not args.no_full_svd}),
+        (bench_rsvd_parts, {}),
         (bench_tucker, {}),
     ):
         try:

@@ -439,3 +439,135 @@ def test_gpu_rsvd_large_float32_on_device():
     res = lowdim.rsvd(cp.asarray(A), 20, seed=0, solver="randomized")
     assert all(isinstance(x, cp.ndarray) and x.dtype == cp.float32 for x in res)
     np.testing.assert_allclose(cp.asnumpy(res.S), ref.S, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- rSVD host syncs
+
+
+@pytest.mark.parametrize("mod", ["numpy", "strict"])
+def test_rsvd_host_syncs_do_not_grow_with_power_iterations(monkeypatch, mod):
+    """Every device->host transfer of the randomized path goes through _host_bool: a fixed
+    number (finiteness of the first Y, one per CholeskyQR2), none per power
+    iteration, and no to_host at all."""
+    calls = []
+    real = _xp._host_bool
+    monkeypatch.setattr(_xp, "_host_bool", lambda x: calls.append(1) or real(x))
+
+    def no_to_host(x):
+        raise AssertionError("to_host in the randomized rSVD path")
+
+    monkeypatch.setattr(_xp, "to_host", no_to_host)
+    A = _low_rank(300, 200, decay=0.9)
+    to = xs.asarray if mod == "strict" else (lambda a: a)
+    counts = []
+    for q in (3, 9):
+        calls.clear()
+        _xp.rsvd(to(A), 10, n_iter=q, seed=0, solver="randomized")
+        counts.append(len(calls))
+    assert counts[0] == counts[1] == 3
+
+
+def test_shifted_cholqr_keeps_the_span_and_conditions_the_basis():
+    """The intermediate normalizer: same span as Y, well conditioned even when Y is
+    numerically rank-deficient (where plain Cholesky fails), NaN in -> NaN out (no raise)."""
+    xp = _xp.namespace(xs.ones(1))
+    rng = np.random.default_rng(3)
+    Y = rng.standard_normal((200, 12)) @ np.diag(np.logspace(0, -5, 12))
+    Q = np.asarray(_xp.cholqr_shifted(xp, xs.asarray(Y)))
+    s = np.linalg.svd(Q, compute_uv=False)
+    assert s[0] <= 1.0 + 1e-12 and s[-1] > 0.9  # cond(Y) = 1e5: above the shift
+    P = Q @ np.linalg.pinv(Q)  # projector on span(Q)
+    np.testing.assert_allclose(P @ Y, Y, atol=1e-12)
+    Yd = np.repeat(rng.standard_normal((50, 1)), 4, axis=1)  # rank 1
+    Qd = np.asarray(_xp.cholqr_shifted(xp, xs.asarray(Yd)))
+    assert np.all(np.isfinite(Qd))
+    np.testing.assert_allclose(Qd @ np.linalg.pinv(Qd) @ Yd, Yd, atol=1e-10)
+    Yn = Y.copy()
+    Yn[3, 4] = np.nan
+    assert np.isnan(np.asarray(_xp.cholqr_shifted(xp, xs.asarray(Yn)))).any()
+    f32 = np.asarray(_xp.cholqr_shifted(xp, xs.asarray(Y.astype(np.float32))))
+    assert f32.dtype == np.float32
+
+
+@pytest.mark.parametrize("where", ["host", "gesvdj"])
+def test_rsvd_small_svd_placement_agrees(monkeypatch, where):
+    """The final small SVD on the host (or gesvdj, which is CuPy-only and falls back to the
+    namespace's svd elsewhere) gives the same result."""
+    A = _low_rank(300, 200)
+    ref = lowdim.rsvd(A, 10, seed=7, solver="randomized")
+    monkeypatch.setattr(_xp, "_SMALL_SVD", where)
+    U, S, Vh = (np.asarray(x) for x in lowdim.rsvd(xs.asarray(A), 10, seed=7, solver="randomized"))
+    np.testing.assert_allclose(S, ref.S, rtol=1e-6, atol=1e-6 * ref.S[0])
+    np.testing.assert_allclose(U, ref.U, atol=1e-6)
+    np.testing.assert_allclose(Vh, ref.Vh, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- device Gaussian
+
+_KERNEL_HARNESS = r"""
+#define _GNU_SOURCE
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#define __global__
+struct dim { long long x; };
+static struct dim blockIdx, blockDim, threadIdx;
+KERNEL
+int main(int argc, char** argv) {
+    long long rows = atoll(argv[1]), cols = atoll(argv[2]), row0 = atoll(argv[3]);
+    unsigned long long col0 = strtoull(argv[4], 0, 10);
+    unsigned int k[8];
+    for (int i = 0; i < 8; ++i) k[i] = (unsigned int)strtoul(argv[5 + i], 0, 10);
+    double* out = (double*)calloc(rows * cols, sizeof(double));
+    long long per_col = (row0 + rows + 1) / 2 - row0 / 2;
+    blockDim.x = 1;
+    threadIdx.x = 0;
+    for (long long t = 0; t < per_col * cols + 3; ++t) {
+        blockIdx.x = t;
+        lowdim_gaussian_f64(k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], col0, row0, rows,
+                            cols, out);
+    }
+    fwrite(out, sizeof(double), rows * cols, stdout);
+    return 0;
+}
+"""
+
+
+def test_gaussian_kernel_source_matches_rust_on_the_host(tmp_path):
+    """The CUDA source of the device Gaussian, compiled as C for the host (one loop over the
+    thread ids), gives the Rust generator's matrix bit for bit: the key derivation, the
+    ChaCha8 block, the word positions, Box-Muller and the row/column offsets."""
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    src = _KERNEL_HARNESS.replace("KERNEL", _xp._GAUSSIAN_KERNEL.replace('extern "C" ', ""))
+    (tmp_path / "k.c").write_text(src)
+    exe = tmp_path / "k"
+    subprocess.run([cc, "-O1", "-o", str(exe), str(tmp_path / "k.c"), "-lm"], check=True)
+    for rows, cols, row0, col0, seed in [
+        (10, 3, 0, 0, 42),
+        (37, 5, 11, 2, 7),
+        (101, 4, 3, 1000, 2**63 + 5),
+        (1, 1, 0, 0, 0),
+    ]:
+        key = _xp._chacha_key(seed)
+        args = [str(exe), str(rows), str(cols), str(row0), str(col0), *map(str, key)]
+        out = subprocess.run(args, capture_output=True, check=True).stdout
+        got = np.frombuffer(out, dtype=np.float64).reshape(rows, cols)
+        ref = lowdim._lowdim.gaussian(rows, cols, seed, row0, col0, False)
+        np.testing.assert_allclose(got, ref, rtol=1e-15, atol=1e-15)
+
+
+@pytest.mark.gpu
+def test_gpu_gaussian_on_device_matches_rust():
+    cp = _cupy_or_skip()
+    for rows, cols, row0, col0, seed in [(1001, 7, 0, 0, 3), (64, 110, 5, 9, 2**40 + 1)]:
+        ref = lowdim._lowdim.gaussian(rows, cols, seed, row0, col0, False)
+        got = cp.asnumpy(_xp._cupy_gaussian(rows, cols, seed, False, row0, col0))
+        np.testing.assert_allclose(got, ref, rtol=1e-14, atol=1e-14)
+        got32 = cp.asnumpy(_xp._cupy_gaussian(rows, cols, seed, True, row0, col0))
+        assert got32.dtype == np.float32
+        np.testing.assert_allclose(got32, ref.astype(np.float32), rtol=1e-6, atol=1e-7)

@@ -10,15 +10,19 @@ runs on CuPy arrays.
 What leaves the device: nothing of the size of the data. Scalars (norms, the error estimate)
 and, in Tucker's tolerance mode, the eigenvalues of one mode (``I_n`` numbers) to choose its
 rank. The Gaussian test matrices are drawn on the host with the counter-based generator of
-the Rust kernels (``_lowdim.gaussian``) and transferred, so the same ``seed`` gives the same
-sketch as the NumPy path, and results agree with it up to rounding.
+the Rust kernels (``_lowdim.gaussian``) and transferred, or on CuPy drawn on the device by a
+CUDA port of that generator (one kernel), so the same ``seed`` gives the same sketch as the
+NumPy path, and results agree with it up to rounding.
 
 Algorithms (chosen for GPUs: GEMM-shaped work, few kernel launches, few host syncs):
 
-* rSVD: HMT 4.4 with CholeskyQR2 between passes (Gram in float64, QR fallback when the Gram
-  is not numerically positive definite), the same solver choice as the Rust path ("gram" +
-  eigh for tall-skinny problems, exact SVD when the sketch spans every column), float32 kept
-  for float32 input (small factorizations in float64).
+* rSVD: HMT 4.4; between passes one shifted CholeskyQR per block (Gram in float64; the shift
+  makes it unable to fail, so the power iteration has no host sync: finiteness is checked
+  before and after the loop), CholeskyQR2 for the final basis (QR fallback when the Gram is
+  not numerically positive definite; one sync), the same solver choice as the Rust path
+  ("gram" + eigh for tall-skinny problems, exact SVD when the sketch spans every column),
+  float32 kept for float32 input (small factorizations in float64). Three host syncs per call
+  whatever n_iter is. Triangular solves by cuBLAS trsm on CuPy (``Y @ inv(R)`` elsewhere).
 * Tucker: the mode-n Gram matrix by one transpose/reshape and one GEMM per mode, ``eigh`` in
   float64; HOSVD, ST-HOSVD (fixed ranks with the Rust path's fewest-flops mode order, or a
   tolerance spent with the ST-HOSVD error identity), HOOI.
@@ -119,13 +123,127 @@ def check_xp_matrix(A, name: str = "A"):
     return xp, _as(xp, A, dt), dt
 
 
+def _host_bool(x) -> bool:
+    """A 0-d device boolean on the host: every device->host synchronization of the rSVD path
+    goes through here (the tests count them)."""
+    return bool(x)
+
+
 def _not_finite(xp, a) -> bool:
-    return not bool(xp.all(xp.isfinite(a)))
+    return not _host_bool(xp.all(xp.isfinite(a)))
 
 
 def _gaussian(xp, rows, cols, seed, dtype, like):
+    """The seeded Gaussian test matrix of the Rust path: on CuPy drawn on the device by a
+    port of the same generator (``_cupy_gaussian``, equal up to the last bit of sin/cos/log),
+    elsewhere drawn on the host and transferred."""
+    if _DEVICE_GAUSSIAN and _is_cupy(xp):
+        try:
+            with like.device:
+                return _cupy_gaussian(rows, cols, seed, dtype == xp.float32)
+        except Exception as e:  # no NVRTC, or a toolkit that cannot compile the kernel
+            import warnings
+
+            warnings.warn(
+                f"lowdim: drawing the Gaussian test matrix on the device failed ({e!r}); "
+                "drawing it on the host instead",
+                RuntimeWarning,
+                stacklevel=3,
+            )
     g = _lowdim.gaussian(rows, cols, seed, 0, 0, dtype == xp.float32)
     return _from_host(xp, g, like)
+
+
+# Whether CuPy input draws the test matrix on the device (benchmarks compare both).
+_DEVICE_GAUSSIAN = True
+
+
+def _chacha_key(seed: int) -> list[int]:
+    """The ChaCha8 key of rand_core's ``seed_from_u64(seed)`` (PCG32 output, eight words)."""
+    mask = (1 << 64) - 1
+    state = seed & mask
+    words = []
+    for _ in range(8):
+        state = (state * 6364136223846793005 + 11634580027462260723) & mask
+        xs = (((state >> 18) ^ state) >> 27) & 0xFFFFFFFF
+        rot = state >> 59
+        words.append(((xs >> rot) | (xs << ((32 - rot) & 31))) & 0xFFFFFFFF)
+    return words
+
+
+# rng.rs on the GPU: entry (i, j) is row i of ChaCha8 stream col0 + j keyed by the seed; the
+# pair (2p, 2p + 1) is Box-Muller of the words 4p .. 4p + 3 (word 4p + k of block p / 4). One
+# thread per pair; out is C-ordered nrows x ncols.
+_GAUSSIAN_KERNEL = r"""
+#define QR(a, b, c, d) \
+    x[a] += x[b]; x[d] ^= x[a]; x[d] = (x[d] << 16) | (x[d] >> 16); \
+    x[c] += x[d]; x[b] ^= x[c]; x[b] = (x[b] << 12) | (x[b] >> 20); \
+    x[a] += x[b]; x[d] ^= x[a]; x[d] = (x[d] << 8) | (x[d] >> 24); \
+    x[c] += x[d]; x[b] ^= x[c]; x[b] = (x[b] << 7) | (x[b] >> 25);
+#define GAUSSIAN(NAME, T) \
+extern "C" __global__ void NAME( \
+    unsigned int k0, unsigned int k1, unsigned int k2, unsigned int k3, unsigned int k4, \
+    unsigned int k5, unsigned int k6, unsigned int k7, unsigned long long col0, \
+    long long row0, long long nrows, long long ncols, T* out) \
+{ \
+    long long per_col = (row0 + nrows + 1) / 2 - row0 / 2; \
+    long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x; \
+    if (tid >= per_col * ncols) return; \
+    long long j = tid / per_col; \
+    unsigned long long p = (unsigned long long)(row0 / 2 + tid % per_col); \
+    unsigned long long stream = col0 + (unsigned long long)j; \
+    unsigned long long ctr = p / 4; \
+    unsigned int st[16] = {0x61707865u, 0x3320646Eu, 0x79622D32u, 0x6B206574u, \
+        k0, k1, k2, k3, k4, k5, k6, k7, \
+        (unsigned int)(ctr & 0xFFFFFFFFull), (unsigned int)(ctr >> 32), \
+        (unsigned int)(stream & 0xFFFFFFFFull), (unsigned int)(stream >> 32)}; \
+    unsigned int x[16]; \
+    for (int i = 0; i < 16; ++i) x[i] = st[i]; \
+    for (int r = 0; r < 4; ++r) { \
+        QR(0, 4, 8, 12) QR(1, 5, 9, 13) QR(2, 6, 10, 14) QR(3, 7, 11, 15) \
+        QR(0, 5, 10, 15) QR(1, 6, 11, 12) QR(2, 7, 8, 13) QR(3, 4, 9, 14) \
+    } \
+    int o = (int)(p % 4) * 4; \
+    unsigned long long w0 = x[o] + st[o], w1 = x[o + 1] + st[o + 1]; \
+    unsigned long long w2 = x[o + 2] + st[o + 2], w3 = x[o + 3] + st[o + 3]; \
+    unsigned long long x1 = (w0 & 0xFFFFFFFFull) | ((w1 & 0xFFFFFFFFull) << 32); \
+    unsigned long long x2 = (w2 & 0xFFFFFFFFull) | ((w3 & 0xFFFFFFFFull) << 32); \
+    double u1 = ((double)(x1 >> 11) + 1.0) * (1.0 / 9007199254740992.0); \
+    double u2 = ((double)(x2 >> 11) + 1.0) * (1.0 / 9007199254740992.0); \
+    double r = sqrt(-2.0 * log(u1)); \
+    double sn, cs; \
+    sincos(6.283185307179586 * u2, &sn, &cs); \
+    long long i0 = 2 * (long long)p; \
+    if (i0 >= row0 && i0 < row0 + nrows) out[(i0 - row0) * ncols + j] = (T)(r * cs); \
+    if (i0 + 1 >= row0 && i0 + 1 < row0 + nrows) out[(i0 + 1 - row0) * ncols + j] = (T)(r * sn); \
+}
+GAUSSIAN(lowdim_gaussian_f32, float)
+GAUSSIAN(lowdim_gaussian_f64, double)
+"""
+
+_gaussian_module = None
+
+
+def _cupy_gaussian(rows, cols, seed, float32, row0=0, col0=0):
+    """The ``rows x cols`` block at ``(row0, col0)`` of the seeded Gaussian matrix, drawn on
+    the current CuPy device (one kernel launch; no host data)."""
+    global _gaussian_module
+    import cupy as cp
+
+    if _gaussian_module is None:
+        _gaussian_module = cp.RawModule(code=_GAUSSIAN_KERNEL)
+    dt = cp.float32 if float32 else cp.float64
+    out = cp.empty((rows, cols), dtype=dt)
+    per_col = (row0 + rows + 1) // 2 - row0 // 2
+    total = per_col * cols
+    if total == 0:
+        return out
+    fn = _gaussian_module.get_function("lowdim_gaussian_f32" if float32 else "lowdim_gaussian_f64")
+    key = [np.uint32(w) for w in _chacha_key(seed)]
+    threads = 256
+    args = (*key, np.uint64(col0), np.int64(row0), np.int64(rows), np.int64(cols), out)
+    fn(((total + threads - 1) // threads,), (threads,), args)
+    return out
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -150,9 +268,17 @@ def _col_signs(xp, V):
     return V * xp.where(pos, xp.asarray(1, dtype=V.dtype), xp.asarray(-1, dtype=V.dtype))[None, :]
 
 
-def _tri_inv(xp, R):
-    """Inverse of a small upper-triangular factor (the standard has no solve_triangular)."""
-    return xp.linalg.inv(R)
+def _solve_upper_right(xp, Y, R, overwrite: bool = False):
+    """``Y R^{-1}`` for a small upper-triangular ``R`` (same dtype as Y). CuPy: one cuBLAS
+    triangular solve (cupyx.scipy.linalg.solve_triangular on ``R^T X^T = Y^T``, where
+    ``Y^T`` of a C-ordered Y is already the Fortran-ordered right-hand side; no host sync;
+    with ``overwrite`` a temporary Y is solved in place instead of copied). Other namespaces
+    (the standard has no solve_triangular): ``Y @ inv(R)``."""
+    if _is_cupy(xp):
+        from cupyx.scipy.linalg import solve_triangular
+
+        return solve_triangular(R, Y.T, trans="T", lower=False, overwrite_b=overwrite).T
+    return Y @ xp.linalg.inv(R)
 
 
 def _qr_q(xp, Y):
@@ -160,13 +286,25 @@ def _qr_q(xp, Y):
     return xp.linalg.qr(Y)[0]
 
 
+def _chol_ok(xp, G, L):
+    """Device-side check of a Cholesky factor (no sync): finite, positive diagonal and
+    ``L L^T`` reproducing ``G`` (CuPy does not raise on a failed factorization and leaves
+    part of the factor unfinished, which a finiteness test alone can miss)."""
+    d = xp.linalg.diagonal(L)
+    scale = xp.max(xp.linalg.diagonal(G))
+    res = xp.max(xp.abs(L @ L.T - G))
+    return xp.all(xp.isfinite(L)) & xp.all(d > 0) & (res <= 1e-10 * scale)
+
+
 def cholqr2(xp, Y):
     """CholeskyQR2: ``Y = Q R`` with the Gram matrices and their Cholesky factors in float64
     (two GEMM-shaped passes). None when a Gram matrix is not numerically positive definite
-    (cond(Y) beyond ~1e8), so that the caller falls back to Householder QR."""
+    (cond(Y) beyond ~1e8), so that the caller falls back to Householder QR. One host sync
+    (both passes checked together at the end)."""
     dt = Y.dtype
     Q = Y
     Rtot = None
+    ok = None
     for _ in range(2):
         Q64 = _as(xp, Q, xp.float64)
         G = Q64.T @ Q64
@@ -174,12 +312,38 @@ def cholqr2(xp, Y):
             L = xp.linalg.cholesky(G)
         except Exception:  # numpy / array_api_strict raise LinAlgError
             return None
-        if _not_finite(xp, L):  # cupy returns NaNs instead of raising
-            return None
+        good = _chol_ok(xp, G, L)
+        ok = good if ok is None else ok & good
         R = L.T
-        Q = _as(xp, Q64 @ _tri_inv(xp, R), dt)
+        Q = _as(xp, _solve_upper_right(xp, Q64, R, overwrite=Q64 is not Y), dt)
         Rtot = R if Rtot is None else R @ Rtot
+    if not _host_bool(ok):  # cupy returns NaNs or an unfinished factor instead of raising
+        return None
     return Q, Rtot
+
+
+def cholqr_shifted(xp, Y):
+    """One shifted CholeskyQR pass (Fukaya et al. 2020), for the power iteration's
+    intermediate blocks, which need a well-conditioned basis of the same span, not an exactly
+    orthonormal one: ``G = Y^T Y + s I`` in float64 with ``s = 11 (m l + l (l + 1)) eps
+    ||Y||_F^2`` is numerically positive definite for every finite Y, so the factorization
+    cannot fail and needs no check (no host sync); ``Q = Y R^{-1}`` spans Y exactly and has
+    singular values ``sigma_i / sqrt(sigma_i^2 + s)`` (1 down to ~1e-4 relative to
+    ||Y||_F, like the Rust path's SVQB floor). Non-finite input gives a non-finite Q, which
+    the caller's one check after the loop catches."""
+    dt = Y.dtype
+    m, ell = Y.shape
+    Y64 = _as(xp, Y, xp.float64)
+    G = Y64.T @ Y64
+    eps = float(np.finfo(np.float64).eps)
+    tiny = float(np.finfo(np.float64).tiny)
+    s = (11.0 * (m * ell + ell * (ell + 1)) * eps) * xp.sum(xp.linalg.diagonal(G)) + tiny
+    G = G + s * xp.eye(ell, dtype=xp.float64, device=_device(G))
+    try:
+        L = xp.linalg.cholesky(G)
+    except Exception:  # numpy / array_api_strict on non-finite input: let NaN propagate
+        return Y * xp.asarray(math.nan, dtype=dt, device=_device(Y))
+    return _as(xp, _solve_upper_right(xp, Y64, L.T, overwrite=Y64 is not Y), dt)
 
 
 def orthonormalize(xp, Y):
@@ -211,12 +375,37 @@ def _normalize(xp, Y, how: str):
         return _lu_normalize(xp, Y)
     if how == "QR":
         return _qr_q(xp, Y)
+    if how == "cholqr":  # the power iteration's intermediate blocks
+        return cholqr_shifted(xp, Y)
     return orthonormalize(xp, Y)  # "cholqr2"
 
 
 def _svd64(xp, M):
     """Thin SVD of a small matrix in float64."""
     return xp.linalg.svd(_as(xp, M, xp.float64), full_matrices=False)
+
+
+# Where rSVD's final l x l SVD runs: "device" (the namespace's svd: cuSOLVER gesvd on CuPy),
+# "gesvdj" (CuPy: cuSOLVER's Jacobi SVD, often faster on small matrices; other namespaces use
+# "device") or "host" (NumPy's LAPACK; l^2 numbers each way and one sync).
+# benches/compare_gpu.py times the three.
+_SMALL_SVD = "device"
+
+
+def _small_svd64(xp, R):
+    """Thin SVD ``R = U diag(S) Vh`` (S descending) of rSVD's small square factor, in
+    float64, where _SMALL_SVD says."""
+    R = _as(xp, R, xp.float64)
+    if _SMALL_SVD == "gesvdj" and _is_cupy(xp):
+        from cupyx import cusolver
+
+        u, s, v = cusolver.gesvdj(R, full_matrices=False)
+        order = xp.argsort(-s)  # documented descending; cheap insurance
+        return xp.take(u, order, axis=1), xp.take(s, order), xp.take(v, order, axis=1).T
+    if _SMALL_SVD == "host":
+        u, s, vh = np.linalg.svd(to_host(R), full_matrices=False)
+        return tuple(_from_host(xp, x, R) for x in (u, s, vh))
+    return _svd64(xp, R)
 
 
 def _gram64(xp, T, rows_per_block: int | None = None):
@@ -251,10 +440,15 @@ def _finish_small(xp, Q, Bt, k, dt):
         Qb, Rb = xp.linalg.qr(Bt)
     else:
         Qb, Rb = qr
-    Ur, S, Wrh = _svd64(xp, Rb)
+    Ur, S, Wrh = _small_svd64(xp, Rb)
     Ut = Q @ _as(xp, Wrh[:k, :].T, dt)
     Vt = Qb @ _as(xp, Ur[:, :k], dt)
     return Ut, _as(xp, S[:k], dt), Vt
+
+
+# What the default normalizer ("cholqr2") runs on the power iteration's intermediate blocks:
+# one shifted CholeskyQR. "cholqr2" restores CholeskyQR2 per block (benchmarks compare them).
+_INNER_NORMALIZER = "cholqr"
 
 
 def _randomized(xp, T, k, ell, q, how, seed, dt):
@@ -263,12 +457,22 @@ def _randomized(xp, T, k, ell, q, how, seed, dt):
     Y = T @ X
     if _not_finite(xp, Y):
         raise ValueError("A contains NaN or infinity")
+    # No host sync inside the loop with the default normalizer: one shifted CholeskyQR per
+    # block (the span is all the next pass needs); the final CholeskyQR2's one sync checks
+    # that Y stayed finite (a NaN makes it fail), and only its fallback tests Y itself.
+    inner = _INNER_NORMALIZER if how == "cholqr2" else how
     for _ in range(q):
-        Y = _normalize(xp, Y, how)
+        Y = _normalize(xp, Y, inner)
         Z = T.T @ Y
-        Z = _normalize(xp, Z, "QR" if how == "LU" else how)
+        Z = _normalize(xp, Z, "QR" if how == "LU" else inner)
         Y = T @ Z
-    Q = orthonormalize(xp, Y)
+    qr = cholqr2(xp, Y)  # its one sync also vouches for Y being finite
+    if qr is None:
+        if _not_finite(xp, Y):
+            raise ValueError("A contains NaN or infinity (or the power iteration overflowed)")
+        Q = _qr_q(xp, Y)
+    else:
+        Q = qr[0]
     Bt = T.T @ Q
     return _finish_small(xp, Q, Bt, k, dt)
 
@@ -286,7 +490,7 @@ def _gram_svd(xp, T, k, force, dt):
     Y = T @ Vk
     qr = cholqr2(xp, Y)
     Q, R = xp.linalg.qr(Y) if qr is None else qr
-    Ur, S, Wrh = _svd64(xp, R)
+    Ur, S, Wrh = _small_svd64(xp, R)
     return Q @ _as(xp, Ur, dt), _as(xp, S[:k], dt), Vk @ _as(xp, Wrh.T, dt)
 
 
