@@ -489,7 +489,7 @@ def test_shifted_cholqr_keeps_the_span_and_conditions_the_basis():
     assert f32.dtype == np.float32
 
 
-@pytest.mark.parametrize("where", ["host", "gesvdj"])
+@pytest.mark.parametrize("where", ["host", "gesvdj", "device"])
 def test_rsvd_small_svd_placement_agrees(monkeypatch, where):
     """The final small SVD on the host (or gesvdj, which is CuPy-only and falls back to the
     namespace's svd elsewhere) gives the same result."""
