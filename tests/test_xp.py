@@ -137,8 +137,6 @@ def test_svd_error_matches_rust(backend):
 
 def test_rsvd_errors_and_not_implemented():
     A = xs.asarray(_low_rank(50, 30))
-    with pytest.raises(NotImplementedError, match="fixed rank k"):
-        lowdim.rsvd(A, tol=0.1)
     with pytest.raises(ValueError, match="larger than min"):
         lowdim.rsvd(A, 31)
     with pytest.raises(ValueError, match="exactly one"):
@@ -151,6 +149,75 @@ def test_rsvd_errors_and_not_implemented():
         lowdim.rsvd(xs.full((40, 30), xs.nan), 2, solver="randomized")
     with pytest.raises(ValueError, match="shapes do not match"):
         lowdim.svd_error(A, xs.ones((50, 2)), xs.ones((3,)), xs.ones((3, 30)))
+    with pytest.raises(ValueError, match="tol"):
+        lowdim.rsvd(A, tol=1.5)
+    with pytest.raises(ValueError, match="NaN"):
+        lowdim.rsvd(xs.full((40, 30), xs.nan), tol=0.1)
+
+
+# ----------------------------------------------------------------------------- rsvd, tol mode
+
+RSVD_TOL_CASES = [
+    ((300, 120), 1e-3, {}),
+    ((120, 300), 1e-4, {}),  # wide: runs on A^T
+    ((400, 300), 1e-2, {"block_size": 4}),  # several doubling blocks
+    ((500, 400), 0.05, {"n_iter": 1}),
+    ((200, 50), 1e-9, {}),  # near the floor: the residual is measured
+    ((60, 40), 1e-12, {"block_size": 7}),  # the whole basis (r = n, last block cut short)
+]
+
+
+@pytest.mark.parametrize(("shape", "tol", "kw"), RSVD_TOL_CASES)
+def test_rsvd_tol_matches_rust(backend, shape, tol, kw):
+    to, back, public, mod = backend
+    A = _low_rank(*shape, decay=0.8)
+    ref = lowdim.rsvd(A, tol=tol, seed=3, **kw)
+    fn = lowdim.rsvd if public else _xp.rsvd
+    res = fn(to(A), tol=tol, seed=3, **kw)
+    assert res.solver == ref.solver == "randqb"
+    assert isinstance(res.rel_error, float)
+    assert res.rel_error == pytest.approx(ref.rel_error, rel=1e-6, abs=1e-12)
+    assert res.rel_error <= tol * (1 + 1e-6)
+    for x in res:
+        assert _module_of(x) == mod
+    U, S, Vh = (back(x) for x in res)
+    assert S.shape == ref.S.shape  # the same rank
+    assert U.dtype == S.dtype == Vh.dtype == np.float64
+    np.testing.assert_allclose(S, ref.S, rtol=1e-6, atol=1e-6 * ref.S[0])
+    # (the trailing vectors of a basis that spans everything are only defined up to rounding)
+    r = S.shape[0] if tol > 1e-8 else 20
+    np.testing.assert_allclose(U[:, :r], ref.U[:, :r], atol=1e-6)
+    np.testing.assert_allclose(Vh[:r], ref.Vh[:r], atol=1e-6)
+
+
+def test_rsvd_tol_float32_stays_float32(backend):
+    to, back, public, _ = backend
+    A = _low_rank(300, 200, decay=0.7, dtype=np.float32)
+    ref = lowdim.rsvd(A, tol=1e-2, seed=5)
+    fn = lowdim.rsvd if public else _xp.rsvd
+    res = fn(to(A), tol=1e-2, seed=5)
+    U, S, Vh = (back(x) for x in res)
+    assert U.dtype == S.dtype == Vh.dtype == np.float32
+    assert S.shape == ref.S.shape
+    assert res.rel_error == pytest.approx(ref.rel_error, rel=1e-3)
+    np.testing.assert_allclose(S, ref.S, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(U[:, :5], ref.U[:, :5], atol=2e-3)
+
+
+@pytest.mark.parametrize("scale", [0.0, 1e-200, 1e200])
+def test_rsvd_tol_rescales_like_rust(scale):
+    """Magnitudes whose squares underflow or overflow: the same power-of-two rescaling (and
+    the zero matrix: rank 0, error 0)."""
+    A = _low_rank(80, 50, decay=0.6) * scale
+    ref = lowdim.rsvd(A, tol=1e-3, seed=0)
+    res = _xp.rsvd(xs.asarray(A), tol=1e-3, seed=0)
+    assert tuple(res.S.shape) == ref.S.shape
+    assert res.rel_error == pytest.approx(ref.rel_error, rel=1e-6, abs=1e-12)
+    if scale:
+        np.testing.assert_allclose(np.asarray(res.S), ref.S, rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(res.U), ref.U, atol=1e-6)
+    else:
+        assert tuple(res.U.shape) == (80, 0) and tuple(res.Vh.shape) == (0, 50)
 
 
 def test_cholqr2_falls_back_to_qr():

@@ -123,6 +123,59 @@ def check_xp_matrix(A, name: str = "A"):
     return xp, _as(xp, A, dt), dt
 
 
+def _is_cupyx_sparse(A) -> bool:
+    """Whether A is a cupyx.scipy.sparse matrix. Imports cupyx only when A's type comes from
+    it (so it never imports CuPy for other input)."""
+    if not type(A).__module__.startswith("cupyx"):
+        return False
+    from cupyx.scipy import sparse as csp
+
+    return bool(csp.issparse(A))
+
+
+def is_sparse(A) -> bool:
+    """A sparse matrix this module computes with through its products only: cupyx.scipy.sparse
+    on the GPU; scipy.sparse too when passed to the internal functions directly (the public
+    API keeps scipy.sparse on the Rust path), so that the sparse code runs on the CPU."""
+    if _is_cupyx_sparse(A):
+        return True
+    mod = type(A).__module__
+    if not mod.startswith("scipy"):
+        return False
+    import scipy.sparse as sp
+
+    return sp.issparse(A)
+
+
+def check_xp_sparse(A, name: str = "A"):
+    """(xp, A as canonical CSR float32/float64, dtype) for a 2-D non-empty sparse matrix; xp
+    is the namespace of its data (NumPy for scipy.sparse, CuPy for cupyx). Format and dtype
+    conversions stay on A's device and are O(nnz); nothing is densified."""
+    xp = namespace(A.data)
+    if len(A.shape) != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {tuple(A.shape)}")
+    if 0 in A.shape:
+        raise ValueError(
+            f"{name} is empty (shape {tuple(A.shape)}); it needs at least one row and one column"
+        )
+    if A.format != "csr":
+        A = A.tocsr()
+    dt = float_dtype(xp, A.data, name)
+    if A.data.dtype != dt:
+        A = A.astype(dt)
+    if not A.has_canonical_format:
+        A = A.copy()
+        A.sum_duplicates()
+    return xp, A, dt
+
+
+def check_any_matrix(A, name: str = "A"):
+    """(xp, A, dtype, sparse): check_xp_sparse or check_xp_matrix."""
+    if is_sparse(A):
+        return (*check_xp_sparse(A, name), True)
+    return (*check_xp_matrix(A, name), False)
+
+
 def _host_bool(x) -> bool:
     """A 0-d device boolean on the host: every device->host synchronization of the rSVD path
     goes through here (the tests count them)."""
@@ -133,14 +186,14 @@ def _not_finite(xp, a) -> bool:
     return not _host_bool(xp.all(xp.isfinite(a)))
 
 
-def _gaussian(xp, rows, cols, seed, dtype, like):
-    """The seeded Gaussian test matrix of the Rust path: on CuPy drawn on the device by a
-    port of the same generator (``_cupy_gaussian``, equal up to the last bit of sin/cos/log),
-    elsewhere drawn on the host and transferred."""
+def _gaussian(xp, rows, cols, seed, dtype, like, col0=0):
+    """The seeded Gaussian test matrix of the Rust path (columns ``col0 ..``): on CuPy drawn
+    on the device by a port of the same generator (``_cupy_gaussian``, equal up to the last
+    bit of sin/cos/log), elsewhere drawn on the host and transferred."""
     if _DEVICE_GAUSSIAN and _is_cupy(xp):
         try:
             with like.device:
-                return _cupy_gaussian(rows, cols, seed, dtype == xp.float32)
+                return _cupy_gaussian(rows, cols, seed, dtype == xp.float32, col0=col0)
         except Exception as e:  # no NVRTC, or a toolkit that cannot compile the kernel
             import warnings
 
@@ -150,7 +203,7 @@ def _gaussian(xp, rows, cols, seed, dtype, like):
                 RuntimeWarning,
                 stacklevel=3,
             )
-    g = _lowdim.gaussian(rows, cols, seed, 0, 0, dtype == xp.float32)
+    g = _lowdim.gaussian(rows, cols, seed, 0, col0, dtype == xp.float32)
     return _from_host(xp, g, like)
 
 
@@ -427,6 +480,100 @@ def _gram64(xp, T, rows_per_block: int | None = None):
 # ----------------------------------------------------------------------------- rSVD
 
 
+class _Op:
+    """The tall orientation ``T`` of A (``A^T`` when A is wide), through its products only:
+    a dense array, or a sparse matrix (cupyx / scipy CSR: ``A @ X`` and ``A.T @ Y`` by the
+    sparse kernels, never densified), optionally centred implicitly (``A - 1 c^T``: the mean
+    is never subtracted from a sparse matrix) and scaled by ``scale`` (a power of two, exact:
+    the Rust path's rescaling of extreme magnitudes)."""
+
+    def __init__(self, xp, A, dt, sparse=False, center=None):
+        self.xp, self.A, self.dt, self.sparse, self.c = xp, A, dt, sparse, center
+        m, n = A.shape
+        self.trans = m < n
+        self.shape = (n, m) if self.trans else (m, n)
+        self.scale = 1.0
+        self.like = A.data if sparse else A  # an array on A's device
+
+    def dense(self):
+        """The dense ``T`` (unscaled), or None for sparse or implicitly centred input."""
+        if self.sparse or self.c is not None:
+            return None
+        return self.A.T if self.trans else self.A
+
+    def _a(self, X):  # (A - 1 c^T) X
+        Y = self.A @ X
+        if self.c is not None:
+            Y = Y - (self.c @ X)[None, :]
+        return Y
+
+    def _at(self, Y):  # (A - 1 c^T)^T Y
+        Z = self.A.T @ Y
+        if self.c is not None:
+            Z = Z - self.c[:, None] * self.xp.sum(Y, axis=0)[None, :]
+        return Z
+
+    def _scaled(self, Y):
+        return Y if self.scale == 1.0 else Y * self.scale
+
+    def apply(self, X):
+        return self._scaled(self._at(X) if self.trans else self._a(X))
+
+    def apply_t(self, Y):
+        return self._scaled(self._a(Y) if self.trans else self._at(Y))
+
+    def col_sums(self):
+        """Column sums of A (unscaled, uncentred), in A's dtype: ``A^T 1``."""
+        xp = self.xp
+        ones = xp.ones((self.A.shape[0],), dtype=self.dt, device=_device(self.like))
+        return self.A.T @ ones
+
+    def frob_sq(self) -> float:
+        """``||scale (A - 1 c^T)||_F^2`` in float64, the scale applied before squaring (safe
+        for extreme magnitudes); dense float32 is converted by row blocks of ~32 MiB."""
+        xp, s = self.xp, self.scale
+        if self.sparse:
+            d = _as(xp, self.A.data, xp.float64) * s
+            total = float(xp.sum(d * d))
+            if self.c is not None:
+                c = _as(xp, self.c, xp.float64) * s
+                cs = _as(xp, self.col_sums(), xp.float64) * s
+                total += -2.0 * float(xp.sum(c * cs)) + self.A.shape[0] * float(xp.sum(c * c))
+                total = max(total, 0.0)
+            return total
+        A = self.A
+        m, n = A.shape
+        h = max(1, (1 << 22) // max(n, 1))
+        total = 0.0
+        for r in range(0, m, h):
+            b = _as(xp, A[r : min(r + h, m), :], xp.float64) * s
+            total += float(xp.sum(b * b))
+        return total
+
+    def max_abs(self) -> float:
+        """``max |a_ij|`` (unscaled; NaN if A holds a NaN), plus ``max |c_j|`` if centred (an
+        upper bound, as the Rust Centered operator's)."""
+        xp = self.xp
+        d = self.A.data if self.sparse else self.A
+        amax = float(xp.max(xp.abs(d))) if math.prod(d.shape) else 0.0
+        if self.c is not None:
+            amax += float(xp.max(xp.abs(self.c)))
+        return amax
+
+    def residual_sq(self, Us, Vt) -> float:
+        """``||T - Us Vt^T||_F^2`` (float64) for dense unscaled T, by row blocks of ~4 MiB
+        (never the whole residual)."""
+        xp = self.xp
+        T = self.dense()
+        m, n = T.shape
+        h = max(1, (4 << 20) // (8 * max(n, 1)))
+        total = 0.0
+        for r in range(0, m, h):
+            blk = T[r : min(r + h, m), :] - Us[r : min(r + h, m), :] @ Vt.T
+            total += sum_sq64(xp, blk)
+        return total
+
+
 def _prefer_gram(m, n, k, ell, q) -> bool:
     gram = m * n * n + 9.0 * n * n * n + 2.0 * m * n * k
     rand = (2.0 * q + 2.0) * 2.0 * m * n * ell
@@ -452,10 +599,10 @@ def _finish_small(xp, Q, Bt, k, dt):
 _INNER_NORMALIZER = "cholqr"
 
 
-def _randomized(xp, T, k, ell, q, how, seed, dt):
-    n = T.shape[1]
-    X = _gaussian(xp, n, ell, seed, dt, T)
-    Y = T @ X
+def _randomized(xp, op, k, ell, q, how, seed, dt):
+    n = op.shape[1]
+    X = _gaussian(xp, n, ell, seed, dt, op.like)
+    Y = op.apply(X)
     if _not_finite(xp, Y):
         raise ValueError("A contains NaN or infinity")
     # No host sync inside the loop with the default normalizer: one shifted CholeskyQR per
@@ -464,9 +611,9 @@ def _randomized(xp, T, k, ell, q, how, seed, dt):
     inner = _INNER_NORMALIZER if how == "cholqr2" else how
     for _ in range(q):
         Y = _normalize(xp, Y, inner)
-        Z = T.T @ Y
+        Z = op.apply_t(Y)
         Z = _normalize(xp, Z, "QR" if how == "LU" else inner)
-        Y = T @ Z
+        Y = op.apply(Z)
     qr = cholqr2(xp, Y)  # its one sync also vouches for Y being finite
     if qr is None:
         if _not_finite(xp, Y):
@@ -474,7 +621,7 @@ def _randomized(xp, T, k, ell, q, how, seed, dt):
         Q = _qr_q(xp, Y)
     else:
         Q = qr[0]
-    Bt = T.T @ Q
+    Bt = op.apply_t(Q)
     return _finish_small(xp, Q, Bt, k, dt)
 
 
@@ -519,7 +666,7 @@ def rsvd(
     from ._validation import check_int, check_seed, check_tol
     from .svd import SVDResult, _check_n_iter, _check_normalizer
 
-    xp, A, dt = check_xp_matrix(A)
+    xp, A, dt, sparse = check_any_matrix(A)
     m, n = A.shape
     if (k is None) == (tol is None):
         raise ValueError("give exactly one of k (a fixed rank) and tol (an error tolerance)")
@@ -533,27 +680,30 @@ def rsvd(
         check_tol(tol)
     if solver not in ("auto", "randomized", "gram"):
         raise ValueError(f"solver must be 'auto', 'randomized' or 'gram', got {solver!r}")
+    if solver == "gram" and sparse:
+        raise ValueError("solver='gram' needs a dense matrix")
     n_oversamples = check_int(n_oversamples, "n_oversamples", 0)
-    check_int(block_size, "block_size", 1)
+    block_size = check_int(block_size, "block_size", 1)
     n_iter = _check_n_iter(n_iter)
     normalizer = _check_normalizer(power_iteration_normalizer)
     seed = check_seed(seed)
-    if tol is not None:
-        raise NotImplementedError(
-            f"rsvd(tol=...) is not implemented for {xp.__name__} arrays yet (the adaptive "
-            "blocked randQB runs on NumPy input only); pass a fixed rank k"
-        )
+    c = None
     if center is not None:
-        A = A - _as(xp, center, dt)[None, :]
-    T = A.T if m < n else A
-    mt, nt = T.shape
+        c = _as(xp, center, dt)
+        if not sparse:  # dense input is centred explicitly (as the Rust path's PCA does)
+            A, c = A - c[None, :], None
+    op = _Op(xp, A, dt, sparse, c)
+    if tol is not None:
+        return _rsvd_tol(xp, op, tol, 4 if n_iter is None else n_iter, block_size, seed)
+    T = op.dense()
+    mt, nt = op.shape
     q = n_iter if n_iter is not None else (7 if k < 0.1 * min(m, n) else 4)
     ell = min(k + n_oversamples, nt)
     out = None
     used = "randomized"
     if solver == "gram":
         out, used = _gram_svd(xp, T, k, True, dt), "gram"
-    elif solver == "auto":
+    elif solver == "auto" and T is not None:  # sparse: always the randomized passes
         if _prefer_gram(mt, nt, k, ell, q):
             out, used = _gram_svd(xp, T, k, False, dt), "gram"
         if out is None and ell >= nt:
@@ -563,7 +713,7 @@ def rsvd(
         how = normalizer
         if how == "auto":
             how = "none" if q <= 2 else "cholqr2"
-        out = _randomized(xp, T, k, ell, q, how, seed, dt)
+        out = _randomized(xp, op, k, ell, q, how, seed, dt)
     Ut, S, Vt = out
     U, V = (Vt, Ut) if m < n else (Ut, Vt)
     U, Vh = flip_signs(xp, U, V.T)
@@ -573,12 +723,126 @@ def rsvd(
     return res
 
 
+def _rsvd_tol(xp, op: _Op, tol, q, block_size, seed):
+    """Adaptive rank: the Rust ``rsvd_tol`` (blocked randQB with the error indicator
+    ``||T||_F^2 - ||B||_F^2``, Yu, Gu & Li 2018, with power iterations), line for line as
+    the dask port ``_dask._rsvd_tol``: the first block of ``block_size`` columns, later blocks
+    doubling up to 512, block i's test matrix the columns ``r ..`` of the seeded Gaussian (so
+    the same seed gives the same rank and factors as the Rust path up to rounding), the same
+    slack in the target, the same rank choice from the SVD of ``B``, the same rescaling of
+    extreme magnitudes and the same residual measurement near the rounding floor. The basis
+    ``Q`` and ``B^T`` stay on the device; per block one host sync for the indicator (the loop
+    length depends on the data) besides CholeskyQR2's checks."""
+    from .svd import SVDResult
+
+    dt = op.dt
+    f64 = dt == xp.float64
+    eps = float(np.finfo(np.float64 if f64 else np.float32).eps)
+    lo, hi = (2.0**-400, 2.0**400) if f64 else (2.0**-60, 2.0**60)
+    mt, nt = op.shape
+
+    def unsafe(f2):
+        return f2 == 0.0 or not math.isfinite(f2) or not lo <= math.sqrt(f2) <= hi
+
+    def finish(Ut, S, Vt, rel_error):
+        U, V = (Vt, Ut) if op.trans else (Ut, Vt)
+        U, Vh = flip_signs(xp, U, V.T)
+        res = SVDResult(U, S, Vh)
+        res.rel_error = rel_error
+        res.solver = "randqb"
+        return res
+
+    frob2 = op.frob_sq()
+    if math.isnan(frob2):
+        raise ValueError("A contains NaN or infinity")
+    if unsafe(frob2):
+        # the Rust with_rescale: a power-of-two scaling of A (exact), S scaled back
+        amax = op.max_abs()
+        if not math.isfinite(amax):
+            raise ValueError("A contains NaN or infinity")
+        if amax == 0.0:
+            dev = _device(op.like)
+            z = (xp.zeros((mt, 0), dtype=dt, device=dev), xp.zeros((nt, 0), dtype=dt, device=dev))
+            return finish(z[0], xp.zeros((0,), dtype=dt, device=dev), z[1], 0.0)
+        op.scale = 2.0 ** -round(math.log2(amax))
+        frob2 = op.frob_sq()
+        if unsafe(frob2):
+            raise np.linalg.LinAlgError("cannot rescale A into a safe range")
+    # A small slack keeps rounding in the indicator from stopping a hair early.
+    target = frob2 * max(tol * tol - 32.0 * eps, 0.0)
+    Q = Bt = None
+    r = 0
+    e = frob2
+    b = block_size
+
+    def deflated(Y, X):  # Y - Q (B X) for Y = T X
+        return Y if Q is None else Y - Q @ (Bt.T @ X)
+
+    def deflated_t(W, Y):  # W - B^T (Q^T Y) for W = T^T Y
+        return W if Q is None else W - Bt @ (Q.T @ Y)
+
+    while r < nt:
+        bsz = min(b, nt - r)
+        omega = _gaussian(xp, nt, bsz, seed, dt, op.like, col0=r)
+        Y = op.apply(omega)
+        if _not_finite(xp, Y):
+            raise ValueError("A contains NaN or infinity")
+        Qi = orthonormalize(xp, deflated(Y, omega))
+        for _ in range(q):
+            Wi = orthonormalize(xp, deflated_t(op.apply_t(Qi), Qi))
+            Qi = orthonormalize(xp, deflated(op.apply(Wi), Wi))
+        if Q is not None:
+            # re-orthogonalize against the basis so far, twice is enough (Kahan)
+            for _ in range(2):
+                Qi = Qi - Q @ (Q.T @ Qi)
+            Qi = orthonormalize(xp, Qi)
+        Bti = deflated_t(op.apply_t(Qi), Qi)
+        nb = sum_sq64(xp, Bti)
+        if not math.isfinite(nb):
+            raise ValueError(
+                "A contains NaN or infinity (or values so large that products with A overflow)"
+            )
+        e -= nb
+        Q = Qi if Q is None else xp.concat([Q, Qi], axis=1)
+        Bt = Bti if Bt is None else xp.concat([Bt, Bti], axis=1)
+        r += bsz
+        if e <= target:
+            break
+        b = min(2 * b, 512)
+    # Rank from the SVD of B (that of the triangle of B^T = Qb Rb): the error of rank k is
+    # (||T||^2 - ||B||^2) + sum_{i>k} s_i^2.
+    qr = cholqr2(xp, Bt)
+    Qb, Rb = xp.linalg.qr(Bt) if qr is None else qr
+    Ur, S, Wrh = _small_svd64(xp, Rb)
+    s = to_host(S).astype(np.float64)
+    if not math.isfinite(float(s.sum())):
+        raise ValueError("A contains NaN or infinity")
+    s2 = s * s
+    base = max(frob2 - float(s2.sum()), 0.0)
+    tail = 0.0
+    k = len(s)
+    while k > 1 and base + tail + s2[k - 1] <= target:
+        tail += s2[k - 1]
+        k -= 1
+    # T ~= Q B = Q Wr S Ur^T Qb^T
+    Ut = Q @ _as(xp, Wrh[:k, :].T, dt)
+    Vt = Qb @ _as(xp, Ur[:, :k], dt)
+    Sk = _as(xp, S[:k], dt)
+    err2 = base + tail
+    if err2 < 1e3 * eps * frob2 and op.scale == 1.0 and op.dense() is not None:
+        # near the rounding floor the indicator says little: measure the residual (one pass)
+        err2 = op.residual_sq(Ut * Sk[None, :], Vt)
+    if op.scale != 1.0:
+        Sk = _as(xp, _as(xp, S[:k], xp.float64) / op.scale, dt)
+    return finish(Ut, Sk, Vt, math.sqrt(err2 / frob2))
+
+
 def svd_error(A, U, S, Vh, *, n_iter=20, seed=None) -> float:
     """lowdim.svd_error on array-API arrays: the power method on the residual operator from
     the same seeded Gaussian start as the Rust path."""
     from ._validation import check_int, check_seed
 
-    xp, A, dt = check_xp_matrix(A)
+    xp, A, dt, sparse = check_any_matrix(A)
     m, n = A.shape
     if U.ndim != 2 or S.ndim != 1 or Vh.ndim != 2:
         raise ValueError("U and Vh must be 2-D and S 1-D")
@@ -594,7 +858,7 @@ def svd_error(A, U, S, Vh, *, n_iter=20, seed=None) -> float:
     for x, name in ((U, "U"), (S, "S"), (Vh, "Vh")):
         if _not_finite(xp, x):
             raise ValueError(f"{name} contains NaN or infinity")
-    x = _gaussian(xp, n, 1, seed, dt, A)
+    x = _gaussian(xp, n, 1, seed, dt, A.data if sparse else A)
     est = 0.0
     for _ in range(n_iter):
         nx = float(xp.linalg.vector_norm(_as(xp, x, xp.float64)))
