@@ -412,6 +412,8 @@ ATTRS = {
         ("PCA", {"n_components": 5}),
         ("PCA", {"n_components": 6, "svd_solver": "randomized", "whiten": True}),
         ("PCA", {"n_components": 0.9, "svd_solver": "full"}),
+        ("PCA", {"n_components": 0.9}),  # a variance fraction: the adaptive rank mode
+        ("PCA", {"n_components": 0.999, "iterated_power": 2, "whiten": True}),
         ("PCA", {"n_components": None}),
         ("TruncatedSVD", {"n_components": 5}),
         ("TruncatedSVD", {"n_components": 4, "algorithm": "auto"}),
@@ -457,8 +459,6 @@ def test_estimators_on_cupy():
 
 def test_estimator_xp_errors():
     X = xs.asarray(_data())
-    with pytest.raises(NotImplementedError, match="variance fraction"):
-        lowdim.PCA(n_components=0.9).fit(X)
     pca = lowdim.PCA(n_components=3, random_state=0).fit(X)
     with pytest.raises(ValueError, match="features"):
         pca.transform(xs.ones((3, 5)))

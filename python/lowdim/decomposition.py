@@ -63,9 +63,12 @@ def _pca_target(nc, kmax):
 
 
 def _xp_validate(est, X, reset: bool):
+    """(xp, X, dtype): a dense array-API array, or a sparse matrix (cupyx.scipy.sparse; or
+    scipy.sparse passed to these internal functions directly, to run the sparse code on the
+    CPU) as canonical CSR."""
     from . import _xp
 
-    xp, X, dt = _xp.check_xp_matrix(X, "X")
+    xp, X, dt, _ = _xp.check_any_matrix(X, "X")
     if reset:
         if X.shape[0] < 2:
             raise ValueError(f"at least 2 samples are required, got {X.shape[0]}")
@@ -91,15 +94,20 @@ def _pca_fit_xp(est, X):
         raise ValueError(
             f"svd_solver must be 'auto', 'randomized', 'gram' or 'full', got {est.svd_solver!r}"
         )
-    if tol is not None and est.svd_solver != "full":
-        raise NotImplementedError(
-            f"PCA(n_components={est.n_components!r}) (a variance fraction) needs the adaptive "
-            f"rank mode, which is not implemented for {xp.__name__} arrays; pass an int or "
-            "svd_solver='full'"
-        )
-    mean = xp.mean(X, axis=0)
-    Xc = X - mean
-    total_var = _xp.sum_sq64(xp, Xc) / (n_samples - 1)
+    sparse = _xp.is_sparse(X)
+    if sparse:
+        # implicit centring: the mean is never subtracted from the sparse matrix
+        if est.svd_solver in ("full", "gram"):
+            raise ValueError(f"svd_solver={est.svd_solver!r} needs dense input")
+        op = _xp._Op(xp, X, dt, True)
+        mean = op.col_sums() / n_samples
+        op.c = mean
+        total_var = op.frob_sq() / (n_samples - 1)
+        Xc, center = X, mean
+    else:
+        mean = xp.mean(X, axis=0)
+        Xc, center = X - mean, None
+        total_var = _xp.sum_sq64(xp, Xc) / (n_samples - 1)
     if est.svd_solver == "full":
         U, S, Vh = xp.linalg.svd(Xc, full_matrices=False)
         if tol is not None:
@@ -111,11 +119,13 @@ def _pca_fit_xp(est, X):
         U, S, Vh = _xp.rsvd(
             Xc,
             k,
+            tol=tol,
             n_oversamples=est.n_oversamples,
             n_iter=est.iterated_power,
             power_iteration_normalizer=est.power_iteration_normalizer,
             seed=est.random_state,
             solver=est.svd_solver,
+            center=center,
         )
     U, Vh = _xp.flip_signs(xp, U, Vh, u_based=False)
     ncomp = int(S.shape[0])
@@ -163,7 +173,12 @@ def _tsvd_fit_transform_xp(est, X):
     est.singular_values_ = S
     est.n_components_ = int(nc)
     ev = xp.var(xp.astype(Xt, xp.float64), axis=0)
-    full_var = _xp.sum_sq64(xp, X - xp.mean(X, axis=0)) / X.shape[0]
+    if _xp.is_sparse(X):
+        op = _xp._Op(xp, X, dt, True)
+        op.c = op.col_sums() / X.shape[0]
+        full_var = op.frob_sq() / X.shape[0]
+    else:
+        full_var = _xp.sum_sq64(xp, X - xp.mean(X, axis=0)) / X.shape[0]
     est.explained_variance_ = xp.astype(ev, dt)
     ratio = ev / full_var if full_var > 0 else xp.zeros_like(ev)
     est.explained_variance_ratio_ = xp.astype(ratio, dt)
