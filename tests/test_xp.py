@@ -638,3 +638,198 @@ def test_gpu_gaussian_on_device_matches_rust():
         got32 = cp.asnumpy(_xp._cupy_gaussian(rows, cols, seed, True, row0, col0))
         assert got32.dtype == np.float32
         np.testing.assert_allclose(got32, ref.astype(np.float32), rtol=1e-6, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------- sparse input
+# cupyx.scipy.sparse CSR takes the _xp path on the GPU (products by the sparse kernels, implicit
+# centring, never densified). The same code runs on the CPU on a scipy.sparse matrix passed
+# to the internal functions directly (the public API keeps scipy.sparse on the Rust path).
+
+
+def _sparse(m, n, density=0.05, seed=0, dtype=np.float64, fmt="csr"):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    X = sp.random(m, n, density=density, random_state=rng, format=fmt, dtype=np.float64)
+    # a few strong directions, so that the sketch captures the leading ones well
+    L = sp.csr_matrix(rng.standard_normal((m, 3)) @ rng.standard_normal((3, n)))
+    L = L.multiply(sp.random(m, n, density=0.3, random_state=rng) != 0)
+    return (X + L).asformat(fmt).astype(dtype)
+
+
+def _no_densify(monkeypatch):
+    import scipy.sparse as sp
+
+    def boom(*a, **k):
+        raise AssertionError("the sparse path densified its input")
+
+    for cls in (sp.csr_matrix, sp.csc_matrix, sp.coo_matrix):
+        monkeypatch.setattr(cls, "toarray", boom)
+        monkeypatch.setattr(cls, "todense", boom)
+
+
+SPARSE_CASES = [
+    ((300, 120), {"k": 10}),
+    ((120, 300), {"k": 10}),  # wide: runs on A^T
+    ((300, 120), {"k": 10, "n_iter": 2}),  # q <= 2: no normalizer
+    ((300, 120), {"k": 8, "power_iteration_normalizer": "LU"}),
+    ((300, 120), {"tol": 0.5}),
+    ((120, 300), {"tol": 0.3, "block_size": 4}),
+]
+
+
+@pytest.mark.parametrize(("shape", "kw"), SPARSE_CASES)
+@pytest.mark.parametrize("centred", [False, True])
+def test_sparse_rsvd_matches_rust(monkeypatch, shape, kw, centred):
+    X = _sparse(*shape)
+    center = np.asarray(X.mean(axis=0)).ravel() if centred else None
+    if centred:
+        from lowdim._validation import check_matrix
+        from lowdim.svd import _run_rsvd
+
+        kk = dict(kw)
+        ref = _run_rsvd(check_matrix(X), kk.pop("k", None), kk.pop("tol", None), seed=4,
+                        center=center, **kk)  # fmt: skip
+    else:
+        ref = lowdim.rsvd(X, seed=4, **kw)
+    _no_densify(monkeypatch)
+    res = _xp.rsvd(X, seed=4, center=center, **kw)
+    assert res.solver == ref.solver
+    assert all(isinstance(x, np.ndarray) for x in res)
+    if "tol" in kw:
+        assert res.rel_error == pytest.approx(ref.rel_error, rel=1e-6)
+    assert res.S.shape == ref.S.shape
+    np.testing.assert_allclose(res.S, ref.S, rtol=1e-6, atol=1e-6 * ref.S[0])
+    np.testing.assert_allclose(res.U, ref.U, atol=1e-6)
+    np.testing.assert_allclose(res.Vh, ref.Vh, atol=1e-6)
+
+
+def test_sparse_rsvd_float32_formats_and_errors():
+    X = _sparse(200, 90, dtype=np.float32, fmt="csc")
+    ref = lowdim.rsvd(X.tocsr(), 6, seed=0)
+    res = _xp.rsvd(X, 6, seed=0)
+    assert res.S.dtype == res.U.dtype == np.float32
+    np.testing.assert_allclose(res.S, ref.S, rtol=1e-4)
+    est = _xp.svd_error(X, res.U, res.S, res.Vh, seed=1)
+    assert est == pytest.approx(lowdim.svd_error(X.tocsr(), res.U, res.S, res.Vh, seed=1), rel=1e-5)
+    res = _xp.rsvd(X, tol=0.6, seed=0)
+    assert res.S.dtype == np.float32 and isinstance(res.rel_error, float)
+    with pytest.raises(ValueError, match="dense"):
+        _xp.rsvd(X, 5, solver="gram")
+    # duplicates are summed (COO input)
+    import scipy.sparse as sp
+
+    C = sp.coo_matrix(([1.0, 2.0, 3.0], ([0, 0, 1], [0, 0, 1])), shape=(5, 4))
+    np.testing.assert_allclose(_xp.rsvd(C, 2, seed=0).S, [3.0, 3.0])
+    bad = X.tocsr().copy()
+    bad.data[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        _xp.rsvd(bad, tol=0.5)
+
+
+@pytest.mark.parametrize(
+    ("cls", "kw"),
+    [
+        ("PCA", {"n_components": 5}),
+        ("PCA", {"n_components": 0.5}),
+        ("PCA", {"n_components": 4, "whiten": True, "svd_solver": "randomized"}),
+        ("TruncatedSVD", {"n_components": 5}),
+    ],
+)
+def test_sparse_estimators_match_rust(monkeypatch, cls, kw):
+    from lowdim import decomposition as dec
+
+    X = _sparse(250, 60)
+    a = getattr(lowdim, cls)(random_state=0, **kw)
+    Za = a.fit_transform(X)
+    b = getattr(lowdim, cls)(random_state=0, **kw)
+    _no_densify(monkeypatch)
+    if cls == "PCA":
+        U, S = dec._pca_fit_xp(b, X)
+        Zb = U * np.sqrt(b.n_samples_ - 1) if b.whiten else U * S
+    else:
+        Zb = dec._tsvd_fit_transform_xp(b, X)
+    assert b.n_components_ == a.n_components_
+    np.testing.assert_allclose(Zb, Za, atol=1e-6 * np.abs(Za).max())
+    for name in ATTRS[cls]:
+        ref = getattr(a, name)
+        np.testing.assert_allclose(getattr(b, name), ref, atol=1e-6 * np.abs(ref).max())
+    if cls == "PCA":
+        assert b.noise_variance_ == pytest.approx(a.noise_variance_, rel=1e-6)
+        with pytest.raises(ValueError, match="dense"):
+            dec._pca_fit_xp(lowdim.PCA(3, svd_solver="full"), X)
+
+
+def test_cupyx_sparse_check_imports_nothing():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, scipy.sparse as sp, numpy as np, lowdim\n"
+        "from lowdim import _xp\n"
+        "X = sp.eye(3, format='csr')\n"
+        "assert not _xp._is_cupyx_sparse(X) and _xp.is_sparse(X)\n"
+        "assert not _xp._is_cupyx_sparse(np.ones(3)) and not _xp.is_sparse(np.ones(3))\n"
+        "assert not _xp.is_xp_array(X)\n"
+        "print('cupy' in sys.modules or 'cupyx' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def _cupyx_sparse_or_skip():
+    cp = _cupy_or_skip()
+    from cupyx.scipy import sparse as csp
+
+    return cp, csp
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kw", [{"k": 10}, {"tol": 0.5}])
+def test_gpu_cupyx_sparse_rsvd(kw):
+    cp, csp = _cupyx_sparse_or_skip()
+    X = _sparse(300, 120)
+    ref = lowdim.rsvd(X, seed=4, **kw)
+    Xg = csp.csr_matrix(X)
+    assert _xp._is_cupyx_sparse(Xg) and _xp.is_xp_array(Xg)
+    res = lowdim.rsvd(Xg, seed=4, **kw)
+    assert all(isinstance(x, cp.ndarray) for x in res)
+    assert res.S.shape == ref.S.shape
+    np.testing.assert_allclose(cp.asnumpy(res.S), ref.S, rtol=1e-6)
+    np.testing.assert_allclose(cp.asnumpy(res.U), ref.U, atol=1e-6)
+    if "tol" in kw:
+        assert res.rel_error == pytest.approx(ref.rel_error, rel=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    ("cls", "kw"),
+    [("PCA", {"n_components": 5}), ("PCA", {"n_components": 0.5}), ("TruncatedSVD", {})],
+)
+def test_gpu_cupyx_sparse_estimators(cls, kw):
+    cp, csp = _cupyx_sparse_or_skip()
+    X = _sparse(250, 60)
+    a = getattr(lowdim, cls)(random_state=0, **kw)
+    Za = a.fit_transform(X)
+    b = getattr(lowdim, cls)(random_state=0, **kw)
+    Zb = b.fit_transform(csp.csr_matrix(X))
+    assert isinstance(Zb, cp.ndarray) and isinstance(b.components_, cp.ndarray)
+    np.testing.assert_allclose(cp.asnumpy(Zb), Za, atol=1e-6 * np.abs(Za).max())
+    Zt = b.transform(csp.csr_matrix(X))
+    np.testing.assert_allclose(cp.asnumpy(Zt), a.transform(X), atol=1e-6 * np.abs(Za).max())
+
+
+@pytest.mark.gpu
+def test_gpu_rsvd_tol_dense():
+    cp = _cupy_or_skip()
+    A = _low_rank(400, 300, decay=0.8)
+    ref = lowdim.rsvd(A, tol=1e-3, seed=2)
+    res = lowdim.rsvd(cp.asarray(A), tol=1e-3, seed=2)
+    assert all(isinstance(x, cp.ndarray) for x in res)
+    assert res.S.shape == ref.S.shape
+    assert res.rel_error == pytest.approx(ref.rel_error, rel=1e-6)
+    np.testing.assert_allclose(cp.asnumpy(res.U), ref.U, atol=1e-6)
+    A32 = A.astype(np.float32)
+    res = lowdim.rsvd(cp.asarray(A32), tol=1e-2, seed=2)
+    assert res.S.dtype == cp.float32
+    assert res.S.shape == lowdim.rsvd(A32, tol=1e-2, seed=2).S.shape
