@@ -534,6 +534,38 @@ def test_rsvd_host_syncs_do_not_grow_with_power_iterations(monkeypatch, mod):
     assert counts[0] == counts[1] == 3
 
 
+@pytest.mark.parametrize("mod", ["numpy", "strict"])
+def test_rsvd_tol_host_syncs_do_not_grow_with_power_iterations(monkeypatch, mod):
+    """tol mode: per block the sketch's finiteness, the new block's CholeskyQR2 and the
+    indicator; the power iteration's blocks take one shifted CholeskyQR each (no sync)."""
+    calls = []
+    real_b, real_f = _xp._host_bool, _xp.sum_sq64
+    monkeypatch.setattr(_xp, "_host_bool", lambda x: calls.append(1) or real_b(x))
+    monkeypatch.setattr(_xp, "sum_sq64", lambda xp, x: calls.append(1) or real_f(xp, x))
+    A = _low_rank(300, 200, decay=0.5)
+    to = xs.asarray if mod == "strict" else (lambda a: a)
+    counts, ranks = [], []
+    for q in (1, 6):
+        calls.clear()
+        res = _xp.rsvd(to(A), tol=1e-3, n_iter=q, seed=0)
+        counts.append(len(calls))
+        ranks.append(res.S.shape[0])
+    assert ranks[0] == ranks[1] < 16  # one block
+    assert counts[0] == counts[1] <= 5
+
+
+def test_rsvd_tol_inner_normalizers_agree(monkeypatch):
+    """Shifted CholeskyQR (default) or CholeskyQR2 between the power iterations: the same
+    spans, so the same rank and factors to rounding."""
+    A = _low_rank(400, 300, decay=0.85)
+    ref = _xp.rsvd(A, tol=1e-4, seed=1, block_size=8)
+    monkeypatch.setattr(_xp, "_TOL_INNER", "cholqr2")
+    res = _xp.rsvd(A, tol=1e-4, seed=1, block_size=8)
+    assert res.S.shape == ref.S.shape
+    assert res.rel_error == pytest.approx(ref.rel_error, rel=1e-6)
+    np.testing.assert_allclose(res.U, ref.U, atol=1e-9)
+
+
 def test_shifted_cholqr_keeps_the_span_and_conditions_the_basis():
     """The intermediate normalizer: same span as Y, well conditioned even when Y is
     numerically rank-deficient (where plain Cholesky fails), NaN in -> NaN out (no raise)."""

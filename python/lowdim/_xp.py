@@ -531,6 +531,10 @@ class _Op:
     def frob_sq(self) -> float:
         """``||scale (A - 1 c^T)||_F^2`` in float64, the scale applied before squaring (safe
         for extreme magnitudes); dense float32 is converted by row blocks of ~32 MiB."""
+        with np.errstate(over="ignore", under="ignore"):  # overflow: the caller rescales
+            return self._frob_sq()
+
+    def _frob_sq(self) -> float:
         xp, s = self.xp, self.scale
         if self.sparse:
             d = _as(xp, self.A.data, xp.float64) * s
@@ -723,6 +727,11 @@ def rsvd(
     return res
 
 
+# How the tol mode normalizes the power iteration's blocks: "cholqr" (one shifted CholeskyQR,
+# no host sync) or "cholqr2" (CholeskyQR2 with its check, one sync each, like the Rust QR).
+_TOL_INNER = "cholqr"
+
+
 def _rsvd_tol(xp, op: _Op, tol, q, block_size, seed):
     """Adaptive rank: the Rust ``rsvd_tol`` (blocked randQB with the error indicator
     ``||T||_F^2 - ||B||_F^2``, Yu, Gu & Li 2018, with power iterations), line for line as
@@ -731,8 +740,9 @@ def _rsvd_tol(xp, op: _Op, tol, q, block_size, seed):
     the same seed gives the same rank and factors as the Rust path up to rounding), the same
     slack in the target, the same rank choice from the SVD of ``B``, the same rescaling of
     extreme magnitudes and the same residual measurement near the rounding floor. The basis
-    ``Q`` and ``B^T`` stay on the device; per block one host sync for the indicator (the loop
-    length depends on the data) besides CholeskyQR2's checks."""
+    ``Q`` and ``B^T`` stay on the device; per block three host syncs whatever ``n_iter`` is
+    (finiteness of the sketch, the CholeskyQR2 of the new block, the indicator: the loop
+    length depends on the data), plus two at the end (the rank choice)."""
     from .svd import SVDResult
 
     dt = op.dt
@@ -787,15 +797,19 @@ def _rsvd_tol(xp, op: _Op, tol, q, block_size, seed):
         Y = op.apply(omega)
         if _not_finite(xp, Y):
             raise ValueError("A contains NaN or infinity")
-        Qi = orthonormalize(xp, deflated(Y, omega))
+        # The deflated products hold for any block (not only orthonormal ones), so the power
+        # iteration's blocks only need a well-conditioned basis of their span: one shifted
+        # CholeskyQR each (no host sync, _TOL_INNER); the block added to the basis gets
+        # CholeskyQR2 (Householder QR as fallback), as orthonormal as the Rust path's QR.
+        Qi = _normalize(xp, deflated(Y, omega), _TOL_INNER)
         for _ in range(q):
-            Wi = orthonormalize(xp, deflated_t(op.apply_t(Qi), Qi))
-            Qi = orthonormalize(xp, deflated(op.apply(Wi), Wi))
+            Wi = _normalize(xp, deflated_t(op.apply_t(Qi), Qi), _TOL_INNER)
+            Qi = _normalize(xp, deflated(op.apply(Wi), Wi), _TOL_INNER)
         if Q is not None:
             # re-orthogonalize against the basis so far, twice is enough (Kahan)
             for _ in range(2):
                 Qi = Qi - Q @ (Q.T @ Qi)
-            Qi = orthonormalize(xp, Qi)
+        Qi = orthonormalize(xp, Qi)
         Bti = deflated_t(op.apply_t(Qi), Qi)
         nb = sum_sq64(xp, Bti)
         if not math.isfinite(nb):
