@@ -809,6 +809,13 @@ def test_cupyx_sparse_check_imports_nothing():
     assert out.stdout.strip() == "False"
 
 
+def test_tensor_functions_reject_sparse():
+    import scipy.sparse as sp
+
+    with pytest.raises(NotImplementedError, match="sparse"):
+        _xp.check_xp_tensor(sp.eye(4, format="csr"))
+
+
 def _cupyx_sparse_or_skip():
     cp = _cupy_or_skip()
     from cupyx.scipy import sparse as csp

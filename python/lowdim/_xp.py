@@ -23,6 +23,14 @@ Algorithms (chosen for GPUs: GEMM-shaped work, few kernel launches, few host syn
   ("gram" + eigh for tall-skinny problems, exact SVD when the sketch spans every column),
   float32 kept for float32 input (small factorizations in float64). Three host syncs per call
   whatever n_iter is. Triangular solves by cuBLAS trsm on CuPy (``Y @ inv(R)`` elsewhere).
+* rSVD with a tolerance (``tol``): the Rust path's blocked randQB with the error indicator,
+  the same blocks and seeded test-matrix columns (the same rank to rounding); one shifted
+  CholeskyQR per power-iteration block, CholeskyQR2 for each block added to the basis, three
+  host syncs per block.
+* Sparse input: cupyx.scipy.sparse CSR (CSC/COO converted on the device) for rSVD, svd_error,
+  PCA and TruncatedSVD, through its products only (``A @ X``, ``A.T @ Y``), PCA centring
+  implicit, never densified. scipy.sparse passed to the internal functions of this module
+  takes the same code on the CPU (the tests); the public API keeps it on the Rust path.
 * Tucker: the mode-n Gram matrix by one transpose/reshape and one GEMM per mode, ``eigh`` in
   float64; HOSVD, ST-HOSVD (fixed ranks with the Rust path's fewest-flops mode order, or a
   tolerance spent with the ST-HOSVD error identity), HOOI.
@@ -1102,6 +1110,11 @@ def loaded(name: str) -> bool:
 
 def check_xp_tensor(X, name: str = "X", min_ndim: int = 2):
     """An N-d float32/float64 array-API tensor (converted only when the dtype must change)."""
+    if is_sparse(X):
+        raise NotImplementedError(
+            f"{name} is a sparse matrix: the tensor functions (tucker, mode_product, "
+            "tucker_to_tensor) take dense arrays; densify it explicitly (X.toarray()) if it fits"
+        )
     xp = namespace(X)
     if X.ndim < min_ndim:
         raise ValueError(
