@@ -239,3 +239,218 @@ def _to_csr_pieces(xp, sel, coef, n, dt):
     indices = xp.reshape(key, (-1,))[flat]
     data = _as(xp, xp.reshape(coef, (-1,))[flat], dt)
     return indptr, indices, data
+
+
+# ----------------------------------------------------------------------------- sparse pieces
+
+
+def _sparse(xp):
+    """(sparse module, its linalg) of the namespace: cupyx.scipy.sparse on CuPy (device),
+    scipy.sparse on the host for every other namespace (the array API has no sparse format)."""
+    if _is_cupy(xp):
+        import cupyx.scipy.sparse as sps
+        import cupyx.scipy.sparse.linalg as spla
+
+        return sps, spla
+    import scipy.sparse as sps
+    import scipy.sparse.linalg as spla
+
+    return sps, spla
+
+
+def _dense_module(xp):
+    """The dense module the sparse module works with: CuPy on CuPy, NumPy otherwise."""
+    if _is_cupy(xp):
+        import cupy
+
+        return cupy
+    return np
+
+
+def _dense_of(xp, a):
+    """A namespace array in the array type its sparse module works with (CuPy: itself;
+    otherwise NumPy on the host)."""
+    return a if _is_cupy(xp) else to_host(a)
+
+
+def csr(xp, indptr, indices, data, n):
+    """The ``n x n`` CSR matrix of the pieces: cupyx on CuPy, scipy (host) otherwise."""
+    sps, _ = _sparse(xp)
+    return sps.csr_matrix(
+        (_dense_of(xp, data), _dense_of(xp, indices), _dense_of(xp, indptr)), shape=(n, n)
+    )
+
+
+def affinity(xp, indptr, indices, data, n):
+    """``(|C^| + |C^|^T) / 2`` with the rows of ``C`` scaled to unit l2 norm (as
+    ``lowdim.cluster._representation``), in the namespace's sparse format."""
+    a = xp.abs(data)
+    rows = _row_ids(xp, indptr, int(data.shape[0]))
+    sq = _segment_sum(xp, _as(xp, a, xp.float64) ** 2, indptr)
+    nrm = xp.sqrt(sq)
+    nrm = xp.where(nrm == 0, xp.ones_like(nrm), nrm)
+    an = _as(xp, _as(xp, a, xp.float64) / xp.take(nrm, rows), data.dtype)
+    Cn = csr(xp, indptr, indices, an, n)
+    W = (Cn + Cn.T) * 0.5
+    return W.tocsr()
+
+
+def _row_ids(xp, indptr, nnz):
+    """The row of every stored entry (searchsorted on indptr)."""
+    pos = _arange(xp, nnz, indptr)
+    return xp.searchsorted(indptr[1:], pos, side="right")
+
+
+def _segment_sum(xp, vals, indptr):
+    """Sums of ``vals`` over the CSR row segments."""
+    cs = xp.concat([xp.zeros((1,), dtype=vals.dtype, device=_dev(vals)), xp.cumulative_sum(vals)])
+    return xp.take(cs, indptr[1:]) - xp.take(cs, indptr[:-1])
+
+
+# ----------------------------------------------------------------------------- spectral
+
+
+def _top_eigvecs(xp, S, k, seed):
+    """The top-k (largest algebraic) eigenpairs of the symmetric sparse S, descending, in
+    the sparse module's dense array type. Dense eigh for small problems, else Lanczos
+    (``eigsh``: cupyx on CuPy, ARPACK on the host)."""
+    sps, spla = _sparse(xp)
+    n = S.shape[0]
+    dense = _dense_module(xp)
+    if n <= 1000 or k >= n - 1:
+        w, v = dense.linalg.eigh(S.toarray().astype(dense.float64))
+        return w[::-1][:k].copy(), v[:, ::-1][:, :k].copy()
+    S = S.astype(np.float64)
+    want = k
+    # guard vectors: Lanczos finds repeated eigenvalues (1, once per connected component)
+    # reliably only when more pairs than the multiplicity are asked for
+    k = min(n - 2, k + max(5, math.ceil(k / 4)))
+    v0 = dense.asarray(np.random.default_rng(seed).standard_normal(n))
+    ncv = min(n - 1, max(2 * k + 1, k + 32))
+    if _is_cupy(xp):
+        w, v = spla.eigsh(S, k=k, which="LA", ncv=ncv, tol=1e-10)
+    else:
+        w, v = spla.eigsh(S, k=k, which="LA", ncv=ncv, v0=v0, tol=1e-10)
+    order = dense.argsort(-w)[:want]
+    return w[order], v[:, order]
+
+
+def eigengap_k(vals, max_k):
+    best, gap = 1, -np.inf
+    for k in range(1, min(max_k, len(vals) - 1) + 1):
+        g = vals[k - 1] - vals[k]
+        if g > gap:
+            gap, best = g, k
+    return best
+
+
+def spectral(xp, W, n_clusters, max_clusters, n_init, seed, like):
+    """Normalized spectral clustering of the sparse affinity W (format of :func:`_sparse`).
+
+    Returns ``(labels, eigenvalues, k)``: labels int64 in the namespace of ``like``,
+    eigenvalues a float64 array in that namespace (descending), k the number of clusters."""
+    sps, _ = _sparse(xp)
+    n = W.shape[0]
+    ncomp = n_clusters if n_clusters is not None else min(max_clusters + 1, n)
+    W = W.astype(np.float64)
+    dense = _dense_module(xp)
+    deg = W @ dense.ones((n,), dtype=dense.float64)
+    deg = dense.asarray(deg).reshape(-1)
+    dinv = dense.where(deg > 0, 1.0 / dense.sqrt(dense.where(deg > 0, deg, 1.0)), 0.0)
+    D = sps.diags(dinv)
+    S = (D @ W @ D).tocsr()
+    vals, V = _top_eigvecs(xp, S, ncomp, seed)
+    vals_h = to_host(vals)
+    k = n_clusters if n_clusters is not None else eigengap_k(vals_h, max_clusters)
+    V = V[:, :k]
+    # signs: the entry of largest magnitude of each vector positive (as the Rust solver)
+    V = V if _is_cupy(xp) else np.ascontiguousarray(V)
+    E = V if _is_cupy(xp) else _from_host(xp, V, like)
+    imax = xp.argmax(xp.abs(E), axis=0)
+    sg = xp.sign(xp.take_along_axis(E, imax[None, :], axis=0))
+    E = E * xp.where(sg == 0, xp.ones_like(sg), sg)
+    nr = xp.sqrt(xp.sum(E * E, axis=1, keepdims=True))
+    E = E / xp.where(nr > 0, nr, xp.ones_like(nr))
+    labels = kmeans(xp, E, k, n_init, 300, 1e-4, seed)
+    return labels, _from_host(xp, np.asarray(vals_h, dtype=np.float64), like), k
+
+
+# ----------------------------------------------------------------------------- k-means
+
+
+def _sqdist(xp, Y, ysq, C):
+    """Squared distances (n, k) of the rows of Y to the rows of C, by one GEMM."""
+    csq = xp.sum(C * C, axis=1)
+    d = ysq[:, None] + csq[None, :] - 2.0 * (Y @ xp.permute_dims(C, (1, 0)))
+    return xp.maximum(d, xp.zeros((), dtype=d.dtype, device=_dev(d)))
+
+
+def _kmeanspp(xp, Y, ysq, k, rng):
+    """Greedy k-means++ (2 + log k local trials per center), on the device."""
+    n = Y.shape[0]
+    dev = _dev(Y)
+    n_local = 2 + int(math.log(k))
+    first = int(rng.integers(n))
+    centers = [Y[first : first + 1, :]]
+    d2 = _sqdist(xp, Y, ysq, centers[0])[:, 0]
+    for _ in range(1, k):
+        cs = xp.cumulative_sum(d2)
+        pot = cs[-1]
+        u = xp.asarray(rng.random(n_local), dtype=Y.dtype, device=dev) * pot
+        cand = xp.searchsorted(cs, u, side="right")
+        cand = xp.minimum(cand, xp.asarray(n - 1, dtype=cand.dtype, device=dev))
+        C = xp.take(Y, cand, axis=0)
+        dc = xp.minimum(d2[:, None], _sqdist(xp, Y, ysq, C))  # (n, n_local)
+        best = xp.argmin(xp.sum(dc, axis=0))
+        centers.append(xp.take(C, xp.reshape(best, (1,)), axis=0))
+        d2 = xp.take(dc, xp.reshape(best, (1,)), axis=1)[:, 0]
+    return xp.concat(centers, axis=0)
+
+
+def _lloyd(xp, Y, ysq, C, max_iter, tol):
+    k = C.shape[0]
+    ar = _arange(xp, k, Y)
+    labels = None
+    for _ in range(max_iter):
+        D = _sqdist(xp, Y, ysq, C)
+        new = xp.argmin(D, axis=1)
+        oh = _as(xp, new[:, None] == ar[None, :], Y.dtype)
+        cnt = xp.sum(oh, axis=0)
+        sums = xp.permute_dims(oh, (1, 0)) @ Y
+        Cn = xp.where(cnt[:, None] > 0, sums / xp.maximum(cnt, xp.ones_like(cnt))[:, None], C)
+        shift = float(xp.sum((Cn - C) ** 2))  # one host sync per iteration
+        same = labels is not None and bool(xp.all(new == labels))
+        C, labels = Cn, new
+        if same or shift <= tol:
+            break
+    D = _sqdist(xp, Y, ysq, C)
+    labels = xp.argmin(D, axis=1)
+    inertia = float(xp.sum(xp.min(D, axis=1)))
+    return labels, inertia
+
+
+def relabel(xp, labels, k):
+    """Labels renumbered in order of first appearance."""
+    n = labels.shape[0]
+    pos = _arange(xp, n, labels)
+    oh = labels[:, None] == _arange(xp, k, labels)[None, :]
+    first = xp.min(xp.where(oh, pos[:, None], xp.asarray(n, dtype=xp.int64, device=_dev(labels))), axis=0)
+    order = xp.argsort(first, stable=True)
+    rank = xp.argsort(order, stable=True)
+    return xp.astype(xp.take(rank, labels), xp.int64)
+
+
+def kmeans(xp, Y, k, n_init, max_iter, tol, seed):
+    """k-means++ / Lloyd with ``n_init`` restarts; labels (int64, first-appearance order)."""
+    rng = np.random.default_rng(seed)
+    Y = _as(xp, Y, xp.float64)
+    ysq = xp.sum(Y * Y, axis=1)
+    var = float(xp.mean(xp.var(Y, axis=0)))
+    tol = tol * var
+    best = (None, np.inf)
+    for _ in range(n_init):
+        C = _kmeanspp(xp, Y, ysq, k, rng)
+        labels, inertia = _lloyd(xp, Y, ysq, C, max_iter, tol)
+        if inertia < best[1]:
+            best = (labels, inertia)
+    return relabel(xp, best[0], k)
