@@ -322,15 +322,74 @@ class SSCOMP(_SelfExpressive):
         self.random_state = random_state
         self.progress = progress
 
-    def _kernel(self, X):
+    def _params(self, n_samples: int):
         n_nonzero = check_int(self.n_nonzero, "n_nonzero", 1)
-        if n_nonzero >= X.shape[0]:
+        if n_nonzero >= n_samples:
             raise ValueError(
-                f"n_nonzero={n_nonzero} needs more points than that: X has {X.shape[0]} "
-                f"points (at most n_samples - 1 = {X.shape[0] - 1} others can be used)"
+                f"n_nonzero={n_nonzero} needs more points than that: X has {n_samples} "
+                f"points (at most n_samples - 1 = {n_samples - 1} others can be used)"
             )
         tol = _check_positive(self.tol, "tol", low=0.0, low_open=False)
+        return n_nonzero, tol
+
+    def _kernel(self, X):
+        n_nonzero, tol = self._params(X.shape[0])
         return self._with_progress(_lowdim.ssc_omp, X, n_nonzero, tol)
+
+    def fit(self, X, y=None):
+        """Compute the representation matrix, the affinity and the cluster labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The points, one per row (float32 is kept as float32). A CuPy array (or another
+            array-API array) is clustered in its own namespace, on its device: see
+            ``lowdim._xp_cluster``. Then ``labels_`` and ``eigenvalues_`` are arrays of that
+            namespace; ``representation_matrix_`` and ``affinity_matrix_`` are
+            ``cupyx.scipy.sparse`` CSR matrices on the GPU for CuPy input, and
+            ``scipy.sparse`` CSR matrices on the host for other namespaces (which have no
+            sparse format; they hold ``O(n_samples * n_nonzero)`` entries).
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        if is_xp_array(X):
+            return self._fit_xp(X)
+        return super().fit(X, y)
+
+    def _fit_xp(self, X):
+        from . import _xp
+        from . import _xp_cluster as xc
+
+        xp, X, _ = _xp.check_xp_matrix(X, "X")
+        n, d = X.shape
+        if n < 2:
+            raise ValueError(f"SSCOMP needs at least 2 points (rows), got {n}")
+        if not bool(xp.all(xp.isfinite(X))):
+            raise ValueError("X contains NaN or infinity; remove or impute it first")
+        n_clusters = _check_n_clusters(self.n_clusters, n)
+        n_init = check_int(self.n_init, "n_init", 1)
+        seed = check_seed(self.random_state)
+        n_nonzero, tol = self._params(n)
+        callback, bar = _resolve_progress(self.progress, type(self).__name__)
+        try:
+            pieces = xc.ssc_omp(X, n_nonzero, tol, progress=callback)
+        finally:
+            if bar is not None:
+                bar.close()
+        self.representation_matrix_ = xc.csr(xp, *pieces, n)
+        self.affinity_matrix_ = xc.affinity(xp, *pieces, n)
+        max_clusters = max(1, min(_DEFAULT_MAX_CLUSTERS, n - 1))
+        labels, evals, k = xc.spectral(
+            xp, self.affinity_matrix_, n_clusters, max_clusters, n_init, seed, X
+        )
+        self.labels_ = labels
+        self.eigenvalues_ = evals
+        self.n_clusters_ = int(k)
+        self.n_features_in_ = int(d)
+        return self
 
 
 class EnSC(_SelfExpressive):
