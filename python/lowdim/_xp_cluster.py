@@ -173,9 +173,7 @@ def _omp_block(xp, Xn, X64, XT, zero, r0, b, kmax, tol):
         )
         z = _put_rows(xp, z, act, xp.where(onehot[None, :], zs[:, None], _take_rows(xp, z, act)))
         sel_new = xp.where(oka, pick[:, None], xp.full_like(pick[:, None], -1))
-        sel = _put_rows(
-            xp, sel, act, xp.where(onehot[None, :], sel_new, _take_rows(xp, sel, act))
-        )
+        sel = _put_rows(xp, sel, act, xp.where(onehot[None, :], sel_new, _take_rows(xp, sel, act)))
         res = _put_rows(xp, res, act, xp.where(oka, new_res, res_a))
         cnt = xp.take(nsel, act) + xp.astype(ok, xp.int64)
         nsel = _put_rows(xp, nsel, act, cnt)
@@ -276,6 +274,9 @@ def _dense_of(xp, a):
 def csr(xp, indptr, indices, data, n):
     """The ``n x n`` CSR matrix of the pieces: cupyx on CuPy, scipy (host) otherwise."""
     sps, _ = _sparse(xp)
+    if _is_cupy(xp) and max(n, int(data.shape[0])) < 2**31:
+        # cupyx.scipy.sparse stores int32 indices only
+        indices, indptr = xp.astype(indices, xp.int32), xp.astype(indptr, xp.int32)
     return sps.csr_matrix(
         (_dense_of(xp, data), _dense_of(xp, indices), _dense_of(xp, indptr)), shape=(n, n)
     )
@@ -434,7 +435,9 @@ def relabel(xp, labels, k):
     n = labels.shape[0]
     pos = _arange(xp, n, labels)
     oh = labels[:, None] == _arange(xp, k, labels)[None, :]
-    first = xp.min(xp.where(oh, pos[:, None], xp.asarray(n, dtype=xp.int64, device=_dev(labels))), axis=0)
+    first = xp.min(
+        xp.where(oh, pos[:, None], xp.asarray(n, dtype=xp.int64, device=_dev(labels))), axis=0
+    )
     order = xp.argsort(first, stable=True)
     rank = xp.argsort(order, stable=True)
     return xp.astype(xp.take(rank, labels), xp.int64)
