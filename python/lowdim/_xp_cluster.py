@@ -214,7 +214,7 @@ def _back_substitute(xp, R, z):
     cols = []
     for i in range(k - 1, -1, -1):
         acc = z[:, i]
-        for t, ct in zip(range(i + 1, k), reversed(cols)):
+        for t, ct in zip(range(i + 1, k), reversed(cols), strict=True):
             acc = acc - R[:, i, t] * ct
         cols.append(acc / R[:, i, i])
     return xp.stack(list(reversed(cols)), axis=1)
