@@ -138,8 +138,8 @@ def _omp_block(xp, Xn, X64, XT, zero, r0, b, kmax, tol):
         C = xp.abs(_as(xp, res_a, Xn.dtype) @ XT)  # (na, n): one GEMM
         masked = xp.concat([xp.take(selfcol, act)[:, None], _take_rows(xp, sel, act)], axis=1)
         C = _zero_entries(xp, C, masked[:, : step + 1])
-        best = xp.max(C, axis=1)
         pick = xp.argmax(C, axis=1)  # first occurrence: smallest index on ties
+        best = xp.take_along_axis(C, pick[:, None], axis=1)[:, 0]
         # Batched Gram-Schmidt (twice) of the picked atoms against each row's basis.
         v = _take_rows(xp, X64, pick)  # (na, d)
         QA = _take_rows(xp, Q, act)
