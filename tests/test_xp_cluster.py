@@ -221,3 +221,35 @@ def test_sscomp_progress_callback(public):
     seen = []
     SSCOMP(2, n_nonzero=2, progress=lambda d, t: seen.append((d, t))).fit(to(X))
     assert seen == [(1, 1)]
+
+
+# ----------------------------------------------------------------------------- TSC
+
+
+@pytest.mark.parametrize("q, block", [(7, 4096), (7, 50), (3, 17)])
+def test_tsc_equals_rust(backend, q, block):
+    to, back, mod = backend
+    X, _ = union_of_subspaces(4, 5, 20, 60, noise=0.01, seed=0)
+    X[5] = 0.0  # a zero point: empty row
+    indptr, indices, data = _lowdim.tsc(X, q, None)
+    ip, ix, dv = xc.tsc(to(X), q, block=block)
+    assert _module_of(dv) == mod
+    np.testing.assert_array_equal(back(ip), indptr)
+    np.testing.assert_array_equal(back(ix), indices)
+    np.testing.assert_allclose(back(dv), data, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_tsc_estimator_in_namespace(public, dtype):
+    from lowdim.cluster import TSC
+
+    to, back, mod = public
+    X, y = union_of_subspaces(3, 3, 20, 50, noise=0.0, seed=0)
+    X = X.astype(dtype)
+    model = TSC(n_clusters=3, n_neighbors=5, random_state=0).fit(to(X))
+    ref = TSC(n_clusters=3, n_neighbors=5, random_state=0).fit(X)
+    assert _module_of(model.labels_) == mod
+    assert clustering_accuracy(y, back(model.labels_)) == 1.0
+    np.testing.assert_array_equal(back(model.labels_), ref.labels_)
+    W = _host_csr(model.affinity_matrix_)
+    assert abs(W - ref.affinity_matrix_).max() < (1e-12 if dtype == np.float64 else 1e-5)

@@ -48,8 +48,8 @@ def _dev(a):
     return array_api_compat.device(a)
 
 
-def _zero_entries(xp, C, cols):
-    """``C[r, cols[r, t]] = 0`` for every row r and t (``cols`` may hold -1: ignored).
+def _zero_entries(xp, C, cols, fill=0):
+    """``C[r, cols[r, t]] = fill`` for every row r and t (``cols`` may hold -1: ignored).
 
     Index assignment where the namespace has it (NumPy, CuPy: one scatter); elsewhere (the
     standard has no integer-array ``__setitem__``) one masked ``where`` per column of
@@ -61,11 +61,11 @@ def _zero_entries(xp, C, cols):
     if "cupy" in name or "numpy" in name:
         rows = xp.broadcast_to(_arange(xp, b, C)[:, None], cols.shape)
         ok = cols >= 0
-        C[rows[ok], cols[ok]] = 0
+        C[rows[ok], cols[ok]] = fill
         return C
     ar = _arange(xp, C.shape[1], C)[None, :]
     for t in range(cols.shape[1]):
-        C = xp.where(ar == cols[:, t : t + 1], xp.zeros((), dtype=C.dtype, device=_dev(C)), C)
+        C = xp.where(ar == cols[:, t : t + 1], xp.asarray(fill, dtype=C.dtype, device=_dev(C)), C)
     return C
 
 
@@ -237,6 +237,44 @@ def _to_csr_pieces(xp, sel, coef, n, dt):
     indices = xp.reshape(key, (-1,))[flat]
     data = _as(xp, xp.reshape(coef, (-1,))[flat], dt)
     return indptr, indices, data
+
+
+# ----------------------------------------------------------------------------- TSC
+
+
+def tsc(X, n_neighbors: int, block: int = 4096, progress=None):
+    """Thresholding (TSC) in X's namespace: row j keeps the ``q = n_neighbors`` points
+    ``i != j`` of largest ``|<x_i, x_j>|`` (unit-norm points; ties: smallest index), each with
+    the value ``exp(-2 acos(min(1, |<x_i, x_j>|)))``; a zero point gets an empty row (as the
+    Rust kernel). The correlations of a block of points are one GEMM, then ``q`` argmax
+    passes. Returns the CSR pieces ``(indptr, indices, data)`` in X's namespace."""
+    xp = namespace(X)
+    n, _ = X.shape
+    Xn, zero = normalize_rows(xp, X)
+    XT = xp.permute_dims(Xn, (1, 0))
+    q = min(n_neighbors, n - 1)
+    sels, vals = [], []
+    n_blocks = max(1, math.ceil(n / block))
+    for bi, r0 in enumerate(range(0, n, block)):
+        b = min(block, n - r0)
+        C = xp.abs(Xn[r0 : r0 + b, :] @ XT)
+        C = _zero_entries(xp, C, (_arange(xp, b, Xn) + r0)[:, None], fill=-1)
+        picks, tops = [], []
+        for _ in range(q):
+            pick = xp.argmax(C, axis=1)
+            tops.append(xp.take_along_axis(C, pick[:, None], axis=1)[:, 0])
+            picks.append(pick)
+            C = _zero_entries(xp, C, pick[:, None], fill=-1)
+        sel = xp.stack(picks, axis=1)
+        top = _as(xp, xp.stack(tops, axis=1), xp.float64)
+        one = xp.ones((), dtype=xp.float64, device=_dev(top))
+        v = xp.exp(-2.0 * xp.acos(xp.minimum(top, one)))
+        zb = zero[r0 : r0 + b][:, None]
+        sels.append(xp.where(zb, xp.full_like(sel, -1), sel))
+        vals.append(v)
+        if progress is not None:
+            progress(bi + 1, n_blocks)
+    return _to_csr_pieces(xp, xp.concat(sels, axis=0), xp.concat(vals, axis=0), n, X.dtype)
 
 
 # ----------------------------------------------------------------------------- sparse pieces
