@@ -466,11 +466,9 @@ def test_estimator_xp_errors():
 
 def test_clustering_rejects_non_numpy_arrays():
     X = xs.asarray(_data()[:60])
-    for est in (
-        lowdim.cluster.SSCOMP(3),
+    for est in (  # SSCOMP and TSC have an array-API path: tests/test_xp_cluster.py
         lowdim.cluster.EnSC(3),
         lowdim.cluster.LSR(3),
-        lowdim.cluster.TSC(3),
         lowdim.cluster.KSubspaces(3),
     ):
         with pytest.raises(NotImplementedError, match="array_api_strict arrays"):

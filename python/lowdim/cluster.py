@@ -190,6 +190,45 @@ def spectral_clustering(
     return labels
 
 
+def _xp_prepare(est, X):
+    """Validation of an array-API input of a clustering estimator (the input's namespace)."""
+    from . import _xp
+
+    xp, X, _ = _xp.check_xp_matrix(X, "X")
+    n = X.shape[0]
+    if n < 2:
+        raise ValueError(f"{type(est).__name__} needs at least 2 points (rows), got {n}")
+    if not bool(xp.all(xp.isfinite(X))):
+        raise ValueError("X contains NaN or infinity; remove or impute it first")
+    n_clusters = _check_n_clusters(est.n_clusters, n)
+    n_init = check_int(est.n_init, "n_init", 1)
+    return xp, X, n_clusters, n_init, check_seed(est.random_state)
+
+
+def _xp_run(est, kernel, *args):
+    """An ``_xp_cluster`` kernel with the estimator's ``progress``."""
+    callback, bar = _resolve_progress(getattr(est, "progress", False), type(est).__name__)
+    try:
+        return kernel(*args, progress=callback)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _xp_finish(est, xp, X, W, n_clusters, n_init, seed):
+    """Spectral step of the array-API path; sets the fitted attributes, returns ``est``."""
+    from . import _xp_cluster as xc
+
+    est.affinity_matrix_ = W
+    max_clusters = max(1, min(_DEFAULT_MAX_CLUSTERS, X.shape[0] - 1))
+    labels, evals, k = xc.spectral(xp, W, n_clusters, max_clusters, n_init, seed, X)
+    est.labels_ = labels
+    est.eigenvalues_ = evals
+    est.n_clusters_ = int(k)
+    est.n_features_in_ = int(X.shape[1])
+    return est
+
+
 class _SubspaceClustering(ClusterMixin, BaseEstimator):
     """Shared fit logic: validate, build the affinity, run spectral clustering."""
 
@@ -322,15 +361,52 @@ class SSCOMP(_SelfExpressive):
         self.random_state = random_state
         self.progress = progress
 
-    def _kernel(self, X):
+    def _params(self, n_samples: int):
         n_nonzero = check_int(self.n_nonzero, "n_nonzero", 1)
-        if n_nonzero >= X.shape[0]:
+        if n_nonzero >= n_samples:
             raise ValueError(
-                f"n_nonzero={n_nonzero} needs more points than that: X has {X.shape[0]} "
-                f"points (at most n_samples - 1 = {X.shape[0] - 1} others can be used)"
+                f"n_nonzero={n_nonzero} needs more points than that: X has {n_samples} "
+                f"points (at most n_samples - 1 = {n_samples - 1} others can be used)"
             )
         tol = _check_positive(self.tol, "tol", low=0.0, low_open=False)
+        return n_nonzero, tol
+
+    def _kernel(self, X):
+        n_nonzero, tol = self._params(X.shape[0])
         return self._with_progress(_lowdim.ssc_omp, X, n_nonzero, tol)
+
+    def fit(self, X, y=None):
+        """Compute the representation matrix, the affinity and the cluster labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The points, one per row (float32 is kept as float32). A CuPy array (or another
+            array-API array) is clustered in its own namespace, on its device: see
+            ``lowdim._xp_cluster``. Then ``labels_`` and ``eigenvalues_`` are arrays of that
+            namespace; ``representation_matrix_`` and ``affinity_matrix_`` are
+            ``cupyx.scipy.sparse`` CSR matrices on the GPU for CuPy input, and
+            ``scipy.sparse`` CSR matrices on the host for other namespaces (which have no
+            sparse format; they hold ``O(n_samples * n_nonzero)`` entries).
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        if is_xp_array(X):
+            return self._fit_xp(X)
+        return super().fit(X, y)
+
+    def _fit_xp(self, X):
+        from . import _xp_cluster as xc
+
+        xp, X, n_clusters, n_init, seed = _xp_prepare(self, X)
+        n = X.shape[0]
+        n_nonzero, tol = self._params(n)
+        pieces = _xp_run(self, xc.ssc_omp, X, n_nonzero, tol)
+        self.representation_matrix_ = xc.csr(xp, *pieces, n)
+        return _xp_finish(self, xp, X, xc.affinity(xp, *pieces, n), n_clusters, n_init, seed)
 
 
 class EnSC(_SelfExpressive):
@@ -532,25 +608,42 @@ class TSC(_SubspaceClustering):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            A CuPy array (or another array-API array) is clustered in its own namespace, on
+            its device, as in :meth:`SSCOMP.fit` (``affinity_matrix_`` a cupyx CSR on CuPy, a
+            scipy CSR on the host otherwise; ``labels_``, ``eigenvalues_`` in the namespace).
         y : ignored
 
         Returns
         -------
         self
         """
+        if is_xp_array(X):
+            return self._fit_xp(X)
         X, n_clusters, n_init = self._validate(X)
         n = X.shape[0]
-        if self.n_neighbors is None:
-            q = max(3, n // (20 * (n_clusters or 10)))
-        else:
-            q = check_int(self.n_neighbors, "n_neighbors", 1)
-        q = min(q, n - 1)
+        q = self._q(n, n_clusters)
         seed = check_seed(self.random_state)
         indptr, indices, data = self._with_progress(_lowdim.tsc, X, q)
         A = sp.csr_matrix((data, indices, indptr), shape=(n, n))
         self.affinity_matrix_ = sp.csr_matrix(A + A.T)
         self._spectral(self.affinity_matrix_, n_clusters, n_init, seed)
         return self
+
+    def _fit_xp(self, X):
+        from . import _xp_cluster as xc
+
+        xp, X, n_clusters, n_init, seed = _xp_prepare(self, X)
+        n = X.shape[0]
+        pieces = _xp_run(self, xc.tsc, X, self._q(n, n_clusters))
+        A = xc.csr(xp, *pieces, n)
+        return _xp_finish(self, xp, X, (A + A.T).tocsr(), n_clusters, n_init, seed)
+
+    def _q(self, n, n_clusters):
+        if self.n_neighbors is None:
+            q = max(3, n // (20 * (n_clusters or 10)))
+        else:
+            q = check_int(self.n_neighbors, "n_neighbors", 1)
+        return min(q, n - 1)
 
 
 class KSubspaces(ClusterMixin, BaseEstimator):

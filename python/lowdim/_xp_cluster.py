@@ -1,0 +1,497 @@
+"""Array-API backend of the clustering estimators: SSC-OMP, the spectral step, k-means.
+
+Imported only when a non-NumPy array-API array (CuPy, ``array_api_strict``, ...) reaches
+``lowdim.cluster``. Written once against the input's namespace; the tests run every line on
+the CPU with NumPy and ``array_api_strict``, on a GPU the same code runs on CuPy.
+
+* SSC-OMP (:func:`ssc_omp`): the pursuits of a block of points (``block`` rows at a time)
+  advance together. Per step: the correlations of the block's residuals with all points are
+  one GEMM (``R @ X^T``, in the input's float dtype), the point itself and the atoms already
+  chosen are masked, the argmax per row (ties: smallest index) picks the next atom, and every
+  row's orthonormal basis of its support is extended by batched classical Gram-Schmidt done
+  twice (batched ``matmul`` on ``(b, s, D)`` stacks, in float64), exactly the incremental QR
+  of the Rust kernel: same stopping rules (``||r|| <= tol``, best correlation 0, atom
+  numerically in the span, ``n_nonzero`` atoms), coefficients ``R^{-1} z`` by a batched
+  triangular solve. The representation is built as CSR pieces (indptr, indices, data) in the
+  namespace of the input.
+* Sparse matrices: on CuPy, ``cupyx.scipy.sparse`` CSR on the device (nothing of the size of
+  the data leaves the GPU); for the other namespaces (which have no sparse format) a
+  ``scipy.sparse`` CSR on the host: the only per-namespace pieces are :func:`_csr` and
+  :func:`_top_eigvecs` (``cupyx.scipy.sparse.linalg.eigsh`` or scipy's ``eigsh``).
+* Spectral step: the top eigenvectors of ``D^{-1/2} W D^{-1/2}``, rows normalized, then
+  greedy k-means++ and Lloyd iterations with ``n_init`` restarts (:func:`kmeans`), written
+  against the array API (distances by a GEMM, centers by a one-hot GEMM).
+
+The k-means restarts use their own random draws (host ``numpy`` Generator seeded from
+``random_state``), so labels agree with the Rust path up to a permutation, not draw for draw;
+both number clusters in order of first appearance.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._xp import _as, _from_host, _is_cupy, namespace, to_host
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _arange(xp, n, like, dtype=None):
+    return xp.arange(n, dtype=dtype or xp.int64, device=_dev(like))
+
+
+def _dev(a):
+    import array_api_compat
+
+    return array_api_compat.device(a)
+
+
+def _zero_entries(xp, C, cols, fill=0):
+    """``C[r, cols[r, t]] = fill`` for every row r and t (``cols`` may hold -1: ignored).
+
+    Index assignment where the namespace has it (NumPy, CuPy: one scatter); elsewhere (the
+    standard has no integer-array ``__setitem__``) one masked ``where`` per column of
+    ``cols``."""
+    b = C.shape[0]
+    if cols.shape[1] == 0:
+        return C
+    name = xp.__name__
+    if "cupy" in name or "numpy" in name:
+        rows = xp.broadcast_to(_arange(xp, b, C)[:, None], cols.shape)
+        ok = cols >= 0
+        C[rows[ok], cols[ok]] = fill
+        return C
+    ar = _arange(xp, C.shape[1], C)[None, :]
+    for t in range(cols.shape[1]):
+        C = xp.where(ar == cols[:, t : t + 1], xp.asarray(fill, dtype=C.dtype, device=_dev(C)), C)
+    return C
+
+
+def _take_rows(xp, X, idx):
+    return xp.take(X, idx, axis=0)
+
+
+# ----------------------------------------------------------------------------- SSC-OMP
+
+
+def normalize_rows(xp, X):
+    """Rows scaled to unit l2 norm in X's dtype (zero rows stay zero), and the zero-row mask."""
+    m = xp.max(xp.abs(X), axis=1, keepdims=True)
+    safe = xp.where(m == 0, xp.ones_like(m), m)
+    Y = X / safe
+    nrm = xp.sqrt(xp.sum(_as(xp, Y, xp.float64) ** 2, axis=1, keepdims=True))
+    nrm = xp.where(nrm == 0, xp.ones_like(nrm), nrm)
+    Y = _as(xp, _as(xp, Y, xp.float64) / nrm, X.dtype)
+    return Y, m[:, 0] == 0
+
+
+def ssc_omp(X, n_nonzero: int, tol: float, block: int = 4096, progress=None):
+    """SSC-OMP of every row of X over the other rows, in X's namespace.
+
+    Returns ``(indptr, indices, data)`` arrays of X's namespace (int64, int64, X's dtype):
+    the CSR pieces of the ``N x N`` coefficient matrix, row j writing point j by the others,
+    indices ascending in each row, exact zeros dropped (as the Rust kernel)."""
+    xp = namespace(X)
+    n, d = X.shape
+    dt = X.dtype
+    Xn, zero = normalize_rows(xp, X)
+    X64 = _as(xp, Xn, xp.float64)
+    XT = xp.permute_dims(Xn, (1, 0))
+    kmax = min(n_nonzero, n - 1, d)
+    idx_parts, val_parts = [], []
+    n_blocks = max(1, math.ceil(n / block))
+    for bi, r0 in enumerate(range(0, n, block)):
+        sel, coef = _omp_block(xp, Xn, X64, XT, zero, r0, min(block, n - r0), kmax, tol)
+        idx_parts.append(sel)
+        val_parts.append(coef)
+        if progress is not None:
+            progress(bi + 1, n_blocks)
+    sel = xp.concat(idx_parts, axis=0)  # (n, kmax), -1 padded
+    coef = xp.concat(val_parts, axis=0)  # float64
+    return _to_csr_pieces(xp, sel, coef, n, dt)
+
+
+def _omp_block(xp, Xn, X64, XT, zero, r0, b, kmax, tol):
+    """Pursuits of rows r0 .. r0+b: (selected atoms (b, kmax) with -1 padding, float64
+    coefficients (b, kmax))."""
+    n, d = Xn.shape
+    dev = _dev(Xn)
+    f64 = xp.float64
+    x = X64[r0 : r0 + b, :]  # (b, d)
+    res = xp.asarray(x, copy=True)
+    Q = xp.zeros((b, kmax, d), dtype=f64, device=dev)
+    R = xp.zeros((b, kmax, kmax), dtype=f64, device=dev)
+    z = xp.zeros((b, kmax), dtype=f64, device=dev)
+    sel = xp.full((b, kmax), -1, dtype=xp.int64, device=dev)
+    nsel = xp.zeros((b,), dtype=xp.int64, device=dev)
+    done = xp.asarray(zero[r0 : r0 + b], copy=True)
+    selfcol = _arange(xp, b, Xn) + r0
+    zero64 = xp.zeros((), dtype=f64, device=dev)
+    for step in range(kmax):
+        act = xp.nonzero(xp.logical_not(done))[0]
+        na = int(act.shape[0])  # one host sync per step
+        if na == 0:
+            break
+        res_a = _take_rows(xp, res, act)
+        C = xp.abs(_as(xp, res_a, Xn.dtype) @ XT)  # (na, n): one GEMM
+        masked = xp.concat([xp.take(selfcol, act)[:, None], _take_rows(xp, sel, act)], axis=1)
+        C = _zero_entries(xp, C, masked[:, : step + 1])
+        pick = xp.argmax(C, axis=1)  # first occurrence: smallest index on ties
+        best = xp.take_along_axis(C, pick[:, None], axis=1)[:, 0]
+        # Batched Gram-Schmidt (twice) of the picked atoms against each row's basis.
+        v = _take_rows(xp, X64, pick)  # (na, d)
+        QA = _take_rows(xp, Q, act)
+        Qa = QA[:, :step, :]  # (na, s, d)
+        nrm0 = xp.sqrt(xp.sum(v * v, axis=1))
+        h = xp.zeros((na, step), dtype=f64, device=dev)
+        for _ in range(2):
+            if step:
+                c = (Qa @ v[:, :, None])[:, :, 0]
+                h = h + c
+                v = v - (xp.permute_dims(Qa, (0, 2, 1)) @ c[:, :, None])[:, :, 0]
+        nrm = xp.sqrt(xp.sum(v * v, axis=1))
+        tiny = 1e-12 * xp.maximum(nrm0, xp.asarray(np.finfo(np.float64).tiny, device=dev))
+        ok = (best > 0) & xp.logical_not(xp.isnan(nrm)) & (nrm > tiny)
+        safe = xp.where(ok, nrm, xp.ones_like(nrm))
+        v = v / safe[:, None]
+        xa = _take_rows(xp, x, act)
+        zs = xp.where(ok, xp.sum(v * xa, axis=1), zero64)
+        new_res = res_a - zs[:, None] * v
+        # Scatter the updated state back into the block's arrays (rows `act`, slot `step`).
+        oka = ok[:, None]
+        col_q = xp.where(oka, v, zero64)
+        col_r = xp.concat(
+            [h, nrm[:, None], xp.zeros((na, kmax - step - 1), dtype=f64, device=dev)], axis=1
+        )
+        col_r = xp.where(oka, col_r, zero64)
+        onehot = _arange(xp, kmax, Xn) == step  # (kmax,)
+        Q = _put_rows(xp, Q, act, xp.where(onehot[None, :, None], col_q[:, None, :], QA))
+        R = _put_rows(
+            xp, R, act, xp.where(onehot[None, None, :], col_r[:, :, None], _take_rows(xp, R, act))
+        )
+        z = _put_rows(xp, z, act, xp.where(onehot[None, :], zs[:, None], _take_rows(xp, z, act)))
+        sel_new = xp.where(oka, pick[:, None], xp.full_like(pick[:, None], -1))
+        sel = _put_rows(xp, sel, act, xp.where(onehot[None, :], sel_new, _take_rows(xp, sel, act)))
+        res = _put_rows(xp, res, act, xp.where(oka, new_res, res_a))
+        cnt = xp.take(nsel, act) + xp.astype(ok, xp.int64)
+        nsel = _put_rows(xp, nsel, act, cnt)
+        rn = xp.sqrt(xp.sum(new_res * new_res, axis=1))
+        stop = xp.logical_not(ok) | (cnt >= kmax) | (rn <= tol)
+        done = _put_rows(xp, done, act, stop)
+    # Coefficients R^{-1} z (unused slots: identity diagonal, z = 0 -> coefficient 0).
+    eye = xp.eye(kmax, dtype=f64, device=dev)
+    used = (sel >= 0)[:, None, :]  # column j of R used
+    Rf = xp.where(used, R, eye[None, :, :])
+    Rf = xp.where(eye[None, :, :] != 0, Rf, xp.where(used, R, zero64))
+    # R is upper triangular: solve by a small back substitution (kmax steps, all rows at once).
+    c = _back_substitute(xp, Rf, z)
+    return sel, c
+
+
+def _put_rows(xp, A, idx, vals):
+    """A with rows ``idx`` replaced by ``vals`` (functional for namespaces without integer
+    ``__setitem__``; an index assignment on NumPy/CuPy)."""
+    name = xp.__name__
+    if "cupy" in name or "numpy" in name:
+        A[idx] = vals
+        return A
+    n = A.shape[0]
+    # inverse map: position of each row in idx, or -1
+    pos = xp.full((n,), -1, dtype=xp.int64, device=_dev(A))
+    hit = _arange(xp, n, A)[:, None] == idx[None, :]  # (n, na): small blocks only
+    anyhit = xp.any(hit, axis=1)
+    pos = xp.where(anyhit, xp.argmax(xp.astype(hit, xp.int8), axis=1), pos)
+    src = xp.take(vals, xp.where(anyhit, pos, xp.zeros_like(pos)), axis=0)
+    shape = (n,) + (1,) * (A.ndim - 1)
+    return xp.where(xp.reshape(anyhit, shape), src, A)
+
+
+def _back_substitute(xp, R, z):
+    """Solve ``R c = z`` for a stack of upper triangular ``R`` (b, k, k), ``z`` (b, k)."""
+    k = z.shape[1]
+    cols = []
+    for i in range(k - 1, -1, -1):
+        acc = z[:, i]
+        for t, ct in zip(range(i + 1, k), reversed(cols), strict=True):
+            acc = acc - R[:, i, t] * ct
+        cols.append(acc / R[:, i, i])
+    return xp.stack(list(reversed(cols)), axis=1)
+
+
+def _to_csr_pieces(xp, sel, coef, n, dt):
+    """Rows of (atom, coefficient) pairs -> CSR pieces, indices ascending, zeros dropped."""
+    big = xp.asarray(n, dtype=xp.int64, device=_dev(sel))
+    keep = (sel >= 0) & (coef != 0)
+    key = xp.where(keep, sel, big)
+    order = xp.argsort(key, axis=1, stable=True)
+    key = xp.take_along_axis(key, order, axis=1)
+    coef = xp.take_along_axis(coef, order, axis=1)
+    keep = key < big
+    counts = xp.sum(xp.astype(keep, xp.int64), axis=1)
+    indptr = xp.concat(
+        [xp.zeros((1,), dtype=xp.int64, device=_dev(sel)), xp.cumulative_sum(counts)]
+    )
+    flat = xp.reshape(keep, (-1,))
+    indices = xp.reshape(key, (-1,))[flat]
+    data = _as(xp, xp.reshape(coef, (-1,))[flat], dt)
+    return indptr, indices, data
+
+
+# ----------------------------------------------------------------------------- TSC
+
+
+def tsc(X, n_neighbors: int, block: int = 4096, progress=None):
+    """Thresholding (TSC) in X's namespace: row j keeps the ``q = n_neighbors`` points
+    ``i != j`` of largest ``|<x_i, x_j>|`` (unit-norm points; ties: smallest index), each with
+    the value ``exp(-2 acos(min(1, |<x_i, x_j>|)))``; a zero point gets an empty row (as the
+    Rust kernel). The correlations of a block of points are one GEMM, then ``q`` argmax
+    passes. Returns the CSR pieces ``(indptr, indices, data)`` in X's namespace."""
+    xp = namespace(X)
+    n, _ = X.shape
+    Xn, zero = normalize_rows(xp, X)
+    XT = xp.permute_dims(Xn, (1, 0))
+    q = min(n_neighbors, n - 1)
+    sels, vals = [], []
+    n_blocks = max(1, math.ceil(n / block))
+    for bi, r0 in enumerate(range(0, n, block)):
+        b = min(block, n - r0)
+        C = xp.abs(Xn[r0 : r0 + b, :] @ XT)
+        C = _zero_entries(xp, C, (_arange(xp, b, Xn) + r0)[:, None], fill=-1)
+        picks, tops = [], []
+        for _ in range(q):
+            pick = xp.argmax(C, axis=1)
+            tops.append(xp.take_along_axis(C, pick[:, None], axis=1)[:, 0])
+            picks.append(pick)
+            C = _zero_entries(xp, C, pick[:, None], fill=-1)
+        sel = xp.stack(picks, axis=1)
+        top = _as(xp, xp.stack(tops, axis=1), xp.float64)
+        one = xp.ones((), dtype=xp.float64, device=_dev(top))
+        v = xp.exp(-2.0 * xp.acos(xp.minimum(top, one)))
+        zb = zero[r0 : r0 + b][:, None]
+        sels.append(xp.where(zb, xp.full_like(sel, -1), sel))
+        vals.append(v)
+        if progress is not None:
+            progress(bi + 1, n_blocks)
+    return _to_csr_pieces(xp, xp.concat(sels, axis=0), xp.concat(vals, axis=0), n, X.dtype)
+
+
+# ----------------------------------------------------------------------------- sparse pieces
+
+
+def _sparse(xp):
+    """(sparse module, its linalg) of the namespace: cupyx.scipy.sparse on CuPy (device),
+    scipy.sparse on the host for every other namespace (the array API has no sparse format)."""
+    if _is_cupy(xp):
+        import cupyx.scipy.sparse as sps
+        import cupyx.scipy.sparse.linalg as spla
+
+        return sps, spla
+    import scipy.sparse as sps
+    import scipy.sparse.linalg as spla
+
+    return sps, spla
+
+
+def _dense_module(xp):
+    """The dense module the sparse module works with: CuPy on CuPy, NumPy otherwise."""
+    if _is_cupy(xp):
+        import cupy
+
+        return cupy
+    return np
+
+
+def _dense_of(xp, a):
+    """A namespace array in the array type its sparse module works with (CuPy: itself;
+    otherwise NumPy on the host)."""
+    return a if _is_cupy(xp) else to_host(a)
+
+
+def csr(xp, indptr, indices, data, n):
+    """The ``n x n`` CSR matrix of the pieces: cupyx on CuPy, scipy (host) otherwise."""
+    sps, _ = _sparse(xp)
+    if _is_cupy(xp) and max(n, int(data.shape[0])) < 2**31:
+        # cupyx.scipy.sparse stores int32 indices only
+        indices, indptr = xp.astype(indices, xp.int32), xp.astype(indptr, xp.int32)
+    return sps.csr_matrix(
+        (_dense_of(xp, data), _dense_of(xp, indices), _dense_of(xp, indptr)), shape=(n, n)
+    )
+
+
+def affinity(xp, indptr, indices, data, n):
+    """``(|C^| + |C^|^T) / 2`` with the rows of ``C`` scaled to unit l2 norm (as
+    ``lowdim.cluster._representation``), in the namespace's sparse format."""
+    a = xp.abs(data)
+    rows = _row_ids(xp, indptr, int(data.shape[0]))
+    sq = _segment_sum(xp, _as(xp, a, xp.float64) ** 2, indptr)
+    nrm = xp.sqrt(sq)
+    nrm = xp.where(nrm == 0, xp.ones_like(nrm), nrm)
+    an = _as(xp, _as(xp, a, xp.float64) / xp.take(nrm, rows), data.dtype)
+    Cn = csr(xp, indptr, indices, an, n)
+    W = (Cn + Cn.T) * 0.5
+    return W.tocsr()
+
+
+def _row_ids(xp, indptr, nnz):
+    """The row of every stored entry (searchsorted on indptr)."""
+    pos = _arange(xp, nnz, indptr)
+    return xp.searchsorted(indptr[1:], pos, side="right")
+
+
+def _segment_sum(xp, vals, indptr):
+    """Sums of ``vals`` over the CSR row segments."""
+    cs = xp.concat([xp.zeros((1,), dtype=vals.dtype, device=_dev(vals)), xp.cumulative_sum(vals)])
+    return xp.take(cs, indptr[1:]) - xp.take(cs, indptr[:-1])
+
+
+# ----------------------------------------------------------------------------- spectral
+
+
+def _top_eigvecs(xp, S, k, seed):
+    """The top-k (largest algebraic) eigenpairs of the symmetric sparse S, descending, in
+    the sparse module's dense array type. Dense eigh for small problems, else Lanczos
+    (``eigsh``: cupyx on CuPy, ARPACK on the host)."""
+    sps, spla = _sparse(xp)
+    n = S.shape[0]
+    dense = _dense_module(xp)
+    if n <= 1000 or k >= n - 1:
+        w, v = dense.linalg.eigh(S.toarray().astype(dense.float64))
+        return w[::-1][:k].copy(), v[:, ::-1][:, :k].copy()
+    S = S.astype(np.float64)
+    want = k
+    # guard vectors: Lanczos finds repeated eigenvalues (1, once per connected component)
+    # reliably only when more pairs than the multiplicity are asked for
+    k = min(n - 2, k + max(5, math.ceil(k / 4)))
+    v0 = dense.asarray(np.random.default_rng(seed).standard_normal(n))
+    ncv = min(n - 1, max(2 * k + 1, k + 32))
+    if _is_cupy(xp):
+        w, v = spla.eigsh(S, k=k, which="LA", ncv=ncv, tol=1e-10)
+    else:
+        w, v = spla.eigsh(S, k=k, which="LA", ncv=ncv, v0=v0, tol=1e-10)
+    order = dense.argsort(-w)[:want]
+    return w[order], v[:, order]
+
+
+def eigengap_k(vals, max_k):
+    best, gap = 1, -np.inf
+    for k in range(1, min(max_k, len(vals) - 1) + 1):
+        g = vals[k - 1] - vals[k]
+        if g > gap:
+            gap, best = g, k
+    return best
+
+
+def spectral(xp, W, n_clusters, max_clusters, n_init, seed, like):
+    """Normalized spectral clustering of the sparse affinity W (format of :func:`_sparse`).
+
+    Returns ``(labels, eigenvalues, k)``: labels int64 in the namespace of ``like``,
+    eigenvalues a float64 array in that namespace (descending), k the number of clusters."""
+    sps, _ = _sparse(xp)
+    n = W.shape[0]
+    ncomp = n_clusters if n_clusters is not None else min(max_clusters + 1, n)
+    W = W.astype(np.float64)
+    dense = _dense_module(xp)
+    deg = W @ dense.ones((n,), dtype=dense.float64)
+    deg = dense.asarray(deg).reshape(-1)
+    dinv = dense.where(deg > 0, 1.0 / dense.sqrt(dense.where(deg > 0, deg, 1.0)), 0.0)
+    D = sps.diags(dinv)
+    S = (D @ W @ D).tocsr()
+    vals, V = _top_eigvecs(xp, S, ncomp, seed)
+    vals_h = to_host(vals)
+    k = n_clusters if n_clusters is not None else eigengap_k(vals_h, max_clusters)
+    V = V[:, :k]
+    # signs: the entry of largest magnitude of each vector positive (as the Rust solver)
+    V = V if _is_cupy(xp) else np.ascontiguousarray(V)
+    E = V if _is_cupy(xp) else _from_host(xp, V, like)
+    imax = xp.argmax(xp.abs(E), axis=0)
+    sg = xp.sign(xp.take_along_axis(E, imax[None, :], axis=0))
+    E = E * xp.where(sg == 0, xp.ones_like(sg), sg)
+    nr = xp.sqrt(xp.sum(E * E, axis=1, keepdims=True))
+    E = E / xp.where(nr > 0, nr, xp.ones_like(nr))
+    labels = kmeans(xp, E, k, n_init, 300, 1e-4, seed)
+    return labels, _from_host(xp, np.asarray(vals_h, dtype=np.float64), like), k
+
+
+# ----------------------------------------------------------------------------- k-means
+
+
+def _sqdist(xp, Y, ysq, C):
+    """Squared distances (n, k) of the rows of Y to the rows of C, by one GEMM."""
+    csq = xp.sum(C * C, axis=1)
+    d = ysq[:, None] + csq[None, :] - 2.0 * (Y @ xp.permute_dims(C, (1, 0)))
+    return xp.maximum(d, xp.zeros((), dtype=d.dtype, device=_dev(d)))
+
+
+def _kmeanspp(xp, Y, ysq, k, rng):
+    """Greedy k-means++ (2 + log k local trials per center), on the device."""
+    n = Y.shape[0]
+    dev = _dev(Y)
+    n_local = 2 + int(math.log(k))
+    first = int(rng.integers(n))
+    centers = [Y[first : first + 1, :]]
+    d2 = _sqdist(xp, Y, ysq, centers[0])[:, 0]
+    for _ in range(1, k):
+        cs = xp.cumulative_sum(d2)
+        pot = cs[-1]
+        u = xp.asarray(rng.random(n_local), dtype=Y.dtype, device=dev) * pot
+        cand = xp.searchsorted(cs, u, side="right")
+        cand = xp.minimum(cand, xp.asarray(n - 1, dtype=cand.dtype, device=dev))
+        C = xp.take(Y, cand, axis=0)
+        dc = xp.minimum(d2[:, None], _sqdist(xp, Y, ysq, C))  # (n, n_local)
+        best = xp.argmin(xp.sum(dc, axis=0))
+        centers.append(xp.take(C, xp.reshape(best, (1,)), axis=0))
+        d2 = xp.take(dc, xp.reshape(best, (1,)), axis=1)[:, 0]
+    return xp.concat(centers, axis=0)
+
+
+def _lloyd(xp, Y, ysq, C, max_iter, tol):
+    k = C.shape[0]
+    ar = _arange(xp, k, Y)
+    labels = None
+    for _ in range(max_iter):
+        D = _sqdist(xp, Y, ysq, C)
+        new = xp.argmin(D, axis=1)
+        oh = _as(xp, new[:, None] == ar[None, :], Y.dtype)
+        cnt = xp.sum(oh, axis=0)
+        sums = xp.permute_dims(oh, (1, 0)) @ Y
+        Cn = xp.where(cnt[:, None] > 0, sums / xp.maximum(cnt, xp.ones_like(cnt))[:, None], C)
+        shift = float(xp.sum((Cn - C) ** 2))  # one host sync per iteration
+        same = labels is not None and bool(xp.all(new == labels))
+        C, labels = Cn, new
+        if same or shift <= tol:
+            break
+    D = _sqdist(xp, Y, ysq, C)
+    labels = xp.argmin(D, axis=1)
+    inertia = float(xp.sum(xp.min(D, axis=1)))
+    return labels, inertia
+
+
+def relabel(xp, labels, k):
+    """Labels renumbered in order of first appearance."""
+    n = labels.shape[0]
+    pos = _arange(xp, n, labels)
+    oh = labels[:, None] == _arange(xp, k, labels)[None, :]
+    first = xp.min(
+        xp.where(oh, pos[:, None], xp.asarray(n, dtype=xp.int64, device=_dev(labels))), axis=0
+    )
+    order = xp.argsort(first, stable=True)
+    rank = xp.argsort(order, stable=True)
+    return xp.astype(xp.take(rank, labels), xp.int64)
+
+
+def kmeans(xp, Y, k, n_init, max_iter, tol, seed):
+    """k-means++ / Lloyd with ``n_init`` restarts; labels (int64, first-appearance order)."""
+    rng = np.random.default_rng(seed)
+    Y = _as(xp, Y, xp.float64)
+    ysq = xp.sum(Y * Y, axis=1)
+    var = float(xp.mean(xp.var(Y, axis=0)))
+    tol = tol * var
+    best = (None, np.inf)
+    for _ in range(n_init):
+        C = _kmeanspp(xp, Y, ysq, k, rng)
+        labels, inertia = _lloyd(xp, Y, ysq, C, max_iter, tol)
+        if inertia < best[1]:
+            best = (labels, inertia)
+    return relabel(xp, best[0], k)
