@@ -234,12 +234,9 @@ def rsvd(
     >>> steps
     [0, 1, 2, 3]
     """
-    if _is_dask(A):
-        from . import _dask
-
-        return _dask.rsvd(
-            A,
-            k,
+    if _is_dask(A) or is_xp_array(A):
+        # the same algorithm on other arrays: blockwise dask tasks, or the array-API (GPU) path
+        kw = dict(
             tol=tol,
             n_oversamples=n_oversamples,
             n_iter=n_iter,
@@ -247,22 +244,14 @@ def rsvd(
             seed=seed,
             solver=solver,
             block_size=block_size,
-            compute=compute,
         )
-    if is_xp_array(A):
+        if _is_dask(A):
+            from . import _dask
+
+            return _dask.rsvd(A, k, compute=compute, **kw)
         from . import _xp
 
-        return _xp.rsvd(
-            A,
-            k,
-            tol=tol,
-            n_oversamples=n_oversamples,
-            n_iter=n_iter,
-            power_iteration_normalizer=power_iteration_normalizer,
-            seed=seed,
-            solver=solver,
-            block_size=block_size,
-        )
+        return _xp.rsvd(A, k, **kw)
     op = check_matrix(A)
     return _run_rsvd(
         op,
