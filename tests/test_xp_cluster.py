@@ -253,3 +253,12 @@ def test_tsc_estimator_in_namespace(public, dtype):
     np.testing.assert_array_equal(back(model.labels_), ref.labels_)
     W = _host_csr(model.affinity_matrix_)
     assert abs(W - ref.affinity_matrix_).max() < (1e-12 if dtype == np.float64 else 1e-5)
+
+
+def test_block_size_keeps_the_correlation_scratch_bounded():
+    # blocks x N x 24 bytes stays within the budget for large N, and never below 64 rows
+    for n in (10, 100_000, 1_000_000, 10**8):
+        b = xc._block_rows(n, None)
+        assert 64 <= b <= 4096
+        assert b == 64 or b * n * 24 <= xc._SCRATCH_BYTES
+    assert xc._block_rows(100_000, 8) == 8

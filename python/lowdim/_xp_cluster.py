@@ -87,7 +87,18 @@ def normalize_rows(xp, X):
     return Y, m[:, 0] == 0
 
 
-def ssc_omp(X, n_nonzero: int, tol: float, block: int = 4096, progress=None):
+# Scratch budget of the block x N correlation arrays (about three live at once, 8 bytes each):
+# blocks of up to 4096 points, fewer when N is large, so memory stays bounded whatever N is.
+_SCRATCH_BYTES = 8 << 30
+
+
+def _block_rows(n: int, block) -> int:
+    if block is not None:
+        return int(block)
+    return min(4096, max(64, _SCRATCH_BYTES // (24 * max(n, 1))))
+
+
+def ssc_omp(X, n_nonzero: int, tol: float, block=None, progress=None):
     """SSC-OMP of every row of X over the other rows, in X's namespace.
 
     Returns ``(indptr, indices, data)`` arrays of X's namespace (int64, int64, X's dtype):
@@ -100,6 +111,7 @@ def ssc_omp(X, n_nonzero: int, tol: float, block: int = 4096, progress=None):
     X64 = _as(xp, Xn, xp.float64)
     XT = xp.permute_dims(Xn, (1, 0))
     kmax = min(n_nonzero, n - 1, d)
+    block = _block_rows(n, block)
     idx_parts, val_parts = [], []
     n_blocks = max(1, math.ceil(n / block))
     for bi, r0 in enumerate(range(0, n, block)):
@@ -242,7 +254,7 @@ def _to_csr_pieces(xp, sel, coef, n, dt):
 # ----------------------------------------------------------------------------- TSC
 
 
-def tsc(X, n_neighbors: int, block: int = 4096, progress=None):
+def tsc(X, n_neighbors: int, block=None, progress=None):
     """Thresholding (TSC) in X's namespace: row j keeps the ``q = n_neighbors`` points
     ``i != j`` of largest ``|<x_i, x_j>|`` (unit-norm points; ties: smallest index), each with
     the value ``exp(-2 acos(min(1, |<x_i, x_j>|)))``; a zero point gets an empty row (as the
@@ -253,6 +265,7 @@ def tsc(X, n_neighbors: int, block: int = 4096, progress=None):
     Xn, zero = normalize_rows(xp, X)
     XT = xp.permute_dims(Xn, (1, 0))
     q = min(n_neighbors, n - 1)
+    block = _block_rows(n, block)
     sels, vals = [], []
     n_blocks = max(1, math.ceil(n / block))
     for bi, r0 in enumerate(range(0, n, block)):
