@@ -4,7 +4,8 @@ A 40000 x 4000 float64 matrix (chunks of 5000 rows, generated and persisted in t
 low rank with decaying spectrum plus noise), k=50, 4 power iterations, on a
 ``distributed.LocalCluster`` with 1 and 2 single-threaded worker processes. Prints a markdown
 table: wall time (median of ``--repeat`` runs), the ratio svd_compressed / lowdim, the relative
-Frobenius error ``||A - U S Vh||_F / ||A||_F`` of each, and the bytes the workers sent to each
+Frobenius error ``||A - U S Vh||_F / ||A||_F`` of each (lowdim also with
+``power_iteration_dtype="float32"``), and the bytes the workers sent to each
 other during the run (the workers' ``transfer_outgoing_bytes_total``). A second table times the
 per-block kernel of one power iteration (``B^T (B X)`` on one 5000 x 4000 chunk, one thread):
 lowdim's Rust fused kernel vs two NumPy GEMMs.
@@ -61,6 +62,10 @@ def run_lowdim(A, k, q):
     return lowdim.rsvd(A, k, n_iter=q, seed=0, compute=True)
 
 
+def run_lowdim_f32(A, k, q):
+    return lowdim.rsvd(A, k, n_iter=q, seed=0, compute=True, power_iteration_dtype="float32")
+
+
 def run_dask(A, k, q):
     U, S, Vh = da.linalg.svd_compressed(A, k, n_power_iter=q, iterator="QR", seed=0, compute=False)
     return dask.compute(U, S, Vh)
@@ -81,12 +86,19 @@ def kernel_table(n, chunk_rows, ell):
     rng = np.random.default_rng(0)
     B = rng.standard_normal((chunk_rows, n))
     X = rng.standard_normal((n, ell))
+    X32 = X.astype(np.float32)
     old = lowdim.get_num_threads()
     lowdim.set_num_threads(1)
     rows = []
     with threadpool_limits(1):
         for name, fn in [
             ("lowdim gram_apply (Rust, fused)", lambda: lowdim._lowdim.gram_apply(B, X)),
+            (
+                "lowdim gram_apply_f32 (Rust, fused, float32 in cache)",
+                lambda: lowdim._lowdim.gram_apply_f32(B, X32, 2.0**-3),
+            ),
+            ("lowdim block_matmul B @ X (Rust)", lambda: lowdim._lowdim.block_matmul(B, X, False)),
+            ("numpy B @ X", lambda: B @ X),
             ("numpy B.T @ (B @ X)", lambda: B.T @ (B @ X)),
         ]:
             fn()
@@ -101,7 +113,8 @@ def kernel_table(n, chunk_rows, ell):
     print("| kernel | time (s) | GFLOP/s |")
     print("|---|---|---|")
     for name, t in rows:
-        print(f"| {name} | {t:.3f} | {4 * chunk_rows * n * ell / t / 1e9:.1f} |")
+        flops = (2 if "B @ X" in name else 4) * chunk_rows * n * ell
+        print(f"| {name} | {t:.3f} | {flops / t / 1e9:.1f} |")
 
 
 def main():
@@ -120,10 +133,11 @@ def main():
         f"k={k}, {q} power iterations; LocalCluster, 1 thread per worker process\n"
     )
     print(
-        "| workers | lowdim (s) | svd_compressed (s) | ratio | lowdim error | "
+        "| workers | lowdim (s) | lowdim, float32 power iterations (s) | svd_compressed (s) | "
+        "ratio | ratio, float32 power | lowdim error | lowdim f32-power error | "
         "svd_compressed error | lowdim sent (MB) | svd_compressed sent (MB) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for nw in args.workers:
         with (
             LocalCluster(
@@ -140,11 +154,12 @@ def main():
             client.run(lambda: None)
             run_lowdim(A, k, 1)  # warm-up (imports in the workers)
             tl, (Ul, Sl, Vl), bl = timed(partial(run_lowdim, A, k, q), client, args.repeat)
+            tm, (Um, Sm, Vm), _ = timed(partial(run_lowdim_f32, A, k, q), client, args.repeat)
             td, (Ud, Sd, Vd), bd = timed(partial(run_dask, A, k, q), client, args.repeat)
-            el, ed = rel_error(A, Ul, Sl, Vl), rel_error(A, Ud, Sd, Vd)
+            el, em, ed = (rel_error(A, *f) for f in ((Ul, Sl, Vl), (Um, Sm, Vm), (Ud, Sd, Vd)))
             print(
-                f"| {nw} | {tl:.2f} | {td:.2f} | {td / tl:.2f}x | {el:.4e} | {ed:.4e} | "
-                f"{bl / 1e6:.1f} | {bd / 1e6:.1f} |",
+                f"| {nw} | {tl:.2f} | {tm:.2f} | {td:.2f} | {td / tl:.2f}x | {td / tm:.2f}x | "
+                f"{el:.4e} | {em:.4e} | {ed:.4e} | {bl / 1e6:.1f} | {bd / 1e6:.1f} |",
                 flush=True,
             )
     kernel_table(n, args.chunk_rows, k + 10)

@@ -134,6 +134,49 @@ def test_rsvd_gram_solver(client):
         lowdim.rsvd(da.from_array(A, chunks=(100, 10)), 5, solver="gram")
 
 
+@pytest.mark.parametrize("magnitude", [1e-200, 1e-100, 1e100, 1e160])
+def test_rsvd_extreme_magnitudes(client, magnitude):
+    # the power iterations scale the operator by a power of two: T^T T X would otherwise
+    # underflow (silently wrong S) or overflow
+    A = _decaying(300, 80)
+    ref = lowdim.rsvd(A, 6, seed=3, solver="randomized")
+    for kw in ({}, {"power_iteration_dtype": "float32"}):
+        res = lowdim.rsvd(
+            da.from_array(A * magnitude, chunks=(60, -1)), 6, seed=3, compute=True, **kw
+        )
+        np.testing.assert_allclose(res.S / magnitude, ref.S, rtol=1e-9)
+
+
+@pytest.mark.parametrize("centred", [False, True])
+def test_rsvd_float32_power_iterations(client, centred):
+    # float32 power iterations, float64 sketch and projection: the same seed gives the
+    # in-memory mixed result up to float32 rounding of the iterations, and float64-accurate
+    # factors of the float64 result when the spectrum is well above sqrt(eps_f32)
+    rng = np.random.default_rng(5)
+    A = _decaying(400, 90) + 1e-3 * rng.standard_normal((400, 90))
+    kw = dict(seed=11, n_iter=4, solver="randomized")
+    if centred:
+        pca = lowdim.PCA(6, svd_solver="randomized", random_state=0)
+        ref = pca.fit(A)
+        got = lowdim.PCA(6, svd_solver="randomized", random_state=0).fit(
+            da.from_array(A, chunks=(100, -1))
+        )
+        np.testing.assert_allclose(got.singular_values_, ref.singular_values_, rtol=1e-8)
+        return
+    ref64 = lowdim.rsvd(A, 6, **kw)
+    mem = lowdim.rsvd(A, 6, power_iteration_dtype="float32", **kw)
+    res = lowdim.rsvd(
+        da.from_array(A, chunks=(100, -1)), 6, power_iteration_dtype=np.float32, compute=True, **kw
+    )
+    for r in (mem, res):
+        assert r.U.dtype == np.float64 and r.S.dtype == np.float64
+        np.testing.assert_allclose(r.U.T @ r.U, np.eye(6), atol=1e-12)
+        np.testing.assert_allclose(r.Vh @ r.Vh.T, np.eye(6), atol=1e-12)
+        np.testing.assert_allclose(r.S, ref64.S, rtol=1e-9)
+        np.testing.assert_allclose(np.abs(r.U.T @ ref64.U), np.eye(6), atol=1e-6)
+    np.testing.assert_allclose(res.S, mem.S, rtol=1e-12)
+
+
 def test_rsvd_validation(client):
     Ad = da.zeros((10, 5), chunks=5)
     with pytest.raises(ValueError, match="larger than min"):

@@ -1024,3 +1024,46 @@ def test_svd_error_bounded_by_true_norm(kind):
     for n_iter in (1, 5, 20):
         est = lowdim.svd_error(A, *res, n_iter=n_iter, seed=1)
         assert est <= exact * (1 + 1e-8) + 1e-12 * np.linalg.norm(A, 2)
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["tall", "wide"])
+def test_float32_power_iterations(wide):
+    # float32 iterations, float64 sketch/projection/SVD: float64 factors, exactly orthonormal,
+    # S equal to the float64 run's when the tail is far above sqrt(eps_f32) sigma_1
+    rng = np.random.default_rng(0)
+    U0 = np.linalg.qr(rng.standard_normal((500, 30)))[0]
+    V0 = np.linalg.qr(rng.standard_normal((120, 30)))[0]
+    s = 0.8 ** np.arange(30)
+    A = (U0 * s) @ V0.T + 1e-3 * rng.standard_normal((500, 120))
+    if wide:
+        A = A.T.copy()
+    kw = dict(seed=4, n_iter=4, solver="randomized")
+    ref = lowdim.rsvd(A, 8, **kw)
+    got = lowdim.rsvd(A, 8, power_iteration_dtype="float32", **kw)
+    assert got.U.dtype == got.S.dtype == got.Vh.dtype == np.float64
+    np.testing.assert_allclose(got.U.T @ got.U, np.eye(8), atol=1e-13)
+    np.testing.assert_allclose(got.Vh @ got.Vh.T, np.eye(8), atol=1e-13)
+    np.testing.assert_allclose(got.S, ref.S, rtol=1e-9)
+    np.testing.assert_allclose(np.abs(got.U.T @ ref.U), np.eye(8), atol=1e-6)
+    e_got = lowdim.svd_error(A, *got, seed=0)
+    e_ref = lowdim.svd_error(A, *ref, seed=0)
+    assert e_got <= e_ref * (1 + 1e-6)
+    # "float64" is the default; float32 input ignores the option (already float32)
+    same = lowdim.rsvd(A, 8, power_iteration_dtype="float64", **kw)
+    np.testing.assert_array_equal(same.S, ref.S)
+    A32 = A.astype(np.float32)
+    np.testing.assert_array_equal(
+        lowdim.rsvd(A32, 8, power_iteration_dtype="float32", **kw).S, lowdim.rsvd(A32, 8, **kw).S
+    )
+
+
+@pytest.mark.parametrize("bad", ["float16", "int32", "complex128", "banana", 3])
+def test_power_iteration_dtype_validation(bad):
+    with pytest.raises(ValueError, match="power_iteration_dtype"):
+        lowdim.rsvd(np.eye(6), 2, power_iteration_dtype=bad)
+
+
+def test_power_iteration_dtype_not_on_the_array_api_path():
+    xps = pytest.importorskip("array_api_strict")
+    with pytest.raises(NotImplementedError, match="power_iteration_dtype"):
+        lowdim.rsvd(xps.asarray(np.eye(6)), 2, power_iteration_dtype="float32")

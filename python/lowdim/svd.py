@@ -82,6 +82,22 @@ def _check_normalizer(name) -> str:
     return name
 
 
+def _check_power_dtype(power_iteration_dtype) -> bool:
+    """Whether the power iterations run in float32 (``power_iteration_dtype``)."""
+    if power_iteration_dtype is None:
+        return False
+    try:
+        dt = np.dtype(power_iteration_dtype)
+    except TypeError:
+        dt = np.dtype(object)  # rejected below (np.dtype(x) == None holds for float64)
+    if dt.kind != "f" or dt.itemsize not in (4, 8):
+        raise ValueError(
+            "power_iteration_dtype must be None, 'float32' or 'float64', "
+            f"got {power_iteration_dtype!r}"
+        )
+    return dt == np.float32
+
+
 def _run_rsvd(
     op: Operand,
     k,
@@ -95,6 +111,7 @@ def _run_rsvd(
     block_size=16,
     center=None,
     progress=False,
+    power_iteration_dtype=None,
 ) -> SVDResult:
     """Validated arguments -> Rust kernel -> SVDResult (shared by rsvd, PCA, TruncatedSVD)."""
     m, n = op.shape
@@ -116,6 +133,7 @@ def _run_rsvd(
     block_size = check_int(block_size, "block_size", 1)
     n_iter = _check_n_iter(n_iter)
     normalizer = _check_normalizer(power_iteration_normalizer)
+    power_f32 = _check_power_dtype(power_iteration_dtype)
     seed = check_seed(seed)
     if center is not None:
         center = np.ascontiguousarray(center, dtype=op.dtype)
@@ -133,6 +151,7 @@ def _run_rsvd(
             block_size,
             center,
             callback,
+            power_f32,
         )
     finally:
         if bar is not None:
@@ -160,6 +179,7 @@ def rsvd(
     block_size=16,
     progress=False,
     compute=False,
+    power_iteration_dtype=None,
 ) -> SVDResult:
     """Randomized truncated SVD, ``A ~= U @ diag(S) @ Vh``.
 
@@ -183,7 +203,11 @@ def rsvd(
         Power iterations; "auto" is scikit-learn's rule (7 if ``k < 0.1 min(m, n)`` else 4;
         4 in tol mode).
     power_iteration_normalizer : {"auto", "none", "LU", "QR"}, default "auto"
-        Re-normalization between passes: "auto" is "none" for ``n_iter <= 2``, else "LU".
+        Re-normalization between passes: "auto" is "none" for ``n_iter <= 2``, else the
+        fastest accurate scheme: fused ``A^T (A X)`` passes re-orthonormalized by QR for dense
+        float64 input, SVQB (a float64 Gram + eigh) otherwise; both resolve directions down
+        to ``sqrt(eps_f64) sigma_1 ~ 1.5e-8 sigma_1``. "LU" and "QR" run the split passes
+        with that factorization.
     seed : None, int, numpy Generator or RandomState
         The Gaussian test matrix is a function of the seed only (counter-based generator), so
         results do not depend on the number of threads.
@@ -209,6 +233,17 @@ def rsvd(
         runs as blockwise tasks on the active scheduler (e.g. a ``distributed.Client``), with
         the same test matrix as here, so the same ``seed`` gives the same result up to
         rounding. See "Running on a cluster" in the README.
+    power_iteration_dtype : None or "float32", default None
+        Dense float64 input, fixed ``k``, randomized solver with the "auto" normalizer (in
+        memory or dask): "float32" runs the power iterations in float32 (each block of A is
+        scaled by a power of two and rounded to float32 in cache, no float32 copy of A),
+        about 1.8x faster per pass; the sketch, the final projection ``Q^T A`` and the small
+        SVD stay in float64, so U, S, Vh are float64 and exactly orthonormal. The iterations
+        then resolve directions only down to about ``sqrt(eps_f32) sigma_1 ~ 3.5e-4
+        sigma_1``: use it when the error you expect (``sigma_{k+1} / sigma_1``) is well above
+        that, as for PCA of noisy data. None (the input's precision) and "float64" run them in
+        float64; other inputs (float32, sparse, tol mode, the Gram or exact solver) ignore it.
+        Not available on the array-API (GPU) path.
 
     Returns
     -------
@@ -236,6 +271,11 @@ def rsvd(
     """
     if _is_dask(A) or is_xp_array(A):
         # the same algorithm on other arrays: blockwise dask tasks, or the array-API (GPU) path
+        if is_xp_array(A) and _check_power_dtype(power_iteration_dtype):
+            raise NotImplementedError(
+                "power_iteration_dtype='float32' is not implemented on the array-API (GPU) "
+                "path; pass a float32 array to compute in float32"
+            )
         kw = dict(
             tol=tol,
             n_oversamples=n_oversamples,
@@ -248,7 +288,9 @@ def rsvd(
         if _is_dask(A):
             from . import _dask
 
-            return _dask.rsvd(A, k, compute=compute, **kw)
+            return _dask.rsvd(
+                A, k, compute=compute, power_iteration_dtype=power_iteration_dtype, **kw
+            )
         from . import _xp
 
         return _xp.rsvd(A, k, **kw)
@@ -264,6 +306,7 @@ def rsvd(
         solver=solver,
         block_size=block_size,
         progress=progress,
+        power_iteration_dtype=power_iteration_dtype,
     )
 
 

@@ -42,6 +42,79 @@ fn gram_apply<'py>(
     }
 }
 
+/// gram_apply_f32(a, x, scale) -> (s a)^T ((s a) x) in float32 for a float64 `a` and a
+/// float32 `x` (`s = scale`, a power of two with |s a| <= 1): the mixed-precision fused pass,
+/// rounding each row block of `a` to float32 in cache (no float32 copy of `a`).
+#[pyfunction]
+fn gram_apply_f32<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray2<'py, f64>,
+    x: PyReadonlyArray2<'py, f32>,
+    scale: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (av, xv) = (dense_view(&a), dense_view(&x));
+    if av.ncols() != xv.nrows() {
+        return Err(PyValueError::new_err(format!(
+            "gram_apply_f32: a has {} columns but x has {} rows",
+            av.ncols(),
+            xv.nrows()
+        )));
+    }
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(PyValueError::new_err(format!(
+            "gram_apply_f32: scale must be a positive finite number, got {scale}"
+        )));
+    }
+    let z = run(py, move |par| {
+        Ok(lowdim_core::svd::gram_apply_f32(av, xv, scale, par))
+    })?;
+    Ok(to_numpy(py, z.as_ref(), false).into_any())
+}
+
+fn matmul_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    a: &Bound<'py, PyAny>,
+    x: &Bound<'py, PyAny>,
+    trans: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let ah = a.extract::<PyReadonlyArray2<'py, T>>()?;
+    let xh = x.extract::<PyReadonlyArray2<'py, T>>()?;
+    let (av, xv) = (dense_view(&ah), dense_view(&xh));
+    let inner = if trans { av.nrows() } else { av.ncols() };
+    if inner != xv.nrows() {
+        return Err(PyValueError::new_err(format!(
+            "block_matmul: the block has {inner} {} but x has {} rows",
+            if trans { "rows" } else { "columns" },
+            xv.nrows()
+        )));
+    }
+    let z = run(py, move |par| {
+        Ok(if trans {
+            lowdim_core::svd::rows_apply_t(av, xv, par)
+        } else {
+            lowdim_core::svd::rows_apply(av, xv, par)
+        })
+    })?;
+    Ok(to_numpy(py, z.as_ref(), false).into_any())
+}
+
+/// block_matmul(a, x, trans) -> a^T x if trans else a x, both of one dtype (float32 or
+/// float64), any strides: faer GEMMs over L2-sized row blocks of `a` on lowdim's threads
+/// (the single products of the Dask passes).
+#[pyfunction]
+fn block_matmul<'py>(
+    py: Python<'py>,
+    a: &Bound<'py, PyAny>,
+    x: &Bound<'py, PyAny>,
+    trans: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    if is_f32(a)? {
+        matmul_typed::<f32>(py, a, x, trans)
+    } else {
+        matmul_typed::<f64>(py, a, x, trans)
+    }
+}
+
 fn mode_gram_typed<'py, T: Real + Element>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
@@ -74,5 +147,7 @@ fn mode_gram<'py>(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gram_apply, m)?)?;
     m.add_function(wrap_pyfunction!(mode_gram, m)?)?;
+    m.add_function(wrap_pyfunction!(gram_apply_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(block_matmul, m)?)?;
     Ok(())
 }

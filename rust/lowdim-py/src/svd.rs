@@ -87,10 +87,11 @@ fn rsvd_typed<'py, T: Real + Element>(
 }
 
 /// rsvd(a, k, tol, n_oversamples, n_iter, normalizer, seed, solver, block_size, center,
-/// progress) -> (U, S, Vh, rel_error or None, solver used); `progress(done, total)` is
-/// called between steps (None: no calls; Ctrl-C works either way).
+/// progress, power_f32) -> (U, S, Vh, rel_error or None, solver used); `progress(done,
+/// total)` is called between steps (None: no calls; Ctrl-C works either way); `power_f32`:
+/// float32 power iterations for dense float64 input (see `Params::power_f32`).
 #[pyfunction]
-#[pyo3(signature = (a, k, tol, n_oversamples, n_iter, power_iteration_normalizer, seed, solver_name, block_size, center=None, progress=None))]
+#[pyo3(signature = (a, k, tol, n_oversamples, n_iter, power_iteration_normalizer, seed, solver_name, block_size, center=None, progress=None, power_f32=false))]
 #[allow(clippy::too_many_arguments)]
 fn rsvd<'py>(
     py: Python<'py>,
@@ -105,6 +106,7 @@ fn rsvd<'py>(
     block_size: usize,
     center: Option<&Bound<'py, PyAny>>,
     progress: Option<&Bound<'py, PyAny>>,
+    power_f32: bool,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let progress = progress.filter(|p| !p.is_none());
     let cfg = Config {
@@ -116,6 +118,7 @@ fn rsvd<'py>(
             normalizer: normalizer(power_iteration_normalizer)?,
             seed,
             solver: solver(solver_name)?,
+            power_f32,
         },
         block_size,
     };
