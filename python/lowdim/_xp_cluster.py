@@ -1,4 +1,5 @@
-"""Array-API backend of the clustering estimators: SSC-OMP, the spectral step, k-means.
+"""Array-API backend of the clustering estimators: SSC-OMP, TSC, LSR, K-subspaces, the
+spectral step (and ``spectral_clustering`` on a given affinity), k-means.
 
 Imported only when a non-NumPy array-API array (CuPy, ``array_api_strict``, ...) reaches
 ``lowdim.cluster``. Written once against the input's namespace; the tests run every line on
@@ -18,13 +19,23 @@ the CPU with NumPy and ``array_api_strict``, on a GPU the same code runs on CuPy
   the data leaves the GPU); for the other namespaces (which have no sparse format) a
   ``scipy.sparse`` CSR on the host: the only per-namespace pieces are :func:`_csr` and
   :func:`_top_eigvecs` (``cupyx.scipy.sparse.linalg.eigsh`` or scipy's ``eigsh``).
+* LSR (:func:`lsr`): the Rust kernel's closed form (Woodbury with ``diag(C) = 0``) by GEMMs,
+  block of points by block of points, the ``n_nonzero`` largest entries of each row kept
+  (k argmax passes or a sort per row, :func:`_top_k_rows`); nothing ``N x N``.
+* K-subspaces (:func:`k_subspaces`): k-subspaces++ seeding, assignment and residuals by two
+  GEMMs, per-cluster scatter by one GEMM on its members and a batched ``eigh``, restarts.
+* ``spectral_clustering`` on a given affinity (:func:`check_affinity`, then
+  :func:`spectral`): a cupyx sparse matrix or a dense array of the namespace.
 * Spectral step: the top eigenvectors of ``D^{-1/2} W D^{-1/2}``, rows normalized, then
   greedy k-means++ and Lloyd iterations with ``n_init`` restarts (:func:`kmeans`), written
   against the array API (distances by a GEMM, centers by a one-hot GEMM).
 
 The k-means restarts use their own random draws (host ``numpy`` Generator seeded from
 ``random_state``), so labels agree with the Rust path up to a permutation, not draw for draw;
-both number clusters in order of first appearance.
+both number clusters in order of first appearance. K-subspaces also draws its seeds from a
+host ``numpy`` Generator (not the Rust kernel's ChaCha8 streams): on well-separated data the
+partition and the objective agree with the Rust path, the cluster numbering may not (neither
+path renumbers K-subspaces clusters).
 """
 
 from __future__ import annotations
@@ -48,8 +59,9 @@ def _dev(a):
     return array_api_compat.device(a)
 
 
-def _zero_entries(xp, C, cols, fill=0):
-    """``C[r, cols[r, t]] = fill`` for every row r and t (``cols`` may hold -1: ignored).
+def _zero_entries(xp, C, cols, fill=0, all_valid=False):
+    """``C[r, cols[r, t]] = fill`` for every row r and t (``cols`` may hold -1: ignored;
+    ``all_valid``: it holds none, so no mask is needed, hence no host sync on CuPy).
 
     Index assignment where the namespace has it (NumPy, CuPy: one scatter); elsewhere (the
     standard has no integer-array ``__setitem__``) one masked ``where`` per column of
@@ -60,6 +72,9 @@ def _zero_entries(xp, C, cols, fill=0):
     name = xp.__name__
     if "cupy" in name or "numpy" in name:
         rows = xp.broadcast_to(_arange(xp, b, C)[:, None], cols.shape)
+        if all_valid:
+            C[rows, cols] = fill
+            return C
         ok = cols >= 0
         C[rows[ok], cols[ok]] = fill
         return C
@@ -275,13 +290,13 @@ def tsc(X, n_neighbors: int, block=None, progress=None):
     for bi, r0 in enumerate(range(0, n, block)):
         b = min(block, n - r0)
         C = xp.abs(Xn[r0 : r0 + b, :] @ XT)
-        C = _zero_entries(xp, C, (_arange(xp, b, Xn) + r0)[:, None], fill=-1)
+        C = _zero_entries(xp, C, (_arange(xp, b, Xn) + r0)[:, None], fill=-1, all_valid=True)
         picks, tops = [], []
         for _ in range(q):
             pick = xp.argmax(C, axis=1)
             tops.append(xp.take_along_axis(C, pick[:, None], axis=1)[:, 0])
             picks.append(pick)
-            C = _zero_entries(xp, C, pick[:, None], fill=-1)
+            C = _zero_entries(xp, C, pick[:, None], fill=-1, all_valid=True)
         sel = xp.stack(picks, axis=1)
         top = _as(xp, xp.stack(tops, axis=1), xp.float64)
         one = xp.ones((), dtype=xp.float64, device=_dev(top))
@@ -318,7 +333,7 @@ def _top_k_rows(xp, C, k):
             tops.append(xp.take_along_axis(C, pick[:, None], axis=1)[:, 0])
             picks.append(xp.astype(pick, xp.int64))
             if t + 1 < k:
-                C = _zero_entries(xp, C, pick[:, None], fill=-math.inf)
+                C = _zero_entries(xp, C, pick[:, None], fill=-math.inf, all_valid=True)
         return xp.stack(picks, axis=1), xp.stack(tops, axis=1)
     order = xp.argsort(-C, axis=1, stable=True)[:, :k]
     return xp.astype(order, xp.int64), xp.take_along_axis(C, order, axis=1)
@@ -369,7 +384,7 @@ def lsr(X, gamma: float, n_nonzero: int, block=None, progress=None):
         W = (U @ VT) / xp.where(ok, den, xp.ones_like(den))[:, None]
         W = xp.where(ok[:, None], W, xp.zeros((), dtype=f64, device=dev))
         C = xp.abs(_as(xp, W, dt) @ XT)  # (b, N): one GEMM in X's dtype
-        C = _zero_entries(xp, C, (_arange(xp, b, X) + r0)[:, None], fill=-1)
+        C = _zero_entries(xp, C, (_arange(xp, b, X) + r0)[:, None], fill=-1, all_valid=True)
         sel, top = _top_k_rows(xp, C, k)
         keep = (top > 0) & ok[:, None]
         sel = xp.where(keep, sel, xp.full_like(sel, -1))

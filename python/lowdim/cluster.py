@@ -760,6 +760,12 @@ class KSubspaces(ClusterMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            A CuPy array (or another array-API array) is clustered in its own namespace, on
+            its device (``lowdim._xp_cluster.k_subspaces``: the same algorithm and objective,
+            GEMM-shaped); ``labels_`` and ``bases_`` (in X's dtype) are then arrays of that
+            namespace. Its seeds come from a NumPy generator, not the Rust kernel's stream:
+            on well-separated data the partition and ``objective_`` agree with the NumPy
+            path, the cluster numbering may differ.
         y : ignored
 
         Returns
