@@ -262,6 +262,11 @@ def test_block_size_keeps_the_correlation_scratch_bounded():
         assert 64 <= b <= 4096
         assert b == 64 or b * n * 24 <= xc._SCRATCH_BYTES
     assert xc._block_rows(100_000, 8) == 8
+    # LSR: the per-row scratch (b x N selection arrays and the b x k x D gather) is bounded too
+    n, k, d = 200_000, 1000, 500
+    rb = n * 48 + 8 * k * d
+    b = xc._block_rows(n, None, rb)
+    assert 64 <= b < 4096 and b * rb <= xc._SCRATCH_BYTES
 
 
 def _same_error(fit_numpy, fit_xp, match=None):
