@@ -16,6 +16,10 @@
   CPU path (NumPy input: the Rust kernels on all cores of this machine); clustering accuracy
   in the error column. One timed run each (the CPU path takes tens of seconds), the CuPy runs
   after a warm-up on 1/10 of the points; representation and affinity times reported apart.
+* LSR, KSubspaces and spectral_clustering (on the LSR affinity), 20,000 points
+  (union_of_subspaces(10, 6, 50, 2000, noise=0.01, seed=0), 10 clusters): CuPy input
+  (float64, float32; cupyx CSR for spectral_clustering) vs lowdim's CPU path; accuracy in
+  the error column; one timed run each, after a warm-up on 1/10 of the points.
 
 Times: best of N runs after one warm-up, with the device synchronized. --quick divides the
 sizes by 4 (smoke test). Prints a markdown report (also written to --out).
@@ -271,6 +275,98 @@ def bench_sscomp(cp, rows, div, repeats):
         cp.get_default_memory_pool().free_all_blocks()
 
 
+def _gpu_row(cp, rows, case, name, run, y):
+    """One timed CuPy row (``run()`` returns the labels), after ``run`` was warmed up by the
+    caller; a failure becomes a row, the other rows still run."""
+    from lowdim.metrics import clustering_accuracy
+
+    try:
+        _sync(cp)
+        t0 = time.perf_counter()
+        labels = run()
+        _sync(cp)
+        t = time.perf_counter() - t0
+        acc = clustering_accuracy(y, cp.asnumpy(labels))
+        rows.append((case, name, t, acc, "accuracy in error column"))
+    except Exception as e:  # keep the other numbers
+        rows.append((case, name, None, None, f"failed: {e!r}"))
+    finally:
+        cp.get_default_memory_pool().free_all_blocks()
+
+
+def bench_cluster_more(cp, rows, div, repeats):
+    """LSR, KSubspaces and spectral_clustering, 20,000 points of the union-of-subspaces model
+    (``union_of_subspaces(10, 6, 50, 2000, noise=0.01, seed=0)``): lowdim's CPU path (NumPy
+    input, the Rust kernels on all cores) vs CuPy input (float64 and float32, after a warm-up
+    on 1/10 of the points); accuracy in the error column. Each row is guarded: a failure is
+    reported and the next row runs."""
+    import numpy as np
+    import scipy.sparse as sp
+    from lowdim.cluster import LSR, KSubspaces, spectral_clustering
+    from lowdim.datasets import union_of_subspaces
+    from lowdim.metrics import clustering_accuracy
+
+    per = 2000 // div
+    X, y = union_of_subspaces(10, 6, 50, per, noise=0.01, seed=0)
+    n = X.shape[0]
+    sub = slice(0, n // 10)
+    models = {
+        "LSR": lambda: LSR(10, n_nonzero=50, random_state=0),
+        "KSubspaces": lambda: KSubspaces(10, 6, random_state=0),
+    }
+    W = None
+    for label, make in models.items():
+        case = f"{label} {n} pts (10 x 6-dim in R^50)"
+        try:
+            t0 = time.perf_counter()
+            m = make().fit(X)
+            t = time.perf_counter() - t0
+            acc = clustering_accuracy(y, np.asarray(m.labels_))
+            rows.append((case, "lowdim CPU (NumPy, Rust kernels)", t, acc, "accuracy"))
+            if label == "LSR":
+                W = m.affinity_matrix_
+        except Exception as e:
+            rows.append((case, "lowdim CPU (NumPy, Rust kernels)", None, None, f"failed: {e!r}"))
+        for dtype in (np.float64, np.float32):
+            name = f"lowdim CuPy {np.dtype(dtype).name}"
+            try:
+                Xd = cp.asarray(X.astype(dtype))
+                make().fit(Xd[sub, :])  # warm-up (kernel compiles)
+            except Exception as e:
+                rows.append((case, name, None, None, f"failed: {e!r}"))
+                continue
+            _gpu_row(cp, rows, case, name, lambda Xd=Xd, make=make: make().fit(Xd).labels_, y)
+            del Xd
+    case = f"spectral_clustering {n} pts (LSR affinity)"
+    if W is None:
+        rows.append((case, "lowdim CPU (scipy CSR, Rust)", None, None, "no LSR affinity"))
+        return
+    try:
+        t0 = time.perf_counter()
+        labels = spectral_clustering(W, 10, random_state=0)
+        t = time.perf_counter() - t0
+        acc = clustering_accuracy(y, labels)
+        rows.append((case, "lowdim CPU (scipy CSR, Rust)", t, acc, "accuracy"))
+    except Exception as e:
+        rows.append((case, "lowdim CPU (scipy CSR, Rust)", None, None, f"failed: {e!r}"))
+    try:
+        import cupyx.scipy.sparse as cps
+
+        Wd = cps.csr_matrix(sp.csr_matrix(W))
+        spectral_clustering(cps.csr_matrix(W[sub, sub]), 10, random_state=0)  # warm-up
+    except Exception as e:
+        rows.append((case, "lowdim CuPy (cupyx CSR)", None, None, f"failed: {e!r}"))
+        return
+    _gpu_row(
+        cp,
+        rows,
+        case,
+        "lowdim CuPy (cupyx CSR)",
+        lambda: spectral_clustering(Wd, 10, random_state=0),
+        y,
+    )
+
+
 def render(rows, header):
     out = [*header, "", "| case | method | time (s) | error | note |", "|---|---|---|---|---|"]
     base = {}
@@ -316,6 +412,7 @@ def main(argv=None) -> int:
         (bench_rsvd_parts, {}),
         (bench_tucker, {}),
         (bench_sscomp, {}),
+        (bench_cluster_more, {}),
     ):
         try:
             fn(cp, rows, div, repeats, **kw)

@@ -466,15 +466,11 @@ def test_estimator_xp_errors():
 
 def test_clustering_rejects_non_numpy_arrays():
     X = xs.asarray(_data()[:60])
-    for est in (  # SSCOMP and TSC have an array-API path: tests/test_xp_cluster.py
-        lowdim.cluster.EnSC(3),
-        lowdim.cluster.LSR(3),
-        lowdim.cluster.KSubspaces(3),
-    ):
+    # SSCOMP, TSC, LSR, KSubspaces and spectral_clustering have an array-API path:
+    # tests/test_xp_cluster.py
+    for est in (lowdim.cluster.EnSC(3),):
         with pytest.raises(NotImplementedError, match="array_api_strict arrays"):
             est.fit(X)
-    with pytest.raises(NotImplementedError, match="spectral_clustering"):
-        lowdim.cluster.spectral_clustering(xs.eye(5), n_clusters=2)
 
 
 def test_dispatch_rules():

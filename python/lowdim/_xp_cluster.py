@@ -1,4 +1,5 @@
-"""Array-API backend of the clustering estimators: SSC-OMP, the spectral step, k-means.
+"""Array-API backend of the clustering estimators: SSC-OMP, TSC, LSR, K-subspaces, the
+spectral step (and ``spectral_clustering`` on a given affinity), k-means.
 
 Imported only when a non-NumPy array-API array (CuPy, ``array_api_strict``, ...) reaches
 ``lowdim.cluster``. Written once against the input's namespace; the tests run every line on
@@ -18,13 +19,23 @@ the CPU with NumPy and ``array_api_strict``, on a GPU the same code runs on CuPy
   the data leaves the GPU); for the other namespaces (which have no sparse format) a
   ``scipy.sparse`` CSR on the host: the only per-namespace pieces are :func:`_csr` and
   :func:`_top_eigvecs` (``cupyx.scipy.sparse.linalg.eigsh`` or scipy's ``eigsh``).
+* LSR (:func:`lsr`): the Rust kernel's closed form (Woodbury with ``diag(C) = 0``) by GEMMs,
+  block of points by block of points, the ``n_nonzero`` largest entries of each row kept
+  (k argmax passes or a sort per row, :func:`_top_k_rows`); nothing ``N x N``.
+* K-subspaces (:func:`k_subspaces`): k-subspaces++ seeding, assignment and residuals by two
+  GEMMs, per-cluster scatter by one GEMM on its members and a batched ``eigh``, restarts.
+* ``spectral_clustering`` on a given affinity (:func:`check_affinity`, then
+  :func:`spectral`): a cupyx sparse matrix or a dense array of the namespace.
 * Spectral step: the top eigenvectors of ``D^{-1/2} W D^{-1/2}``, rows normalized, then
   greedy k-means++ and Lloyd iterations with ``n_init`` restarts (:func:`kmeans`), written
   against the array API (distances by a GEMM, centers by a one-hot GEMM).
 
 The k-means restarts use their own random draws (host ``numpy`` Generator seeded from
 ``random_state``), so labels agree with the Rust path up to a permutation, not draw for draw;
-both number clusters in order of first appearance.
+both number clusters in order of first appearance. K-subspaces also draws its seeds from a
+host ``numpy`` Generator (not the Rust kernel's ChaCha8 streams): on well-separated data the
+partition and the objective agree with the Rust path, the cluster numbering may not (neither
+path renumbers K-subspaces clusters).
 """
 
 from __future__ import annotations
@@ -48,8 +59,9 @@ def _dev(a):
     return array_api_compat.device(a)
 
 
-def _zero_entries(xp, C, cols, fill=0):
-    """``C[r, cols[r, t]] = fill`` for every row r and t (``cols`` may hold -1: ignored).
+def _zero_entries(xp, C, cols, fill=0, all_valid=False):
+    """``C[r, cols[r, t]] = fill`` for every row r and t (``cols`` may hold -1: ignored;
+    ``all_valid``: it holds none, so no mask is needed, hence no host sync on CuPy).
 
     Index assignment where the namespace has it (NumPy, CuPy: one scatter); elsewhere (the
     standard has no integer-array ``__setitem__``) one masked ``where`` per column of
@@ -60,6 +72,9 @@ def _zero_entries(xp, C, cols, fill=0):
     name = xp.__name__
     if "cupy" in name or "numpy" in name:
         rows = xp.broadcast_to(_arange(xp, b, C)[:, None], cols.shape)
+        if all_valid:
+            C[rows, cols] = fill
+            return C
         ok = cols >= 0
         C[rows[ok], cols[ok]] = fill
         return C
@@ -92,10 +107,14 @@ def normalize_rows(xp, X):
 _SCRATCH_BYTES = 8 << 30
 
 
-def _block_rows(n: int, block) -> int:
+def _block_rows(n: int, block, row_bytes=None) -> int:
+    """Rows per block: ``block`` if given, else up to 4096 rows (at least 64) of ``row_bytes``
+    scratch each within :data:`_SCRATCH_BYTES` (default ``24 n``: three block x N arrays of
+    8 bytes)."""
     if block is not None:
         return int(block)
-    return min(4096, max(64, _SCRATCH_BYTES // (24 * max(n, 1))))
+    row_bytes = 24 * max(n, 1) if row_bytes is None else max(int(row_bytes), 1)
+    return min(4096, max(64, _SCRATCH_BYTES // row_bytes))
 
 
 def ssc_omp(X, n_nonzero: int, tol: float, block=None, progress=None):
@@ -271,13 +290,13 @@ def tsc(X, n_neighbors: int, block=None, progress=None):
     for bi, r0 in enumerate(range(0, n, block)):
         b = min(block, n - r0)
         C = xp.abs(Xn[r0 : r0 + b, :] @ XT)
-        C = _zero_entries(xp, C, (_arange(xp, b, Xn) + r0)[:, None], fill=-1)
+        C = _zero_entries(xp, C, (_arange(xp, b, Xn) + r0)[:, None], fill=-1, all_valid=True)
         picks, tops = [], []
         for _ in range(q):
             pick = xp.argmax(C, axis=1)
             tops.append(xp.take_along_axis(C, pick[:, None], axis=1)[:, 0])
             picks.append(pick)
-            C = _zero_entries(xp, C, pick[:, None], fill=-1)
+            C = _zero_entries(xp, C, pick[:, None], fill=-1, all_valid=True)
         sel = xp.stack(picks, axis=1)
         top = _as(xp, xp.stack(tops, axis=1), xp.float64)
         one = xp.ones((), dtype=xp.float64, device=_dev(top))
@@ -288,6 +307,317 @@ def tsc(X, n_neighbors: int, block=None, progress=None):
         if progress is not None:
             progress(bi + 1, n_blocks)
     return _to_csr_pieces(xp, xp.concat(sels, axis=0), xp.concat(vals, axis=0), n, X.dtype)
+
+
+# ----------------------------------------------------------------------------- top-k
+
+# Up to this many entries per row, top-k selection is k argmax passes over the block (each
+# one read of it, memory-bound); above it, one stable sort of every row.
+_TOPK_PASSES = 64
+
+
+def _top_k_rows(xp, C, k):
+    """The ``k`` largest entries of every row of ``C`` (b, n): ``(indices (b, k) int64,
+    values (b, k))``, best first, ties: smallest index (``C`` may be overwritten). An index
+    may repeat once a row has no finite entries left (its value is then ``-inf``)."""
+    b = C.shape[0]
+    if k == 0:
+        return (
+            xp.zeros((b, 0), dtype=xp.int64, device=_dev(C)),
+            xp.zeros((b, 0), dtype=C.dtype, device=_dev(C)),
+        )
+    if k <= _TOPK_PASSES:
+        picks, tops = [], []
+        for t in range(k):
+            pick = xp.argmax(C, axis=1)  # first occurrence: smallest index on ties
+            tops.append(xp.take_along_axis(C, pick[:, None], axis=1)[:, 0])
+            picks.append(xp.astype(pick, xp.int64))
+            if t + 1 < k:
+                C = _zero_entries(xp, C, pick[:, None], fill=-math.inf, all_valid=True)
+        return xp.stack(picks, axis=1), xp.stack(tops, axis=1)
+    order = xp.argsort(-C, axis=1, stable=True)[:, :k]
+    return xp.astype(order, xp.int64), xp.take_along_axis(C, order, axis=1)
+
+
+# ----------------------------------------------------------------------------- LSR
+
+
+def lsr(X, gamma: float, n_nonzero: int, block=None, progress=None):
+    """LSR (least squares regression with ``diag(C) = 0``) of the rows of X, in X's namespace.
+
+    The closed form of the Rust kernel (``rust/lowdim-core/src/selfexpr/lsr.rs``): with the
+    unit-norm points ``x_i`` (rows), ``lambda = 1 / gamma`` and ``M = (X^T X + lambda I)^{-1}``
+    (``D x D``, from one float64 ``eigh`` of the Gram matrix, eigenvalues clipped at 0),
+    ``c_j[i] = <x_i, w_j>`` for ``i != j`` with ``w_j = M x_j / (1 - <x_j, M x_j>)`` (Woodbury
+    with the exclusion of self); a point with ``1 - <x_j, M x_j> <= 0`` (or a zero point) gets
+    an empty row. Per block of points: the ``w_j`` by two ``b x D x D`` GEMMs (float64), the
+    products with all points by one ``b x N`` GEMM in X's dtype, the ``min(n_nonzero, N - 1)``
+    entries of largest ``|c|`` per row (ties: smallest index, zeros never kept), then the kept
+    values recomputed in float64 (a batched dot of the gathered points with ``w_j``), as the
+    Rust kernel does. Nothing ``N x N`` is formed: the ``b x N`` scratch of a block is bounded
+    as in :func:`ssc_omp`. Returns the CSR pieces ``(indptr, indices, data)`` in X's
+    namespace (data in X's dtype)."""
+    xp = namespace(X)
+    n, d = X.shape
+    dt = X.dtype
+    dev = _dev(X)
+    f64 = xp.float64
+    Xn, zero = normalize_rows(xp, X)
+    X64 = _as(xp, Xn, f64)
+    sq = xp.sum(X64 * X64, axis=1)
+    lam, V = xp.linalg.eigh(xp.permute_dims(X64, (1, 0)) @ X64)
+    lam = xp.maximum(lam, xp.zeros((), dtype=f64, device=dev))
+    shift = lam + 1.0 / float(gamma)
+    VT = xp.permute_dims(V, (1, 0))
+    XT = xp.permute_dims(Xn, (1, 0))
+    k = min(int(n_nonzero), n - 1)
+    row_bytes = n * (24 if k <= _TOPK_PASSES else 48) + 8 * k * d
+    block = _block_rows(n, block, row_bytes)
+    sels, vals = [], []
+    n_blocks = max(1, math.ceil(n / block))
+    for bi, r0 in enumerate(range(0, n, block)):
+        b = min(block, n - r0)
+        Y = X64[r0 : r0 + b, :] @ V  # (b, D): coordinates in the eigenbasis
+        U = Y / shift[None, :]
+        den = sq[r0 : r0 + b] - xp.sum(Y * U, axis=1)
+        ok = xp.logical_not(zero[r0 : r0 + b]) & (den > 0)  # False for NaN too
+        W = (U @ VT) / xp.where(ok, den, xp.ones_like(den))[:, None]
+        W = xp.where(ok[:, None], W, xp.zeros((), dtype=f64, device=dev))
+        C = xp.abs(_as(xp, W, dt) @ XT)  # (b, N): one GEMM in X's dtype
+        C = _zero_entries(xp, C, (_arange(xp, b, X) + r0)[:, None], fill=-1, all_valid=True)
+        sel, top = _top_k_rows(xp, C, k)
+        keep = (top > 0) & ok[:, None]
+        sel = xp.where(keep, sel, xp.full_like(sel, -1))
+        # the kept values again in float64, as the Rust kernel: c_j[i] = <x_i, w_j>
+        rows = xp.take(X64, xp.reshape(xp.where(keep, sel, xp.zeros_like(sel)), (-1,)), axis=0)
+        v = (xp.reshape(rows, (b, k, d)) @ W[:, :, None])[:, :, 0]
+        sels.append(sel)
+        vals.append(xp.where(keep, v, xp.zeros((), dtype=f64, device=dev)))
+        if progress is not None:
+            progress(bi + 1, n_blocks)
+    return _to_csr_pieces(xp, xp.concat(sels, axis=0), xp.concat(vals, axis=0), n, dt)
+
+
+# ----------------------------------------------------------------------------- K-subspaces
+
+_STREAM_KSS = 0x6B73_7300_0000_0000  # as the Rust kernel's stream tag (different generator)
+
+
+def _norm(xp, v):
+    return xp.sqrt(xp.sum(v * v))
+
+
+def _orthonormal_columns(xp, cols):
+    """Orthonormal basis ``(D, c)`` of the rows of ``cols`` (c, D) (float64), Gram-Schmidt
+    twice; a row that is numerically dependent on the previous ones (``||v'|| <= 1e-10 ||v||``,
+    or ``v = 0``) is replaced by the next coordinate axis that is not, as in the Rust kernel.
+    One host sync in the usual case (all rows independent), one per candidate otherwise."""
+    c, d = cols.shape
+    dev = _dev(cols)
+    one = xp.ones((), dtype=cols.dtype, device=dev)
+
+    def reduce(qs, v):
+        n0 = _norm(xp, v)
+        if qs:
+            Q = xp.stack(qs, axis=0)  # (j, D)
+            for _ in range(2):
+                v = v - (xp.matmul(Q, v)[None, :] @ Q)[0, :]
+        n1 = _norm(xp, v)
+        ok = (n0 > 0) & (n1 > 1e-10 * n0)
+        return v / xp.where(ok, n1, one), ok
+
+    qs, oks = [], []
+    for j in range(c):
+        q, ok = reduce(qs, cols[j, :])
+        qs.append(q)
+        oks.append(ok)
+    if bool(xp.all(xp.stack(oks))):  # one sync
+        return xp.permute_dims(xp.stack(qs, axis=0), (1, 0))
+    qs, axis = [], 0
+    ar = _arange(xp, d, cols)
+    for j in range(c):
+        cand = cols[j, :]
+        while True:
+            q, ok = reduce(qs, cand)
+            if bool(ok):
+                qs.append(q)
+                break
+            cand = xp.astype(ar == min(axis, d - 1), cols.dtype)
+            axis += 1
+    return xp.permute_dims(xp.stack(qs, axis=0), (1, 0))
+
+
+def _fit_points(xp, X64, pts, dim):
+    """The orthonormalized basis of the points ``pts`` (padded with zero columns to ``dim``)."""
+    cols = xp.take(X64, pts, axis=0)
+    if cols.shape[0] < dim:
+        pad = xp.zeros((dim - cols.shape[0], X64.shape[1]), dtype=X64.dtype, device=_dev(X64))
+        cols = xp.concat([cols, pad], axis=0)
+    return _orthonormal_columns(xp, cols)
+
+
+def _residuals(xp, X64, U):
+    """``||x_i - U U^T x_i||^2`` of every row, computed directly (no cancellation)."""
+    R = X64 - (X64 @ U) @ xp.permute_dims(U, (1, 0))
+    return xp.sum(R * R, axis=1)
+
+
+def _kss_assign(xp, X64, Ucat, k, dim):
+    """Labels (argmax_k ||U_k^T x||, ties: lowest k), residuals to the chosen subspace
+    (direct: ``x - U_l (U_l^T x)``, the other clusters' coordinates zeroed, one GEMM) and
+    their sum (a device scalar)."""
+    n = X64.shape[0]
+    P = X64 @ Ucat  # (n, k dim): one GEMM
+    P3 = xp.reshape(P, (n, k, dim))
+    lab = xp.argmax(xp.sum(P3 * P3, axis=2), axis=1)
+    oh = lab[:, None] == _arange(xp, k, X64)[None, :]
+    Pm = xp.where(oh[:, :, None], P3, xp.zeros((), dtype=P.dtype, device=_dev(P)))
+    R = X64 - xp.reshape(Pm, (n, k * dim)) @ xp.permute_dims(Ucat, (1, 0))
+    res = xp.sum(R * R, axis=1)
+    return xp.astype(lab, xp.int64), res, xp.sum(res)
+
+
+def _sample_weighted(xp, w, u):
+    """Index drawn with probability proportional to ``w`` for the uniform draw ``u`` (a 0-d
+    device array, no sync): ``searchsorted(cumsum(w), u sum(w), 'right')``; uniform if the
+    sum is 0 or not finite (as the Rust kernel)."""
+    n = w.shape[0]
+    cs = xp.cumulative_sum(w)
+    tot = cs[-1]
+    iw = xp.searchsorted(cs, xp.reshape(tot * u, (1,)), side="right")[0]
+    iu = xp.asarray(min(int(u * n), n - 1), dtype=iw.dtype, device=_dev(w))
+    idx = xp.where((tot > 0) & xp.isfinite(tot), iw, iu)
+    return xp.minimum(idx, xp.asarray(n - 1, dtype=idx.dtype, device=_dev(w)))
+
+
+def _kss_init(xp, X64, sqn, k, dim, rng):
+    """k-subspaces++: the first seed point uniform, each later one drawn with probability
+    proportional to its residual to the subspaces so far; each subspace fitted to its seed
+    point and the ``dim - 1`` points of largest ``|cos|`` with it (ties: smallest index)."""
+    n = X64.shape[0]
+    dev = _dev(X64)
+    f64 = X64.dtype
+    nrm = xp.sqrt(sqn)
+    ar = _arange(xp, n, X64)
+    resid = sqn
+    bases = []
+    for c in range(k):
+        u = float(rng.random())
+        if c == 0:
+            s = xp.asarray(min(int(u * n), n - 1), dtype=xp.int64, device=dev)
+        else:
+            s = xp.astype(_sample_weighted(xp, resid, u), xp.int64)
+        s1 = xp.reshape(s, (1,))
+        take = min(dim - 1, n - 1)
+        if take > 0:
+            xs = xp.take(X64, s1, axis=0)  # (1, D)
+            ns = xp.take(nrm, s1)
+            dots = (X64 @ xp.permute_dims(xs, (1, 0)))[:, 0]
+            valid = (nrm > 0) & (ns > 0)
+            den = xp.where(valid, ns * nrm, xp.ones_like(nrm))
+            cos = xp.where(valid, xp.abs(dots / den), xp.asarray(-1.0, dtype=f64, device=dev))
+            cos = xp.where(ar == s, xp.asarray(-2.0, dtype=f64, device=dev), cos)  # not itself
+            others, _ = _top_k_rows(xp, cos[None, :], take)
+            pts = xp.concat([s1, others[0, :]])
+        else:
+            pts = s1
+        U = _fit_points(xp, X64, pts, dim)
+        resid = xp.minimum(resid, _residuals(xp, X64, U))
+        bases.append(U)
+    return bases
+
+
+# float64 elements of the per-cluster D x D scatters eigendecomposed in one batched eigh
+_EIGH_BATCH_ELEMS = 1 << 27
+
+
+def _kss_run(xp, X64, sqn, k, dim, max_iter, rng):
+    """One restart: (labels, bases (list of D x dim), objective (float), n_iter)."""
+    n, d = X64.shape
+    bases = _kss_init(xp, X64, sqn, k, dim, rng)
+    lab, res, obj = _kss_assign(xp, X64, xp.concat(bases, axis=1), k, dim)
+    ar = _arange(xp, k, X64)
+    n_iter = 0
+    for _ in range(max_iter):
+        n_iter += 1
+        counts = to_host(xp.sum(xp.astype(lab[:, None] == ar[None, :], xp.int64), axis=0))
+        order = xp.argsort(lab, stable=True)  # members of each cluster, contiguous
+        Xs = xp.take(X64, order, axis=0)
+        worst, wpos = None, 0
+        grams, which = [], []
+        off = 0
+        for c in range(k):
+            cnt = int(counts[c])
+            if cnt == 0:
+                # an empty cluster: refitted to the worst-fitted points (largest residuals,
+                # ties: smallest index), `dim` at a time across the empty clusters
+                if worst is None:
+                    worst = xp.argsort(-res, stable=True)
+                pts = worst[min(wpos, n) : min(wpos + dim, n)]
+                wpos += dim
+                bases[c] = _fit_points(xp, X64, pts, dim)
+            else:
+                Xc = Xs[off : off + cnt, :]
+                grams.append(xp.permute_dims(Xc, (1, 0)) @ Xc)  # the cluster's D x D scatter
+                which.append(c)
+            off += cnt
+        per = max(1, _EIGH_BATCH_ELEMS // max(d * d, 1))
+        for g0 in range(0, len(grams), per):
+            _, V = xp.linalg.eigh(xp.stack(grams[g0 : g0 + per], axis=0))  # ascending
+            top = xp.flip(V, axis=2)[:, :, :dim]  # the top-dim eigenvectors
+            for t, c in enumerate(which[g0 : g0 + per]):
+                bases[c] = top[t, :, :]
+        lab2, res2, obj2 = _kss_assign(xp, X64, xp.concat(bases, axis=1), k, dim)
+        same = bool(xp.all(lab2 == lab))  # one sync per iteration
+        lab, res, obj = lab2, res2, obj2
+        if same:
+            break
+    return lab, bases, float(obj), n_iter
+
+
+def k_subspaces(X, n_clusters: int, dim: int, n_init: int, max_iter: int, seed: int):
+    """K-subspaces of the rows of X in X's namespace, the algorithm of the Rust kernel
+    (``rust/lowdim-core/src/subspaces.rs``) with the same objective
+    ``sum_i ||x_i - U_{l_i} U_{l_i}^T x_i||^2`` (float64 throughout).
+
+    k-subspaces++ seeding; per iteration the refit (each cluster's ``D x D`` scatter by one
+    GEMM on its contiguous members, the top-``dim`` eigenvectors by a batched ``eigh``; an
+    empty cluster refitted to the worst-fitted points) and the assignment (one
+    ``N x D x K dim`` GEMM, residuals computed directly by a second GEMM); it stops when the
+    labels no longer change or after ``max_iter`` refits. The best of ``n_init`` restarts
+    (lowest objective, ties: the first) is kept. Host syncs: one per seed subspace (the
+    orthonormalization's dependence test), the ``K`` cluster sizes and one bool per
+    iteration, the objective per restart.
+
+    Randomness: restart ``r`` draws from a host NumPy ``Generator`` seeded with
+    ``(seed, tag, r)``, not the Rust kernel's ChaCha8 stream, so seeds and hence results may
+    differ from the Rust path; on data whose subspaces are well separated both find the same
+    partition (labels equal up to a permutation) and the same objective to rounding.
+
+    Returns ``(labels int64, bases (K, D, dim) in X's dtype, objective float, n_iter int)``."""
+    xp = namespace(X)
+    X64 = _as(xp, X, xp.float64)
+    sqn = xp.sum(X64 * X64, axis=1)
+    best = None
+    for r in range(n_init):
+        rng = np.random.default_rng([int(seed), _STREAM_KSS, r])
+        res = _kss_run(xp, X64, sqn, n_clusters, dim, max_iter, rng)
+        if best is None or res[2] < best[2]:
+            best = res
+    labels, bases, obj, n_iter = best
+    return labels, _as(xp, xp.stack(bases, axis=0), X.dtype), obj, n_iter
+
+
+def k_subspaces_predict(X, bases):
+    """Labels of the rows of X: ``argmax_k ||U_k^T x||^2`` (ties: lowest k), in X's dtype,
+    by one GEMM with the concatenated bases ``(K, D, dim)``."""
+    xp = namespace(X, bases)
+    k, d, dim = bases.shape
+    n = X.shape[0]
+    Ucat = xp.reshape(xp.permute_dims(_as(xp, bases, X.dtype), (1, 0, 2)), (d, k * dim))
+    P = X @ Ucat
+    S = xp.sum(xp.reshape(P * P, (n, k, dim)), axis=2)
+    return xp.astype(xp.argmax(S, axis=1), xp.int64)
 
 
 # ----------------------------------------------------------------------------- sparse pieces
@@ -425,6 +755,61 @@ def spectral(xp, W, n_clusters, max_clusters, n_init, seed, like):
     E = E / xp.where(nr > 0, nr, xp.ones_like(nr))
     labels = kmeans(xp, E, k, n_init, 300, 1e-4, seed)
     return labels, _from_host(xp, np.asarray(vals_h, dtype=np.float64), like), k
+
+
+def check_affinity(A):
+    """``(xp, W, like)`` for an array-API dense or a cupyx (or scipy) sparse affinity, with
+    the checks and errors of ``lowdim.cluster``'s NumPy path: 2-D, square, not empty, real
+    (integers and booleans -> float64), finite, nonnegative, symmetric to ``1e-6`` of its
+    largest entry. ``W`` is a canonical CSR matrix in the sparse format of the namespace
+    (cupyx on CuPy, on the device; scipy on the host otherwise), float32 or float64; ``xp``
+    the namespace the labels are returned in, ``like`` an array of it on the input's device.
+    A few scalar syncs (the checks); a dense input is converted to CSR on its device."""
+    from ._xp import is_sparse
+
+    if is_sparse(A):
+        W, like = A, A.data
+        xp = namespace(like)
+        shape = tuple(A.shape)
+    else:
+        xp = namespace(A)
+        shape = tuple(A.shape)
+        if A.ndim != 2:
+            raise ValueError(f"affinity must be a 2-D square matrix, got shape {shape}")
+        W, like = None, A
+    if shape[0] != shape[1]:
+        raise ValueError(f"affinity must be square, got shape {shape}")
+    if shape[0] < 1:
+        raise ValueError("affinity is empty")
+    dt = like.dtype
+    if not xp.isdtype(dt, ("real floating", "integral", "bool")):
+        raise TypeError(f"affinity must be real, got dtype {dt}")
+    if W is None:
+        if not xp.isdtype(dt, "real floating"):
+            A = xp.astype(A, xp.float64)
+        sps, _ = _sparse(xp)
+        W = sps.csr_matrix(_dense_of(xp, A))  # on A's device
+    else:
+        if not xp.isdtype(dt, "real floating"):
+            W = W.astype(np.float64)
+        if W.format != "csr":
+            W = W.tocsr()
+        if not W.has_canonical_format:
+            W = W.copy()
+            W.sum_duplicates()
+    if hasattr(W, "sort_indices"):
+        W.sort_indices()
+    dxp = namespace(W.data)
+    dv = W.data
+    if not bool(dxp.all(dxp.isfinite(dv))):
+        raise ValueError("affinity contains NaN or infinity")
+    if W.nnz and bool(dxp.any(dv < 0)):
+        raise ValueError("affinity has negative entries; use |W| (e.g. abs(W)) as weights")
+    diff = (W - W.T.tocsr()).tocsr()
+    scale = float(dxp.max(dv)) if W.nnz else 0.0
+    if diff.nnz and float(dxp.max(dxp.abs(diff.data))) > 1e-6 * scale:
+        raise ValueError("affinity is not symmetric; symmetrize it, e.g. (W + W.T) / 2")
+    return xp, W, like
 
 
 # ----------------------------------------------------------------------------- k-means

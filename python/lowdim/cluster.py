@@ -171,7 +171,18 @@ def spectral_clustering(
     >>> labels, ev = spectral_clustering(W, None, random_state=0, return_eigenvalues=True)
     >>> int(labels.max() + 1), np.round(ev[:3], 6).tolist()
     (2, [1.0, 1.0, -0.5])
+
+    A ``cupyx.scipy.sparse`` matrix or a dense CuPy array (or another array-API array) is
+    clustered in its own namespace, on its device (``lowdim._xp_cluster.spectral``: cupyx
+    ``eigsh`` and k-means on the GPU for CuPy; scipy's ``eigsh`` on the host for other
+    namespaces, which have no sparse format); the labels and eigenvalues are then arrays of
+    that namespace. The eigengap estimate is the same; the k-means draws are not the Rust
+    path's, so labels agree with it up to a permutation.
     """
+    if is_xp_array(affinity):
+        return _spectral_clustering_xp(
+            affinity, n_clusters, n_init, max_clusters, random_state, return_eigenvalues
+        )
     W = _check_affinity(affinity)
     n = W.shape[0]
     n_clusters = _check_n_clusters(n_clusters, n)
@@ -188,6 +199,23 @@ def spectral_clustering(
     if return_eigenvalues:
         return labels, np.asarray(evals, dtype=np.float64)
     return labels
+
+
+def _spectral_clustering_xp(affinity, n_clusters, n_init, max_clusters, random_state, ret_ev):
+    """:func:`spectral_clustering` on an array-API / cupyx sparse affinity (same checks)."""
+    from . import _xp_cluster as xc
+
+    xp, W, like = xc.check_affinity(affinity)
+    n = W.shape[0]
+    n_clusters = _check_n_clusters(n_clusters, n)
+    n_init = check_int(n_init, "n_init", 1)
+    if max_clusters is None:
+        max_clusters = max(1, min(_DEFAULT_MAX_CLUSTERS, n - 1))
+    else:
+        max_clusters = check_int(max_clusters, "max_clusters", 1, max(1, n - 1))
+    seed = check_seed(random_state)
+    labels, evals, _ = xc.spectral(xp, W, n_clusters, max_clusters, n_init, seed, like)
+    return (labels, evals) if ret_ev else labels
 
 
 def _xp_prepare(est, X):
@@ -554,10 +582,43 @@ class LSR(_SelfExpressive):
         self.random_state = random_state
         self.progress = progress
 
-    def _kernel(self, X):
+    def _params(self):
         gamma = _check_positive(self.gamma, "gamma")
         n_nonzero = check_int(self.n_nonzero, "n_nonzero", 1)
-        return self._with_progress(_lowdim.lsr, X, gamma, n_nonzero)
+        return gamma, n_nonzero
+
+    def _kernel(self, X):
+        return self._with_progress(_lowdim.lsr, X, *self._params())
+
+    def fit(self, X, y=None):
+        """Compute the representation matrix, the affinity and the cluster labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The points, one per row (float32 is kept as float32). A CuPy array (or another
+            array-API array) is clustered in its own namespace, on its device, as in
+            :meth:`SSCOMP.fit` (``lowdim._xp_cluster.lsr``: the same closed form by GEMMs,
+            block by block); ``representation_matrix_`` and ``affinity_matrix_`` are then
+            cupyx CSR matrices on CuPy, scipy CSR matrices on the host otherwise.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        if is_xp_array(X):
+            return self._fit_xp(X)
+        return super().fit(X, y)
+
+    def _fit_xp(self, X):
+        from . import _xp_cluster as xc
+
+        xp, X, n_clusters, n_init, seed = _xp_prepare(self, X)
+        n = X.shape[0]
+        pieces = _xp_run(self, xc.lsr, X, *self._params())
+        self.representation_matrix_ = xc.csr(xp, *pieces, n)
+        return _xp_finish(self, xp, X, xc.affinity(xp, *pieces, n), n_clusters, n_init, seed)
 
 
 class TSC(_SubspaceClustering):
@@ -699,15 +760,30 @@ class KSubspaces(ClusterMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            A CuPy array (or another array-API array) is clustered in its own namespace, on
+            its device (``lowdim._xp_cluster.k_subspaces``: the same algorithm and objective,
+            GEMM-shaped); ``labels_`` and ``bases_`` (in X's dtype) are then arrays of that
+            namespace. Its seeds come from a NumPy generator, not the Rust kernel's stream:
+            on well-separated data the partition and ``objective_`` agree with the NumPy
+            path, the cluster numbering may differ.
         y : ignored
 
         Returns
         -------
         self
         """
-        _reject_xp(X, type(self).__name__)
+        if is_xp_array(X):
+            return self._fit_xp(X)
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
-        n, d = X.shape
+        k, dim, n_init, max_iter, seed = self._params(*X.shape)
+        labels, bases, objective, n_iter = _lowdim.k_subspaces(X, k, dim, n_init, max_iter, seed)
+        self.labels_ = np.asarray(labels, dtype=np.int64)
+        self.bases_ = np.asarray(bases)
+        self.objective_ = float(objective)
+        self.n_iter_ = int(n_iter)
+        return self
+
+    def _params(self, n, d):
         k = check_int(self.n_clusters, "n_clusters", 1)
         if k > n:
             raise ValueError(f"n_clusters={k} is larger than the number of points ({n})")
@@ -716,12 +792,22 @@ class KSubspaces(ClusterMixin, BaseEstimator):
             raise ValueError(f"subspace_dim={dim} is larger than n_features={d}")
         n_init = check_int(self.n_init, "n_init", 1)
         max_iter = check_int(self.max_iter, "max_iter", 1)
-        seed = check_seed(self.random_state)
-        labels, bases, objective, n_iter = _lowdim.k_subspaces(X, k, dim, n_init, max_iter, seed)
-        self.labels_ = np.asarray(labels, dtype=np.int64)
-        self.bases_ = np.asarray(bases)
+        return k, dim, n_init, max_iter, check_seed(self.random_state)
+
+    def _fit_xp(self, X):
+        """The array-API path (``lowdim._xp_cluster.k_subspaces``): ``labels_`` and
+        ``bases_`` in X's namespace, on its device."""
+        from . import _xp_cluster as xc
+
+        xp, X = _xp_points(X, type(self).__name__)
+        n, d = X.shape
+        k, dim, n_init, max_iter, seed = self._params(n, d)
+        labels, bases, objective, n_iter = xc.k_subspaces(X, k, dim, n_init, max_iter, seed)
+        self.labels_ = labels
+        self.bases_ = bases
         self.objective_ = float(objective)
         self.n_iter_ = int(n_iter)
+        self.n_features_in_ = int(d)
         return self
 
     def predict(self, X):
@@ -730,13 +816,47 @@ class KSubspaces(ClusterMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            An array of the namespace the model was fitted on (NumPy for the Rust path;
+            CuPy, ... for the array-API path).
 
         Returns
         -------
         labels : ndarray of shape (n_samples,), int64
+            In the namespace of X.
         """
         check_is_fitted(self, "bases_")
-        _reject_xp(X, "KSubspaces.predict")
+        if is_xp_array(X) or is_xp_array(self.bases_):
+            return self._predict_xp(X)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         proj = np.einsum("nd,kde->nke", X, self.bases_.astype(X.dtype, copy=False))
         return np.argmax(np.einsum("nke,nke->nk", proj, proj), axis=1).astype(np.int64)
+
+    def _predict_xp(self, X):
+        from . import _xp_cluster as xc
+
+        if not (is_xp_array(X) and is_xp_array(self.bases_)):
+            where = type(self.bases_).__module__.split(".")[0]
+            raise TypeError(
+                f"this KSubspaces was fitted on {where} arrays: predict takes arrays of the "
+                f"same kind, got {type(X).__module__.split('.')[0]} (no silent copy is made)"
+            )
+        _, X = _xp_points(X, "KSubspaces.predict", min_samples=1)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but KSubspaces is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return xc.k_subspaces_predict(X, self.bases_)
+
+
+def _xp_points(X, what: str, min_samples: int = 2):
+    """(xp, X as float32/float64) for an array-API input of KSubspaces: 2-D, non-empty, at
+    least ``min_samples`` rows, finite (the NumPy path's checks, in X's namespace)."""
+    from . import _xp
+
+    xp, X, _ = _xp.check_xp_matrix(X, "X")
+    if X.shape[0] < min_samples:
+        raise ValueError(f"{what} needs at least {min_samples} points (rows), got {X.shape[0]}")
+    if not bool(xp.all(xp.isfinite(X))):
+        raise ValueError("X contains NaN or infinity; remove or impute it first")
+    return xp, X
