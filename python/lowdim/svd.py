@@ -251,7 +251,12 @@ def rsvd(
             return _dask.rsvd(A, k, compute=compute, **kw)
         from . import _xp
 
-        return _xp.rsvd(A, k, **kw)
+        callback, bar = _resolve_progress(progress, "rsvd")
+        try:
+            return _xp.rsvd(A, k, progress=callback, **kw)
+        finally:
+            if bar is not None:
+                bar.close()
     op = check_matrix(A)
     return _run_rsvd(
         op,
