@@ -1020,6 +1020,8 @@ def test_tucker_randomized_float32(backend):
         assert T.rel_error(backend[0](X)) == pytest.approx(ref.rel_error(X), rel=1e-3)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 def test_tucker_randomized_non_finite():
     X = _tucker_tensor(shape=(40, 36, 30))
     X[3, 4, 5] = np.nan
@@ -1028,6 +1030,40 @@ def test_tucker_randomized_non_finite():
     X[3, 4, 5] = 1e200  # squares overflow
     with pytest.raises(ValueError, match="overflow"):
         lowdim.tucker(xs.asarray(X), 3, svd="randomized")
+
+
+@pytest.mark.parametrize("fused_fails", [False, True])
+def test_sum_sq64_slices_and_fused_fallback(monkeypatch, fused_fails):
+    """``||Y||^2`` of the randomized Tucker modes: float64 accumulation by slices (several
+    here); on CuPy one fused kernel, and the slices (with a warning) if it cannot compile."""
+    X = np.random.default_rng(0).standard_normal((50, 40, 3)).astype(np.float32)
+    ref = float(np.sum(X.astype(np.float64) ** 2))
+    xp = _xp.namespace(X)
+    monkeypatch.setattr(_xp, "_SUM_SQ_SLICE", 1000)
+    if fused_fails:
+        monkeypatch.setattr(_xp, "_is_cupy", lambda xp: True)
+        monkeypatch.setattr(_xp, "_FUSED_SUM_SQ", True)
+
+        def no_nvrtc(a):
+            raise RuntimeError("no NVRTC")
+
+        monkeypatch.setattr(_xp, "_cupy_sum_sq64", no_nvrtc)
+        with pytest.warns(RuntimeWarning, match="sum-of-squares"):
+            got = _xp._sum_sq64_dev(xp, X)
+        assert _xp._FUSED_SUM_SQ is False
+    else:
+        got = _xp._sum_sq64_dev(xp, xs.asarray(X))
+    assert float(got) == pytest.approx(ref, rel=1e-12)
+
+
+@pytest.mark.gpu
+def test_gpu_fused_sum_sq64():
+    cp = _cupy_or_skip()
+    X = np.random.default_rng(0).standard_normal((64, 50, 7)).astype(np.float32)
+    Xd = cp.asarray(X).transpose(2, 0, 1)  # any strides
+    got = _xp._cupy_sum_sq64(Xd)
+    assert got.dtype == cp.float64 and got.ndim == 0
+    assert float(got) == pytest.approx(float(np.sum(X.astype(np.float64) ** 2)), rel=1e-12)
 
 
 # ----------------------------------------------------------------------------- progress

@@ -39,7 +39,7 @@ Algorithms (chosen for GPUs: GEMM-shaped work, few kernel launches, few host syn
   ST-HOSVD (fixed ranks with the Rust path's fewest-flops mode order, or a tolerance spent
   with the ST-HOSVD error identity), HOOI (Gram sweeps, as on the Rust path). svd="auto"
   with fixed ranks takes the randomized finder whenever ``4 (r + 10) <= I_n`` (see
-  ``_prefer_randomized``: the ``I_n x I_n`` eigh is what is slow on a GPU).
+  ``_gpu_prefers_randomized``: the ``I_n x I_n`` eigh is what is slow on a GPU).
 * progress: the Rust path's steps (power iterations, randQB blocks, Tucker modes, HOOI
   sweeps); with a callback each report waits for its step's device work (one host sync per
   reported step, none without a callback).
@@ -1043,17 +1043,55 @@ _U64 = (1 << 64) - 1
 
 
 def _sum_sq64_dev(xp, Y):
-    """``||Y||_F^2`` in float64 as a 0-d device array (no host sync), by slices of 2^22
-    entries (float32 converted slice by slice, never the whole tensor)."""
+    """``||Y||_F^2`` in float64 as a 0-d device array (no host sync). CuPy: one fused
+    reduction kernel (``_cupy_sum_sq64``); elsewhere by slices of 2^22 entries (float32
+    converted slice by slice, never the whole tensor)."""
+    if _is_cupy(xp) and _FUSED_SUM_SQ:
+        try:
+            return _cupy_sum_sq64(Y)
+        except Exception as e:  # no NVRTC, or a toolkit that cannot compile the kernel
+            _disable_fused_sum_sq(e)
     flat = xp.reshape(Y, (-1,))
     n = flat.shape[0]
-    h = 1 << 22
+    h = _SUM_SQ_SLICE
     total = None
     for a in range(0, n, h):
         b = _as(xp, flat[a : min(a + h, n)], xp.float64)
         part = xp.sum(b * b)
         total = part if total is None else total + part
     return total
+
+
+# Whether CuPy computes sums of squares by one fused kernel (off after a failure to compile),
+# and the slices of the other namespaces.
+_FUSED_SUM_SQ = True
+_SUM_SQ_SLICE = 1 << 22
+_sum_sq_kernel = None
+
+
+def _cupy_sum_sq64(a):
+    """``sum(a**2)`` accumulated in float64, one CuPy reduction kernel over any strides (no
+    temporary: the standard has no fused, upcasting sum of squares)."""
+    global _sum_sq_kernel
+    import cupy as cp
+
+    if _sum_sq_kernel is None:
+        _sum_sq_kernel = cp.ReductionKernel(
+            "T x", "float64 y", "(double)x * (double)x", "a + b", "y = a", "0", "lowdim_sum_sq64"
+        )
+    return _sum_sq_kernel(a)
+
+
+def _disable_fused_sum_sq(e):
+    global _FUSED_SUM_SQ
+    import warnings
+
+    _FUSED_SUM_SQ = False
+    warnings.warn(
+        f"lowdim: the fused sum-of-squares kernel failed ({e!r}); using array slices instead",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def _rand_eig(xp, Y, mode, r, seed):
@@ -1094,7 +1132,7 @@ def _rand_eig(xp, Y, mode, r, seed):
     return _Eig(vecs, np.maximum(host[1:][::-1], 0.0), float(host[0]), False, "randomized")
 
 
-def _prefer_randomized(i_n: int, j: int, r: int) -> bool:
+def _gpu_prefers_randomized(i_n: int, j: int, r: int) -> bool:
     """svd="auto" with a fixed rank on the array-API path (GPUs): the randomized range finder
     when its 2q + 2 = 4 passes cost no more flops than the Gram product (``4 l <= I_n``, with
     ``l = min(r + 10, J)``; the Rust CPU rule asks for 4x fewer flops and a wide unfolding),
@@ -1113,14 +1151,14 @@ def _prefer_randomized(i_n: int, j: int, r: int) -> bool:
 def _mode_svd(svd, tol, i_n, j=None, r=None):
     """The per-mode solver. "auto": with a tolerance, Gram, or the SVD of the unfolding when
     tol is below what the Gram resolves (the Rust rule ``gram_resolves``); with a fixed rank,
-    randomized or Gram by ``_prefer_randomized`` (the GPU rule)."""
+    randomized or Gram by ``_gpu_prefers_randomized`` (the GPU rule)."""
     if svd != "auto":
         return svd
     if tol is not None:
         if tol * tol < 1e3 * i_n * float(np.finfo(np.float64).eps):
             return "lq"
         return "gram"
-    if r is not None and _prefer_randomized(i_n, j, r):
+    if r is not None and _gpu_prefers_randomized(i_n, j, r):
         return "randomized"
     return "gram"
 
