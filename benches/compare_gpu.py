@@ -8,8 +8,9 @@
   Also lowdim with the previous normalization (CholeskyQR2 on every intermediate block), and
   the pieces of lowdim's rSVD timed one by one (Gaussian, one pass, Gram, normalizations,
   the small SVD on the device and on the host).
-* Tucker 400x400x400 float32, rank 20: lowdim.tucker (ST-HOSVD and HOOI) vs TensorLy's
-  tucker with its CuPy backend; relative Frobenius errors.
+* Tucker 400x400x400 float32, rank 20: lowdim.tucker (ST-HOSVD and HOOI; and ST-HOSVD with
+  each per-mode solver, svd="randomized" and "gram", to check svd="auto"'s choice) vs
+  TensorLy's tucker with its CuPy backend; relative Frobenius errors.
 * SSC-OMP 100k points (lowdim.datasets.union_of_subspaces(10, 6, 50, 10000, noise=0.01,
   seed=0), n_clusters=10, n_nonzero=10): lowdim.cluster.SSCOMP on CuPy arrays (float32 and
   float64; lowdim._xp_cluster: batched OMP, cupyx eigsh, k-means on the device) vs lowdim's
@@ -217,7 +218,14 @@ def bench_tucker(cp, rows, div, repeats):
     case = f"Tucker {n}^3 f32 rank {r}"
     for method in ("sthosvd", "hooi"):
         t, T = _best(lambda m=method: lowdim.tucker(X, r, method=m), cp, repeats)
-        rows.append((case, f"lowdim {method} (CuPy)", t, T.rel_error(X), "rel. Frobenius error"))
+        note = f"rel. Frobenius error; svd='auto': {'/'.join(T.solvers)}"
+        rows.append((case, f"lowdim {method} (CuPy)", t, T.rel_error(X), note))
+    for svd in ("randomized", "gram"):  # the two solvers svd="auto" chooses between
+        try:
+            t, T = _best(lambda s=svd: lowdim.tucker(X, r, svd=s, seed=0), cp, repeats)
+            rows.append((case, f"lowdim sthosvd svd={svd!r} (CuPy)", t, T.rel_error(X), ""))
+        except Exception as e:  # keep the other rows
+            rows.append((case, f"lowdim sthosvd svd={svd!r} (CuPy)", None, None, f"failed: {e!r}"))
     try:
         import tensorly as tl
         from tensorly.decomposition import tucker as tl_tucker

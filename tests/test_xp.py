@@ -326,8 +326,10 @@ def test_tucker_float32(backend):
 
 def test_tucker_xp_errors():
     X = xs.asarray(_tucker_tensor())
-    with pytest.raises(NotImplementedError, match="randomized"):
-        lowdim.tucker(X, 3, svd="randomized")
+    with pytest.raises(ValueError, match="needs fixed ranks"):
+        lowdim.tucker(X, tol=0.1, svd="randomized")
+    with pytest.raises(TypeError, match="progress must be"):
+        lowdim.tucker(X, 3, progress="yes")
     with pytest.raises(ValueError, match="larger than its size"):
         lowdim.tucker(X, [30, 2, 2])
     with pytest.raises(ValueError, match="at least 2 dimensions"):
@@ -866,3 +868,341 @@ def test_gpu_rsvd_tol_dense():
     res = lowdim.rsvd(cp.asarray(A32), tol=1e-2, seed=2)
     assert res.S.dtype == cp.float32
     assert res.S.shape == lowdim.rsvd(A32, tol=1e-2, seed=2).S.shape
+
+
+# ----------------------------------------------------------------------------- randomized Tucker
+
+
+def _direct_tucker(X, method, kw, svd, seed=0, progress=None):
+    """``_xp.tucker`` on a NumPy array (the GPU code path), with the mode order lowdim.tucker
+    would choose."""
+    from lowdim.tucker import _best_order
+
+    modes = kw.get("modes", list(range(X.ndim)))
+    ranks = kw.get("rank")
+    ranks = [ranks] * len(modes) if isinstance(ranks, int) else ranks
+    order = kw.get("mode_order")
+    if order is None and ranks is not None:
+        target = list(X.shape)
+        for m, r in zip(modes, ranks, strict=True):
+            target[m] = r
+        order = _best_order(list(X.shape), target, modes, True)
+    elif order is None:
+        order = sorted(modes, key=lambda m: X.shape[m])
+    core, factors, err, _, n_iter, solvers, done = _xp.tucker(
+        X, ranks, kw.get("tol"), method, modes, order, svd, 50, 1e-8, seed, progress
+    )
+    T = lowdim.TuckerTensor(core, factors, modes)
+    T.certified_error, T.n_iter, T.mode_order = err, n_iter, tuple(done)
+    T.solvers = tuple(solvers)
+    return T
+
+
+def _run_tucker(backend, X, method, kw, svd, seed=0, progress=None):
+    to, _, public, _ = backend
+    if public:
+        return lowdim.tucker(to(X), method=method, svd=svd, seed=seed, progress=progress, **kw)
+    return _direct_tucker(X, method, kw, svd, seed, progress)
+
+
+def _assert_tucker_equal(T, ref, backend, X, atol=1e-6):
+    to, back, public, mod = backend
+    assert T.ranks == ref.ranks
+    assert T.mode_order == ref.mode_order
+    assert T.n_iter == ref.n_iter
+    assert T.solvers == ref.solvers
+    assert T.certified_error == pytest.approx(ref.certified_error, rel=1e-6, abs=1e-9)
+    assert _module_of(T.core) == mod
+    scale = np.abs(ref.core).max()
+    np.testing.assert_allclose(back(T.core), ref.core, atol=atol * scale)
+    for f, g in zip(T.factors, ref.factors, strict=True):
+        assert _module_of(f) == mod
+        np.testing.assert_allclose(back(f), g, atol=atol)
+    if public:
+        assert T.rel_error(to(X)) == pytest.approx(ref.rel_error(X), rel=1e-6, abs=1e-12)
+
+
+# (true ranks (4, 5, 3); HOOI refines a start below them, so that each sweep's improvement is
+# well above rounding and both paths take the same number of sweeps)
+RAND_TUCKER_CASES = [
+    {"rank": 3},
+    {"rank": [2, 4, 3]},
+    {"rank": [3, 2, 2], "mode_order": [2, 0, 1]},
+    {"rank": [2, 3], "modes": [0, 2]},
+]
+
+
+@pytest.mark.parametrize("method", ["hosvd", "sthosvd", "hooi"])
+@pytest.mark.parametrize("kw", RAND_TUCKER_CASES)
+def test_tucker_randomized_matches_rust(backend, method, kw):
+    """svd="randomized": the Rust range finder (same seeded test matrix per mode, one power
+    iteration, 10 oversamples), so the same factors, core and certified error to rounding."""
+    X = _tucker_tensor(shape=(40, 36, 30))
+    ref = lowdim.tucker(X, method=method, svd="randomized", seed=11, **kw)
+    T = _run_tucker(backend, X, method, kw, "randomized", seed=11)
+    assert "randomized" in T.solvers or method == "hooi"
+    _assert_tucker_equal(T, ref, backend, X)
+
+
+@pytest.mark.parametrize("method", ["hosvd", "sthosvd"])
+def test_tucker_randomized_depends_on_the_seed_as_rust(backend, method):
+    """On a tensor without low-rank structure the sketch matters: each seed (and each mode's
+    seed derived from it) gives the Rust path's result for that seed, and seeds differ."""
+    X = np.random.default_rng(5).standard_normal((40, 36, 30))
+    errs = []
+    for seed in (0, 1, 2**63 + 7):
+        ref = lowdim.tucker(X, [3, 4, 2], method=method, svd="randomized", seed=seed)
+        T = _run_tucker(backend, X, method, {"rank": [3, 4, 2]}, "randomized", seed=seed)
+        _assert_tucker_equal(T, ref, backend, X)
+        errs.append(float(backend[1](T.factors[0])[0, 0]))
+    assert len(set(errs)) == 3
+
+
+@pytest.mark.parametrize("method", ["hosvd", "sthosvd", "hooi"])
+@pytest.mark.parametrize("kw", [{"rank": 3}, {"rank": [3, 4, 2]}, {"tol": 0.05}])
+def test_tucker_auto_on_large_modes(backend, method, kw):
+    """svd="auto" on the array-API path with fixed ranks: randomized when 4 (r + 10) <= I_n
+    (every mode here; the Rust CPU rule would choose Gram), so it equals the Rust path with
+    svd="randomized"; with tol, Gram as on the Rust path."""
+    X = _tucker_tensor(shape=(64, 60, 56), ranks=(4, 5, 3))
+    if "rank" in kw:
+        ref = lowdim.tucker(X, method=method, svd="randomized", seed=3, **kw)
+        assert lowdim.tucker(X, method=method, seed=3, **kw).solvers[0] == "gram"
+    else:
+        ref = lowdim.tucker(X, method=method, seed=3, **kw)
+    T = _run_tucker(backend, X, method, kw, "auto", seed=3)
+    if method != "hooi":
+        assert set(T.solvers) == {"randomized" if "rank" in kw else "gram"}
+    _assert_tucker_equal(T, ref, backend, X)
+
+
+def test_mode_svd_auto_rule():
+    rule = _xp._mode_svd
+    assert rule("auto", None, 400, 160000, 20) == "randomized"  # the 400^3 benchmark
+    assert rule("auto", None, 400, 400, 20) == "randomized"  # also square unfoldings
+    assert rule("auto", None, 100, 10000, 20) == "gram"  # small mode: 4 (r + 10) > I_n
+    assert rule("auto", None, 100, 3, 2) == "randomized"  # l = J: the sketch is exact
+    assert rule("auto", None, 100, 3, 5) == "gram"  # r > J: no sketch of r columns
+    assert rule("auto", 0.1, 400, 160000, None) == "gram"
+    assert rule("auto", 1e-7, 400, 160000, None) == "lq"
+    for how in ("gram", "lq", "randomized"):
+        assert rule(how, None, 400, 400, 20) == how
+
+
+def test_tucker_randomized_rank_above_columns_uses_gram():
+    """A rank above the number of columns of the unfolding (the sketch cannot have r
+    columns): that mode is computed by the Gram path (exact) instead."""
+    X = _tucker_tensor(shape=(30, 2, 3), ranks=(2, 2, 2), noise=0.1)
+    T = lowdim.tucker(xs.asarray(X), [10, 2, 3], svd="randomized", seed=0)
+    ref = lowdim.tucker(X, [10, 2, 3], svd="gram")
+    assert T.solvers == ("gram", "randomized", "randomized")
+    assert T.certified_error == pytest.approx(ref.certified_error, abs=1e-7)  # both ~0
+    assert T.rel_error(xs.asarray(X)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_tucker_randomized_float32(backend):
+    # (noise 0.1: an error well above float32's sqrt(eps), where the certified error, a
+    # difference of squares, is accurate in float32)
+    X = _tucker_tensor(shape=(40, 36, 30), noise=0.1, dtype=np.float32)
+    ref = lowdim.tucker(X, [4, 5, 3], svd="randomized", seed=2)
+    T = _run_tucker(backend, X, "sthosvd", {"rank": [4, 5, 3]}, "randomized", seed=2)
+    _, back, public, _ = backend
+    assert T.solvers == ref.solvers == ("randomized",) * 3
+    assert back(T.core).dtype == np.float32
+    assert all(back(f).dtype == np.float32 for f in T.factors)
+    np.testing.assert_allclose(back(T.core), ref.core, atol=1e-3 * np.abs(ref.core).max())
+    assert T.certified_error == pytest.approx(ref.certified_error, rel=1e-3)
+    if public:
+        assert T.rel_error(backend[0](X)) == pytest.approx(ref.rel_error(X), rel=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_tucker_randomized_non_finite():
+    X = _tucker_tensor(shape=(40, 36, 30))
+    X[3, 4, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        lowdim.tucker(xs.asarray(X), 3, svd="randomized")
+    X[3, 4, 5] = 1e200  # squares overflow
+    with pytest.raises(ValueError, match="overflow"):
+        lowdim.tucker(xs.asarray(X), 3, svd="randomized")
+
+
+@pytest.mark.parametrize("fused_fails", [False, True])
+def test_sum_sq64_slices_and_fused_fallback(monkeypatch, fused_fails):
+    """``||Y||^2`` of the randomized Tucker modes: float64 accumulation by slices (several
+    here); on CuPy one fused kernel, and the slices (with a warning) if it cannot compile."""
+    X = np.random.default_rng(0).standard_normal((50, 40, 3)).astype(np.float32)
+    ref = float(np.sum(X.astype(np.float64) ** 2))
+    xp = _xp.namespace(X)
+    monkeypatch.setattr(_xp, "_SUM_SQ_SLICE", 1000)
+    if fused_fails:
+        monkeypatch.setattr(_xp, "_is_cupy", lambda xp: True)
+        monkeypatch.setattr(_xp, "_FUSED_SUM_SQ", True)
+
+        def no_nvrtc(a):
+            raise RuntimeError("no NVRTC")
+
+        monkeypatch.setattr(_xp, "_cupy_sum_sq64", no_nvrtc)
+        with pytest.warns(RuntimeWarning, match="sum-of-squares"):
+            got = _xp._sum_sq64_dev(xp, X)
+        assert _xp._FUSED_SUM_SQ is False
+    else:
+        got = _xp._sum_sq64_dev(xp, xs.asarray(X))
+    assert float(got) == pytest.approx(ref, rel=1e-12)
+
+
+@pytest.mark.gpu
+def test_gpu_fused_sum_sq64():
+    cp = _cupy_or_skip()
+    X = np.random.default_rng(0).standard_normal((64, 50, 7)).astype(np.float32)
+    Xd = cp.asarray(X).transpose(2, 0, 1)  # any strides
+    got = _xp._cupy_sum_sq64(Xd)
+    assert got.dtype == cp.float64 and got.ndim == 0
+    assert float(got) == pytest.approx(float(np.sum(X.astype(np.float64) ** 2)), rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+class _Stop(Exception):
+    pass
+
+
+def _recorder():
+    steps = []
+    return steps, lambda done, total: steps.append((done, total))
+
+
+PROGRESS_RSVD_CASES = [
+    ((300, 120), {"k": 10}),  # Gram path: 2 steps
+    ((200, 50), {"k": 45}),  # exact SVD: 1 step
+    ((300, 120), {"k": 10, "solver": "randomized", "n_iter": 3}),
+    ((120, 300), {"k": 8, "solver": "randomized", "n_iter": 5}),
+    (
+        (400, 300),
+        {"k": 20, "solver": "randomized", "n_iter": 2, "power_iteration_normalizer": "QR"},
+    ),
+    ((400, 300), {"tol": 1e-2, "block_size": 4}),  # several randQB blocks
+    ((300, 120), {"tol": 1e-3}),  # one block
+]
+
+
+@pytest.mark.parametrize(("shape", "kw"), PROGRESS_RSVD_CASES)
+def test_rsvd_progress_steps_match_rust(backend, shape, kw):
+    to, _, public, _ = backend
+    A = _low_rank(*shape, decay=0.8)
+    ref, cb = _recorder()
+    lowdim.rsvd(A, seed=1, progress=cb, **kw)
+    got, cb = _recorder()
+    fn = lowdim.rsvd if public else _xp.rsvd
+    fn(to(A), seed=1, progress=cb, **kw)
+    assert len(ref) >= 2
+    assert got == ref
+
+
+@pytest.mark.parametrize("method", ["hosvd", "sthosvd", "hooi"])
+@pytest.mark.parametrize(
+    ("kw", "svd"),
+    [({"rank": [2, 4, 3]}, "randomized"), ({"rank": 3}, "gram"), ({"tol": 0.05}, "auto")],
+)
+def test_tucker_progress_steps_match_rust(backend, method, kw, svd):
+    X = _tucker_tensor(shape=(40, 36, 30))
+    ref, cb = _recorder()
+    lowdim.tucker(X, method=method, svd=svd, seed=4, progress=cb, **kw)
+    got, cb = _recorder()
+    _run_tucker(backend, X, method, kw, svd, seed=4, progress=cb)
+    assert ref[0][0] == 0 and ref[-1][0] == ref[-1][1]
+    assert got == ref
+
+
+def _stop_at(n):
+    calls = []
+
+    def cb(done, total):
+        calls.append(done)
+        if len(calls) == n:
+            raise _Stop(f"stop at {done}")
+
+    return calls, cb
+
+
+@pytest.mark.parametrize(
+    "kw", [{"k": 10, "solver": "randomized", "n_iter": 6}, {"tol": 1e-4, "block_size": 2}]
+)
+def test_rsvd_raising_progress_stops(backend, kw):
+    to, _, public, _ = backend
+    A = _low_rank(300, 200, decay=0.9)
+    fn = lowdim.rsvd if public else _xp.rsvd
+    calls, cb = _stop_at(3)
+    with pytest.raises(_Stop, match="stop at"):
+        fn(to(A), seed=0, progress=cb, **kw)
+    assert len(calls) == 3  # nothing ran past the raising report
+    ref_calls, ref_cb = _stop_at(3)
+    with pytest.raises(_Stop):
+        lowdim.rsvd(A, seed=0, progress=ref_cb, **kw)
+    assert calls == ref_calls
+
+
+@pytest.mark.parametrize("method", ["sthosvd", "hooi"])
+def test_tucker_raising_progress_stops(backend, method):
+    X = _tucker_tensor(shape=(40, 36, 30))
+    calls, cb = _stop_at(2)
+    with pytest.raises(_Stop):
+        _run_tucker(backend, X, method, {"rank": 3}, "randomized", progress=cb)
+    ref_calls, ref_cb = _stop_at(2)
+    with pytest.raises(_Stop):
+        lowdim.tucker(X, 3, method=method, svd="randomized", progress=ref_cb)
+    assert calls == ref_calls == [0, 1]
+
+
+@pytest.mark.parametrize("mod", ["numpy", "strict"])
+def test_progress_waits_once_per_reported_step(monkeypatch, mod):
+    """A progress callback adds at most one host sync per reported step (a wait for the
+    step's device work, _host_wait) and none of the others (_host_bool); without a callback
+    nothing waits."""
+    waits, bools = [], []
+    real_w, real_b = _xp._host_wait, _xp._host_bool
+    monkeypatch.setattr(_xp, "_host_wait", lambda a: waits.append(1) or real_w(a))
+    monkeypatch.setattr(_xp, "_host_bool", lambda x: bools.append(1) or real_b(x))
+    to = xs.asarray if mod == "strict" else (lambda a: a)
+    A = to(_low_rank(300, 200, decay=0.9))
+    for q in (3, 8):
+        steps, cb = _recorder()
+        bools.clear()
+        waits.clear()
+        _xp.rsvd(A, 10, n_iter=q, seed=0, solver="randomized", progress=cb)
+        assert len(steps) == q + 2
+        assert len(bools) == 3  # as without a callback
+        assert len(waits) == q + 1  # every report but the first (nothing ran yet)
+    waits.clear()
+    _xp.rsvd(A, 10, n_iter=5, seed=0, solver="randomized")
+    _xp.rsvd(A, tol=1e-3, seed=0)
+    assert waits == []
+    X = _tucker_tensor(shape=(40, 36, 30))
+    steps, cb = _recorder()
+    if mod == "strict":
+        lowdim.tucker(xs.asarray(X), 3, method="hooi", svd="randomized", progress=cb)
+    else:
+        _direct_tucker(X, "hooi", {"rank": 3}, "randomized", progress=cb)
+    assert 0 < len(waits) <= len(steps)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gpu_tucker_randomized_on_device(dtype):
+    """A bigger tensor on the device: CuPy results of the input's dtype, agreeing with the
+    Rust path's randomized Tucker; the same progress steps."""
+    cp = _cupy_or_skip()
+    X = _tucker_tensor(shape=(120, 100, 90), ranks=(6, 5, 4), noise=0.1, dtype=dtype)
+    ref_steps, ref_cb = _recorder()
+    ref = lowdim.tucker(X, [6, 5, 4], svd="randomized", seed=0, progress=ref_cb)
+    steps, cb = _recorder()
+    T = lowdim.tucker(cp.asarray(X), [6, 5, 4], svd="randomized", seed=0, progress=cb)
+    assert steps == ref_steps
+    assert isinstance(T.core, cp.ndarray) and T.core.dtype == dtype
+    assert all(isinstance(f, cp.ndarray) and f.dtype == dtype for f in T.factors)
+    tol = 1e-3 if dtype == np.float32 else 1e-8
+    np.testing.assert_allclose(cp.asnumpy(T.core), ref.core, atol=tol * np.abs(ref.core).max())
+    assert T.certified_error == pytest.approx(ref.certified_error, rel=tol)
+    assert lowdim.tucker(cp.asarray(X), [6, 5, 4]).solvers == ("randomized",) * 3

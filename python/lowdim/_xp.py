@@ -31,9 +31,18 @@ Algorithms (chosen for GPUs: GEMM-shaped work, few kernel launches, few host syn
   PCA and TruncatedSVD, through its products only (``A @ X``, ``A.T @ Y``), PCA centring
   implicit, never densified. scipy.sparse passed to the internal functions of this module
   takes the same code on the CPU (the tests); the public API keeps it on the Rust path.
-* Tucker: the mode-n Gram matrix by one transpose/reshape and one GEMM per mode, ``eigh`` in
-  float64; HOSVD, ST-HOSVD (fixed ranks with the Rust path's fewest-flops mode order, or a
-  tolerance spent with the ST-HOSVD error identity), HOOI.
+* Tucker: per mode one transpose/reshape of the tensor, then either the mode-n Gram matrix
+  by one GEMM and ``eigh`` in float64, or the Rust path's randomized range finder
+  (R-STHOSVD: the same seeded test matrix per mode, one power iteration, 10 oversamples,
+  shifted CholeskyQR / CholeskyQR2 between the GEMMs, an ``l x l`` eigh; two host syncs per
+  mode), or the SVD of the unfolding (tolerances below what the Gram resolves); HOSVD,
+  ST-HOSVD (fixed ranks with the Rust path's fewest-flops mode order, or a tolerance spent
+  with the ST-HOSVD error identity), HOOI (Gram sweeps, as on the Rust path). svd="auto"
+  with fixed ranks takes the randomized finder whenever ``4 (r + 10) <= I_n`` (see
+  ``_gpu_prefers_randomized``: the ``I_n x I_n`` eigh is what is slow on a GPU).
+* progress: the Rust path's steps (power iterations, randQB blocks, Tucker modes, HOOI
+  sweeps); with a callback each report waits for its step's device work (one host sync per
+  reported step, none without a callback).
 """
 
 from __future__ import annotations
@@ -192,6 +201,43 @@ def _host_bool(x) -> bool:
 
 def _not_finite(xp, a) -> bool:
     return not _host_bool(xp.all(xp.isfinite(a)))
+
+
+def _host_wait(a) -> None:
+    """Wait for the device work that produced ``a``: one of its entries to the host (the
+    data dependency synchronizes the stream, in every namespace). Only for progress
+    reports: once per reported step, and only when there is a callback."""
+    if math.prod(a.shape):
+        float(a[(0,) * a.ndim])
+
+
+class _Steps:
+    """``progress(done, total)`` at the steps where the Rust kernels report (power
+    iterations, randQB blocks, Tucker modes, HOOI sweeps). Nothing without a callback. With
+    one, a report first waits for the step's device work (``wait``: an array the step
+    produced; one host sync per reported step, none where the step already ended in one),
+    so ``done`` counts finished work, and an exception the callback raises stops the
+    computation there and propagates as is. ``once``: each count reported at most once, and
+    ``done`` capped at ``total`` (the Rust Tucker ``Steps``)."""
+
+    def __init__(self, callback=None, total: int = 0, once: bool = False):
+        if callback is not None and not callable(callback):
+            raise TypeError(f"progress must be a callable progress(done, total), got {callback!r}")
+        self.cb, self.total, self.once, self.last = callback, total, once, None
+
+    def __call__(self, done: int, total: int | None = None, wait=None) -> None:
+        if self.cb is None:
+            return
+        if total is not None:
+            self.total = total
+        if self.once:
+            done = min(done, self.total)
+            if done == self.last:
+                return
+        self.last = done
+        if wait is not None:
+            _host_wait(wait)
+        self.cb(done, self.total)
 
 
 def _gaussian(xp, rows, cols, seed, dtype, like, col0=0):
@@ -611,8 +657,9 @@ def _finish_small(xp, Q, Bt, k, dt):
 _INNER_NORMALIZER = "cholqr"
 
 
-def _randomized(xp, op, k, ell, q, how, seed, dt):
+def _randomized(xp, op, k, ell, q, how, seed, dt, steps):
     n = op.shape[1]
+    steps(0, q + 1)
     X = _gaussian(xp, n, ell, seed, dt, op.like)
     Y = op.apply(X)
     if _not_finite(xp, Y):
@@ -621,11 +668,12 @@ def _randomized(xp, op, k, ell, q, how, seed, dt):
     # block (the span is all the next pass needs); the final CholeskyQR2's one sync checks
     # that Y stayed finite (a NaN makes it fail), and only its fallback tests Y itself.
     inner = _INNER_NORMALIZER if how == "cholqr2" else how
-    for _ in range(q):
+    for it in range(q):
         Y = _normalize(xp, Y, inner)
         Z = op.apply_t(Y)
         Z = _normalize(xp, Z, "QR" if how == "LU" else inner)
         Y = op.apply(Z)
+        steps(it + 1, q + 1, wait=Y)
     qr = cholqr2(xp, Y)  # its one sync also vouches for Y being finite
     if qr is None:
         if _not_finite(xp, Y):
@@ -634,11 +682,14 @@ def _randomized(xp, op, k, ell, q, how, seed, dt):
     else:
         Q = qr[0]
     Bt = op.apply_t(Q)
-    return _finish_small(xp, Q, Bt, k, dt)
+    out = _finish_small(xp, Q, Bt, k, dt)
+    steps(q + 1, q + 1, wait=out[0])
+    return out
 
 
-def _gram_svd(xp, T, k, force, dt):
+def _gram_svd(xp, T, k, force, dt, steps):
     n = T.shape[1]
+    steps(0, 2)
     G = _gram64(xp, T)
     if _not_finite(xp, G):
         raise ValueError("A contains NaN or infinity")
@@ -646,19 +697,25 @@ def _gram_svd(xp, T, k, force, dt):
     lam_h = to_host(lam)
     if not force and lam_h[n - k] < 1e-10 * max(lam_h[n - 1], 0.0):
         return None
+    steps(1, 2)  # (the eigenvalues' transfer has waited for the device)
     Vk = _as(xp, xp.flip(V[:, n - k :], axis=1), dt)
     Y = T @ Vk
     qr = cholqr2(xp, Y)
     Q, R = xp.linalg.qr(Y) if qr is None else qr
     Ur, S, Wrh = _small_svd64(xp, R)
-    return Q @ _as(xp, Ur, dt), _as(xp, S[:k], dt), Vk @ _as(xp, Wrh.T, dt)
+    out = Q @ _as(xp, Ur, dt), _as(xp, S[:k], dt), Vk @ _as(xp, Wrh.T, dt)
+    steps(2, 2, wait=out[0])
+    return out
 
 
-def _exact(xp, T, k, dt):
+def _exact(xp, T, k, dt, steps):
+    steps(0, 1)
     if _not_finite(xp, T):
         raise ValueError("A contains NaN or infinity")
     U, S, Vh = _svd64(xp, T)
-    return _as(xp, U[:, :k], dt), _as(xp, S[:k], dt), _as(xp, Vh[:k, :].T, dt)
+    out = _as(xp, U[:, :k], dt), _as(xp, S[:k], dt), _as(xp, Vh[:k, :].T, dt)
+    steps(1, 1, wait=out[0])
+    return out
 
 
 def rsvd(
@@ -673,8 +730,13 @@ def rsvd(
     solver="auto",
     block_size=16,
     center=None,
+    progress=None,
 ):
-    """lowdim.rsvd on an array-API array (see its docstring); results in A's namespace."""
+    """lowdim.rsvd on an array-API array (see its docstring); results in A's namespace.
+    ``progress``: a callable ``progress(done, total)`` or None, called at the Rust path's
+    steps (after each power iteration, ``total`` = iterations + 1; Gram path 2 steps, exact
+    SVD 1; tol mode after each block, ``done`` = rank so far, ``total`` = the largest rank),
+    each time after the step's device work has finished (one host sync per report)."""
     from ._validation import check_int, check_seed, check_tol
     from .svd import SVDResult, _check_n_iter, _check_normalizer
 
@@ -699,6 +761,7 @@ def rsvd(
     n_iter = _check_n_iter(n_iter)
     normalizer = _check_normalizer(power_iteration_normalizer)
     seed = check_seed(seed)
+    steps = _Steps(progress)
     c = None
     if center is not None:
         c = _as(xp, center, dt)
@@ -706,7 +769,7 @@ def rsvd(
             A, c = A - c[None, :], None
     op = _Op(xp, A, dt, sparse, c)
     if tol is not None:
-        return _rsvd_tol(xp, op, tol, 4 if n_iter is None else n_iter, block_size, seed)
+        return _rsvd_tol(xp, op, tol, 4 if n_iter is None else n_iter, block_size, seed, steps)
     T = op.dense()
     mt, nt = op.shape
     q = n_iter if n_iter is not None else (7 if k < 0.1 * min(m, n) else 4)
@@ -714,18 +777,18 @@ def rsvd(
     out = None
     used = "randomized"
     if solver == "gram":
-        out, used = _gram_svd(xp, T, k, True, dt), "gram"
+        out, used = _gram_svd(xp, T, k, True, dt, steps), "gram"
     elif solver == "auto" and T is not None:  # sparse: always the randomized passes
         if _prefer_gram(mt, nt, k, ell, q):
-            out, used = _gram_svd(xp, T, k, False, dt), "gram"
+            out, used = _gram_svd(xp, T, k, False, dt, steps), "gram"
         if out is None and ell >= nt:
-            out, used = _exact(xp, T, k, dt), "exact"
+            out, used = _exact(xp, T, k, dt, steps), "exact"
     if out is None:
         used = "randomized"
         how = normalizer
         if how == "auto":
             how = "none" if q <= 2 else "cholqr2"
-        out = _randomized(xp, op, k, ell, q, how, seed, dt)
+        out = _randomized(xp, op, k, ell, q, how, seed, dt, steps)
     Ut, S, Vt = out
     U, V = (Vt, Ut) if m < n else (Ut, Vt)
     U, Vh = flip_signs(xp, U, V.T)
@@ -740,7 +803,7 @@ def rsvd(
 _TOL_INNER = "cholqr"
 
 
-def _rsvd_tol(xp, op: _Op, tol, q, block_size, seed):
+def _rsvd_tol(xp, op: _Op, tol, q, block_size, seed, steps=None):
     """Adaptive rank: the Rust ``rsvd_tol`` (blocked randQB with the error indicator
     ``||T||_F^2 - ||B||_F^2``, Yu, Gu & Li 2018, with power iterations), line for line as
     the dask port ``_dask._rsvd_tol``: the first block of ``block_size`` columns, later blocks
@@ -753,6 +816,7 @@ def _rsvd_tol(xp, op: _Op, tol, q, block_size, seed):
     length depends on the data), plus two at the end (the rank choice)."""
     from .svd import SVDResult
 
+    steps = _Steps() if steps is None else steps
     dt = op.dt
     f64 = dt == xp.float64
     eps = float(np.finfo(np.float64 if f64 else np.float32).eps)
@@ -788,6 +852,7 @@ def _rsvd_tol(xp, op: _Op, tol, q, block_size, seed):
             raise np.linalg.LinAlgError("cannot rescale A into a safe range")
     # A small slack keeps rounding in the indicator from stopping a hair early.
     target = frob2 * max(tol * tol - 32.0 * eps, 0.0)
+    steps(0, nt)
     Q = Bt = None
     r = 0
     e = frob2
@@ -830,6 +895,8 @@ def _rsvd_tol(xp, op: _Op, tol, q, block_size, seed):
         r += bsz
         if e <= target:
             break
+        if r < nt:
+            steps(r, nt)  # (the indicator's transfer has waited for the device)
         b = min(2 * b, 512)
     # Rank from the SVD of B (that of the triangle of B^T = Qb Rb): the error of rank k is
     # (||T||^2 - ||B||^2) + sum_{i>k} s_i^2.
@@ -856,6 +923,7 @@ def _rsvd_tol(xp, op: _Op, tol, q, block_size, seed):
         err2 = op.residual_sq(Ut * Sk[None, :], Vt)
     if op.scale != 1.0:
         Sk = _as(xp, _as(xp, S[:k], xp.float64) / op.scale, dt)
+    steps(nt, nt, wait=Ut)
     return finish(Ut, Sk, Vt, math.sqrt(err2 / frob2))
 
 
@@ -917,9 +985,37 @@ def _unfold(xp, X, mode):
     return xp.reshape(Xm, (X.shape[mode], -1))
 
 
-def _mode_eig(xp, Y, mode, svd):
-    """Leading eigenpairs of ``Y_(n) Y_(n)^T``, descending: (vecs float64, vals host f64,
-    total, solver)."""
+_NON_FINITE_X = "X contains NaN or infinity (or values so large that their squares overflow)"
+
+
+class _Eig:
+    """The leading eigenpairs of ``Y_(n) Y_(n)^T`` (the Rust ``ModeEig``): ``vecs`` (I_n x k,
+    float64, on the device, descending), ``vals`` (host float64, descending), ``total``
+    (``||Y||_F^2``), ``complete`` (whether ``vals`` holds all I_n values; else the discarded
+    energy is ``total`` minus the kept values) and the solver's name."""
+
+    __slots__ = ("complete", "solver", "total", "vals", "vecs")
+
+    def __init__(self, vecs, vals, total, complete, solver):
+        self.vecs, self.vals, self.total = vecs, vals, total
+        self.complete, self.solver = complete, solver
+
+    def tail(self, r: int) -> float:
+        """Squared Frobenius norm discarded when keeping ``r`` vectors."""
+        if self.complete:
+            return max(float(np.sum(self.vals[r:][::-1])), 0.0)
+        return max(self.total - float(np.sum(self.vals[:r])), 0.0)
+
+
+def _mode_eig(xp, Y, mode, svd, r=None, seed=0):
+    """Leading eigenpairs of ``Y_(n) Y_(n)^T`` by the solver ``svd`` ("gram", "lq" or
+    "randomized", the latter for a fixed rank ``r``)."""
+    if svd == "randomized":
+        i_n = Y.shape[mode]
+        if r <= math.prod(Y.shape) // i_n:
+            return _rand_eig(xp, Y, mode, r, seed)
+        # The unfolding has fewer columns than r: a sketch cannot deliver r directions (the
+        # Rust path fails there); the Gram path is exact and small in that case.
     Yn = _unfold(xp, Y, mode)
     if svd == "lq":
         U, s, _ = _svd64(xp, Yn)
@@ -928,34 +1024,149 @@ def _mode_eig(xp, Y, mode, svd):
         total = float(np.sum(vals))
         full = np.zeros(Yn.shape[0])
         full[: vals.size] = vals
-        return U, full, total, "lq"
+        return _Eig(U, full, total, True, "lq")
     G = _as(xp, Yn @ Yn.T, xp.float64)
     lam, V = xp.linalg.eigh(G)
     lam_h = to_host(lam)[::-1].astype(np.float64)
     total = float(xp.sum(xp.linalg.diagonal(G)))
     if not math.isfinite(total):
-        raise ValueError(
-            "X contains NaN or infinity (or values so large that their squares overflow)"
+        raise ValueError(_NON_FINITE_X)
+    return _Eig(xp.flip(V, axis=1), np.maximum(lam_h, 0.0), total, True, "gram")
+
+
+# The Rust RandParams::default() of lowdim.tucker's randomized range finder, and the step of
+# its per-mode seed (mode n draws its test matrix with seed + step * (n + 1), wrapping).
+_RAND_OVERSAMPLES = 10
+_RAND_POWER_ITER = 1
+_MODE_SEED_STEP = 0x9E3779B97F4A7C15
+_U64 = (1 << 64) - 1
+
+
+def _sum_sq64_dev(xp, Y):
+    """``||Y||_F^2`` in float64 as a 0-d device array (no host sync). CuPy: one fused
+    reduction kernel (``_cupy_sum_sq64``); elsewhere by slices of 2^22 entries (float32
+    converted slice by slice, never the whole tensor)."""
+    if _is_cupy(xp) and _FUSED_SUM_SQ:
+        try:
+            return _cupy_sum_sq64(Y)
+        except Exception as e:  # no NVRTC, or a toolkit that cannot compile the kernel
+            _disable_fused_sum_sq(e)
+    flat = xp.reshape(Y, (-1,))
+    n = flat.shape[0]
+    h = _SUM_SQ_SLICE
+    total = None
+    for a in range(0, n, h):
+        b = _as(xp, flat[a : min(a + h, n)], xp.float64)
+        part = xp.sum(b * b)
+        total = part if total is None else total + part
+    return total
+
+
+# Whether CuPy computes sums of squares by one fused kernel (off after a failure to compile),
+# and the slices of the other namespaces.
+_FUSED_SUM_SQ = True
+_SUM_SQ_SLICE = 1 << 22
+_sum_sq_kernel = None
+
+
+def _cupy_sum_sq64(a):
+    """``sum(a**2)`` accumulated in float64, one CuPy reduction kernel over any strides (no
+    temporary: the standard has no fused, upcasting sum of squares)."""
+    global _sum_sq_kernel
+    import cupy as cp
+
+    if _sum_sq_kernel is None:
+        _sum_sq_kernel = cp.ReductionKernel(
+            "T x", "float64 y", "(double)x * (double)x", "a + b", "y = a", "0", "lowdim_sum_sq64"
         )
-    return xp.flip(V, axis=1), np.maximum(lam_h, 0.0), total, "gram"
+    return _sum_sq_kernel(a)
 
 
-def _mode_svd(svd, tol, i_n):
-    """The per-mode solver: "auto" is Gram, or the SVD of the unfolding when tol is below
-    what the Gram resolves (the Rust rule ``gram_resolves``). The randomized finder that the
-    Rust "auto" picks for fixed ranks on wide unfoldings is not ported: Gram instead."""
+def _disable_fused_sum_sq(e):
+    global _FUSED_SUM_SQ
+    import warnings
+
+    _FUSED_SUM_SQ = False
+    warnings.warn(
+        f"lowdim: the fused sum-of-squares kernel failed ({e!r}); using array slices instead",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def _rand_eig(xp, Y, mode, r, seed):
+    """The Rust ``rand_eig`` (R-STHOSVD's per-mode solver) on the mode-n unfolding: one
+    transpose copy at most, then GEMMs. ``Z = Y_(n) Omega`` with the Rust path's seeded
+    Gaussian (``seed + step (n + 1)``; its rows follow the logical column order, C order over
+    the other axes, which is the unfolding's), ``l = min(r + 10, I_n, J)`` columns, one power
+    iteration with one shifted CholeskyQR per intermediate block (the next product needs only
+    the span: no host sync), CholeskyQR2 for the final basis Q (Householder QR as fallback),
+    then the eigenpairs of ``B B^T = (Y_(n)^T Q)^T (Y_(n)^T Q)`` in float64 (l x l). The Rust
+    path orthonormalizes by Householder QR throughout: the same spans, so the same factors up
+    to rounding. Host syncs: the CholeskyQR2 check, and one transfer of ``||Y||^2`` with the l
+    eigenvalues."""
+    Yn = _unfold(xp, Y, mode)
+    i_n, j = Yn.shape
+    dt = Yn.dtype
+    ell = min(r + _RAND_OVERSAMPLES, i_n, j)
+    s = (seed + _MODE_SEED_STEP * (mode + 1)) & _U64
+    Z = Yn @ _gaussian(xp, j, ell, s, dt, Yn)
+    total = _sum_sq64_dev(xp, Yn)
+    for _ in range(_RAND_POWER_ITER):
+        W = Yn.T @ cholqr_shifted(xp, Z)
+        Z = Yn @ cholqr_shifted(xp, W)
+    qr = cholqr2(xp, Z)  # its one sync also vouches for Z being finite
+    if qr is None:
+        if _not_finite(xp, Z):
+            raise ValueError(_NON_FINITE_X)
+        Q = _qr_q(xp, Z)
+    else:
+        Q = qr[0]
+    lam, V = xp.linalg.eigh(_gram64(xp, Yn.T @ Q))
+    host = to_host(xp.concat([xp.reshape(_as(xp, total, xp.float64), (1,)), lam])).astype(
+        np.float64
+    )
+    if not np.all(np.isfinite(host)):
+        raise ValueError(_NON_FINITE_X)
+    vecs = _as(xp, Q, xp.float64) @ xp.flip(V, axis=1)
+    return _Eig(vecs, np.maximum(host[1:][::-1], 0.0), float(host[0]), False, "randomized")
+
+
+def _gpu_prefers_randomized(i_n: int, j: int, r: int) -> bool:
+    """svd="auto" with a fixed rank on the array-API path (GPUs): the randomized range finder
+    when its 2q + 2 = 4 passes cost no more flops than the Gram product (``4 l <= I_n``, with
+    ``l = min(r + 10, J)``; the Rust CPU rule asks for 4x fewer flops and a wide unfolding),
+    else Gram + eigh. On a GPU the Gram path's ``I_n x I_n`` eigh (cuSOLVER syevd, float64) is
+    the slow part: its tridiagonal reduction is latency-bound, milliseconds at I_n = 400 and
+    tens of milliseconds beyond 1000, whatever the size of the tensor, while the randomized
+    finder replaces it with an ``l x l`` eigh and four skinny GEMMs that stream the unfolding
+    (memory-bound, a fraction of a millisecond per pass over 256 MB on an H100), and it needs
+    no ``I_n x I_n`` matrix. Small modes (``I_n < 4 l``) keep Gram: its GEMM and eigh are
+    then cheap and exact. Not yet timed on a GPU: benches/compare_gpu.py's Tucker section
+    times both solvers explicitly (``svd="gram"`` / ``"randomized"``)."""
+    ell = min(r + _RAND_OVERSAMPLES, j)
+    return r <= ell and 4 * ell <= i_n
+
+
+def _mode_svd(svd, tol, i_n, j=None, r=None):
+    """The per-mode solver. "auto": with a tolerance, Gram, or the SVD of the unfolding when
+    tol is below what the Gram resolves (the Rust rule ``gram_resolves``); with a fixed rank,
+    randomized or Gram by ``_gpu_prefers_randomized`` (the GPU rule)."""
     if svd != "auto":
         return svd
-    if tol is not None and tol * tol < 1e3 * i_n * float(np.finfo(np.float64).eps):
-        return "lq"
+    if tol is not None:
+        if tol * tol < 1e3 * i_n * float(np.finfo(np.float64).eps):
+            return "lq"
+        return "gram"
+    if r is not None and _gpu_prefers_randomized(i_n, j, r):
+        return "randomized"
     return "gram"
 
 
-def _tail(vals, r):
-    return max(float(np.sum(vals[r:][::-1])), 0.0)
-
-
-def _rank_for(vals, allow):
+def _rank_for(e: _Eig, allow):
+    vals = e.vals
+    if not e.complete:
+        return next((r for r in range(1, vals.size + 1) if e.tail(r) <= allow), vals.size)
     r = vals.size
     tail = 0.0
     while r > 1 and tail + vals[r - 1] <= allow:
@@ -973,18 +1184,18 @@ class _RankPicker:
         self.budget = 0.0
         self.spent = 0.0
 
-    def pick(self, step, s, vals, total):
+    def pick(self, step, s, e: _Eig):
         if step == 0:
-            self.total = total
+            self.total = e.total
             if self.tol is not None:
                 t = max(self.tol - 8.0 * self.ndim * self.eps, 0.0)
-                self.budget = t * t * total
+                self.budget = t * t * e.total
         if self.tol is None:
             r = self.ranks[s]
         else:
             left = float(self.steps - step)
-            r = _rank_for(vals, max((self.budget - self.spent) / left, 0.0))
-        self.spent += _tail(vals, r)
+            r = _rank_for(e, max((self.budget - self.spent) / left, 0.0))
+        self.spent += e.tail(r)
         return r
 
     def rel_error(self):
@@ -1005,46 +1216,66 @@ def _project(xp, X, modes, factors, target, skip=None):
     return out
 
 
-def tucker(X, ranks, tol, method, modes, order, svd, n_iter_max, hooi_tol):
+def _solve_mode(xp, Y, m, svd, tol, rank, seed):
+    i_n = Y.shape[m]
+    how = _mode_svd(svd, tol, i_n, math.prod(Y.shape) // i_n, rank)
+    return _mode_eig(xp, Y, m, how, rank, seed)
+
+
+def tucker(X, ranks, tol, method, modes, order, svd, n_iter_max, hooi_tol, seed=0, progress=None):
     """The Tucker algorithms on an array-API tensor (arguments validated by lowdim.tucker).
-    Returns (core, factors, err, norm, n_iter, solvers, order)."""
+    Returns (core, factors, err, norm, n_iter, solvers, order). ``progress``: a callable
+    ``progress(done, total)`` or None, called at the Rust path's steps (after each mode; HOSVD
+    one more step for the core; HOOI after each mode of each sweep, ``total`` counting
+    ``n_iter_max`` sweeps), after the step's device work has finished."""
     xp = namespace(X)
     dt = X.dtype
     eps = float(np.finfo(np.float32 if dt == xp.float32 else np.float64).eps)
+    nm = len(modes)
+    total_steps = {"hosvd": nm + 1, "sthosvd": nm, "hooi": nm * (1 + n_iter_max)}[method]
+    steps = _Steps(progress, total_steps, once=True)
+    steps(0)
     picker = _RankPicker(ranks, tol, len(order), X.ndim, eps)
-    factors = [None] * len(modes)
-    solvers = [""] * len(modes)
+    factors = [None] * nm
+    solvers = [""] * nm
+
+    def rank_of(s):
+        return None if ranks is None else ranks[s]
+
     if method == "hosvd":
         target = list(X.shape)
         for step, m in enumerate(order):
             s = modes.index(m)
-            V, vals, total, sol = _mode_eig(xp, X, m, _mode_svd(svd, tol, X.shape[m]))
-            r = picker.pick(step, s, vals, total)
+            e = _solve_mode(xp, X, m, svd, tol, rank_of(s), seed)
+            r = picker.pick(step, s, e)
             target[m] = r
-            factors[s] = _factor(xp, V, r, dt)
-            solvers[s] = sol
+            factors[s] = _factor(xp, e.vecs, r, dt)
+            solvers[s] = e.solver
+            steps(step + 1, wait=factors[s])
         core = _project(xp, X, modes, factors, target)
     else:
         cur = X
         for step, m in enumerate(order):
             s = modes.index(m)
-            V, vals, total, sol = _mode_eig(xp, cur, m, _mode_svd(svd, tol, cur.shape[m]))
-            r = picker.pick(step, s, vals, total)
-            factors[s] = _factor(xp, V, r, dt)
-            solvers[s] = sol
+            e = _solve_mode(xp, cur, m, svd, tol, rank_of(s), seed)
+            r = picker.pick(step, s, e)
+            factors[s] = _factor(xp, e.vecs, r, dt)
+            solvers[s] = e.solver
             cur = mode_product(cur, factors[s], m, transpose=True)
+            steps(step + 1, wait=cur)
         core = cur
     err = picker.rel_error()
     norm = math.sqrt(picker.total) if picker.total > 0 else 0.0
     n_iter = 0
     if method == "hooi":
         core, factors, err, n_iter, solvers = _hooi(
-            xp, X, core, factors, modes, err, norm, solvers, n_iter_max, hooi_tol
+            xp, X, core, factors, modes, err, norm, solvers, n_iter_max, hooi_tol, steps
         )
+    steps(steps.total, wait=core)
     return core, factors, err, norm, n_iter, solvers, order
 
 
-def _hooi(xp, X, core, factors, modes, err, norm, solvers, n_iter_max, hooi_tol):
+def _hooi(xp, X, core, factors, modes, err, norm, solvers, n_iter_max, hooi_tol, steps):
     total = norm * norm
     n_iter = 0
     if total == 0.0 or n_iter_max == 0:
@@ -1060,11 +1291,12 @@ def _hooi(xp, X, core, factors, modes, err, norm, solvers, n_iter_max, hooi_tol)
         new_core = None
         for s, m in enumerate(modes):
             Y = _project(xp, X, modes, fs, target, skip=m)
-            V, _, _, sol = _mode_eig(xp, Y, m, "gram")
-            fs[s] = _factor(xp, V, target[m], dt)
-            sols[s] = sol
+            ev = _mode_eig(xp, Y, m, "gram")  # the Rust HOOI sweeps use Gram + eigh
+            fs[s] = _factor(xp, ev.vecs, target[m], dt)
+            sols[s] = ev.solver
             if s + 1 == len(modes):
                 new_core = mode_product(Y, fs[s], m, transpose=True)
+            steps(len(modes) * it + s + 1, wait=fs[s] if new_core is None else new_core)
         g2 = float(xp.sum(_as(xp, new_core, xp.float64) ** 2))
         e = math.sqrt(max(total - g2, 0.0) / total)
         if not math.isfinite(e):

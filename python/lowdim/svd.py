@@ -293,7 +293,12 @@ def rsvd(
             )
         from . import _xp
 
-        return _xp.rsvd(A, k, **kw)
+        callback, bar = _resolve_progress(progress, "rsvd")
+        try:
+            return _xp.rsvd(A, k, progress=callback, **kw)
+        finally:
+            if bar is not None:
+                bar.close()
     op = check_matrix(A)
     return _run_rsvd(
         op,

@@ -321,7 +321,9 @@ def tucker(
         the small factor (does not square the condition number). "randomized": Gaussian
         range finder with one power iteration and 10 oversamples (fixed ranks only).
         "auto": Gram; LQ when ``tol`` is below what the Gram matrix resolves; randomized
-        for fixed ranks when the unfolding is wide and ``I_n > 16 (r_n + 10)``.
+        for fixed ranks when the unfolding is wide and ``I_n > 16 (r_n + 10)``. On CuPy (and
+        other array-API) input "auto" takes the randomized finder for fixed ranks whenever
+        ``I_n >= 4 (r_n + 10)``: there the ``I_n x I_n`` eigh is the slow part.
     seed : None, int, numpy Generator or RandomState
         Seed of the randomized range finder (results depend on the seed only).
     progress : bool or callable, default False
@@ -422,9 +424,15 @@ def tucker(
     if isinstance(hooi_tol, bool) or not isinstance(hooi_tol, numbers.Real) or not hooi_tol >= 0:
         raise ValueError(f"hooi_tol must be a float >= 0, got {hooi_tol!r}")
     seed = check_seed(seed)
-    if xp_in:
-        return _tucker_xp(X, ranks, tol, method, modes, order, svd, n_iter_max, hooi_tol)
     callback, bar = _resolve_progress(progress, "tucker")
+    if xp_in:
+        try:
+            return _tucker_xp(
+                X, ranks, tol, method, modes, order, svd, n_iter_max, hooi_tol, seed, callback
+            )
+        finally:
+            if bar is not None:
+                bar.close()
     try:
         core, factors, used_modes, err, _norm, n_iter, solvers, done_order = _lowdim.tucker(
             X,
@@ -451,17 +459,14 @@ def tucker(
     return T
 
 
-def _tucker_xp(X, ranks, tol, method, modes, order, svd, n_iter_max, hooi_tol):
-    """tucker() on an array-API tensor (validated): same mode order and rank rules as the
-    Rust path; every mode by Gram + eigh (or an SVD of the unfolding for svd="lq")."""
+def _tucker_xp(X, ranks, tol, method, modes, order, svd, n_iter_max, hooi_tol, seed, progress):
+    """tucker() on an array-API tensor (validated): the same mode order, rank rules, seeded
+    randomized range finder and progress steps as the Rust path; per mode Gram + eigh, the SVD
+    of the unfolding ("lq") or the randomized finder, "auto" choosing for a GPU
+    (``_xp._mode_svd``)."""
     from . import _xp
 
     shape = tuple(X.shape)
-    if svd == "randomized":
-        raise NotImplementedError(
-            "svd='randomized' is not implemented for array-API (e.g. CuPy) tensors; use "
-            "svd='gram' (the default choice there) or 'lq'"
-        )
     if order is None:
         if ranks is not None:
             target = list(shape)
@@ -471,7 +476,7 @@ def _tucker_xp(X, ranks, tol, method, modes, order, svd, n_iter_max, hooi_tol):
         else:
             order = sorted(modes, key=lambda m: shape[m])
     core, factors, err, _norm, n_iter, solvers, done = _xp.tucker(
-        X, ranks, tol, method, modes, list(order), svd, n_iter_max, float(hooi_tol)
+        X, ranks, tol, method, modes, list(order), svd, n_iter_max, float(hooi_tol), seed, progress
     )
     T = TuckerTensor(core, factors, modes)
     T.certified_error = float(err)
