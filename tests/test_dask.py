@@ -309,6 +309,30 @@ def test_tucker_matches_in_memory(client, chunks, method):
     np.testing.assert_allclose(T.certified_error, ref.certified_error, rtol=1e-8)
 
 
+@pytest.mark.parametrize("method", ["sthosvd", "hosvd"])
+@pytest.mark.parametrize("tol", [0.3, 5e-2, 1e-3])
+def test_tucker_tol_matches_in_memory(client, method, tol):
+    # the same rank rule as in memory: the budget tol^2 ||X||^2 spent mode by mode with
+    # carry-over, modes in ascending size; the same ranks, factors, core and error
+    rng = np.random.default_rng(2)
+    core = rng.standard_normal((4, 5, 3)) * np.array([1.0, 0.3, 0.1])[None, None, :]
+    X = lowdim.tucker_to_tensor(
+        core, [np.linalg.qr(rng.standard_normal((n, r)))[0] for n, r in [(20, 4), (30, 5), (12, 3)]]
+    )
+    X += 3e-3 * rng.standard_normal(X.shape)
+    ref = lowdim.tucker(X, tol=tol, method=method, svd="gram")
+    T = lowdim.tucker(da.from_array(X, chunks=(7, 30, 5)), tol=tol, method=method)
+    assert T.core.shape == ref.core.shape
+    assert T.mode_order == ref.mode_order
+    np.testing.assert_allclose(T.core, ref.core, atol=1e-9 * np.abs(ref.core).max())
+    for f, g in zip(T.factors, ref.factors, strict=True):
+        np.testing.assert_allclose(f, g, atol=1e-9)
+    np.testing.assert_allclose(T.certified_error, ref.certified_error, rtol=1e-8, atol=1e-14)
+    assert T.certified_error <= tol
+    rel = np.linalg.norm(X - T.to_tensor()) / np.linalg.norm(X)
+    assert rel <= tol * (1 + 1e-9)
+
+
 def test_tucker_partial_modes_and_float32(client):
     rng = np.random.default_rng(1)
     X = rng.standard_normal((12, 9, 4, 3)).astype(np.float32)

@@ -1038,10 +1038,10 @@ def _mode_product(Y, U, mode):
     )
 
 
-def _factor(G, r):
-    """Top-r eigenvectors of G, each with its largest-magnitude entry positive (as the core)."""
-    lam, V = np.linalg.eigh(G)
-    V = V[:, ::-1][:, :r].copy()
+def _factor(V, r):
+    """The first r columns of V (eigenvectors, descending), each with its largest-magnitude
+    entry positive (as the core)."""
+    V = V[:, :r].copy()
     rows = np.argmax(np.abs(V), axis=0)
     signs = np.sign(V[rows, np.arange(r)])
     signs[signs == 0] = 1
@@ -1087,8 +1087,11 @@ def tucker(X, rank, *, tol, method, modes, mode_order, svd, seed):
     if (rank is None) == (tol is None):
         raise ValueError("give exactly one of rank (fixed ranks) and tol (an error tolerance)")
     if tol is not None:
-        raise NotImplementedError("tol mode of tucker on dask arrays is not implemented yet")
-    if isinstance(rank, numbers.Integral) and not isinstance(rank, bool):
+        tol = check_tol(tol)
+        ranks = None
+    if tol is not None:
+        pass
+    elif isinstance(rank, numbers.Integral) and not isinstance(rank, bool):
         ranks = [check_int(rank, "rank", 1)] * len(modes)
     else:
         if isinstance(rank, (str, bytes)) or not isinstance(rank, (Sequence, np.ndarray)):
@@ -1096,21 +1099,24 @@ def tucker(X, rank, *, tol, method, modes, mode_order, svd, seed):
         ranks = [check_int(r, "rank entry", 1) for r in rank]
         if len(ranks) != len(modes):
             raise ValueError(f"rank has {len(ranks)} entries but {len(modes)} modes are decomposed")
-    for m, r in zip(modes, ranks, strict=True):
+    for m, r in zip(modes, ranks or [], strict=False):
         if r > X.shape[m]:
             raise ValueError(
                 f"rank {r} for mode {m} is larger than its size {X.shape[m]} "
                 f"(X has shape {X.shape})"
             )
     target = list(X.shape)
-    for m, r in zip(modes, ranks, strict=True):
+    for m, r in zip(modes, ranks or [], strict=False):
         target[m] = r
     if isinstance(mode_order, str):
         if mode_order != "auto":
             raise ValueError(
                 f"mode_order must be 'auto' or a sequence of modes, got {mode_order!r}"
             )
-        if len(modes) <= 6:
+        if tol is not None:
+            # as in memory: ascending mode size (the ranks are not known in advance)
+            order = sorted(modes, key=lambda m: X.shape[m])
+        elif len(modes) <= 6:
             order = list(
                 min(
                     itertools.permutations(modes),
@@ -1123,17 +1129,27 @@ def tucker(X, rank, *, tol, method, modes, mode_order, svd, seed):
         order = _check_modes(mode_order, nd, "mode_order")
         if sorted(order) != sorted(modes):
             raise ValueError(f"mode_order={list(mode_order)} must be a permutation of {modes}")
+    from ._xp import _Eig, _RankPicker
+
+    # The in-memory rank rule: fixed ranks, or the budget tol^2 ||X||^2 spent mode by mode
+    # (what a mode does not spend carries over to the next ones).
+    eps = float(np.finfo(dtype).eps)
+    steps = order  # HOSVD too: with tol the budget is spent in this order
+    picker = _RankPicker(ranks, tol, len(steps), nd, eps)
     factors = {}
     total = None
     discarded = 0.0
     Y = X.persist()
-    for m in order if method == "sthosvd" else modes:
+    for step, m in enumerate(steps):
         G = _mode_gram(Y if method == "sthosvd" else X, m)
         if total is None:
             total = float(np.trace(G))
-        U = _factor(G, target[m]).astype(dtype)
-        lam = np.sort(np.linalg.eigvalsh(G))[::-1]
-        discarded += float(np.clip(lam[target[m] :], 0.0, None).sum())
+        lam, V = np.linalg.eigh(G)
+        e = _Eig(V[:, ::-1], np.clip(lam[::-1], 0.0, None), float(np.trace(G)), True, "gram")
+        r = picker.pick(step, modes.index(m), e)
+        target[m] = r
+        U = _factor(e.vecs, r).astype(dtype)
+        discarded += e.tail(r)
         factors[m] = U
         if method == "sthosvd":
             Y = _mode_product(Y, U, m).persist()

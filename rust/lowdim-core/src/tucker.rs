@@ -1081,7 +1081,9 @@ fn mode_eig<T: Real>(
         (other, _) => other,
     };
     match (how, want) {
-        (ModeSvd::Randomized, Want::Rank(r)) => rand_eig(y, n, *r, &p.rand, par),
+        // A sketch has at most J columns: a rank above that (the unfolding's rank is at most J)
+        // takes the Gram path, which returns every eigenvector.
+        (ModeSvd::Randomized, Want::Rank(r)) if *r <= j => rand_eig(y, n, *r, &p.rand, par),
         (ModeSvd::Lq, _) => lq_eig(y, n),
         _ => gram_eig(y, n, par),
     }
@@ -1739,6 +1741,20 @@ mod tests {
             errs.push(e);
         }
         assert!(errs[2] <= errs[1] * (1.0 + 1e-12));
+    }
+
+    #[test]
+    fn randomized_rank_above_the_unfolding_columns_takes_the_gram_path() {
+        // mode 0 of a 30 x 2 x 3 tensor has 6 columns: rank 10 cannot come from a sketch
+        let x = low_rank(&[30, 2, 3], &[6, 2, 3], 0.0, 3);
+        let p = Params {
+            svd: ModeSvd::Randomized,
+            ..Default::default()
+        };
+        let out = tucker(&x.view(), &Ranks::Fixed(vec![10, 2, 3]), &p, Par::Seq).unwrap();
+        assert_eq!(out.core.shape, vec![10, 2, 3]);
+        assert_eq!(out.solvers[0], "gram");
+        assert!(recon_err(&x, &out) < 1e-12);
     }
 
     #[test]
