@@ -65,6 +65,9 @@ POLISH_EVERY = 8
 # Scratch budget of the stacked subproblems ((b, S, D) points, (b, S, S) Gram matrices and
 # their companions): the rows of a block are solved in chunks that stay within it.
 _SUB_BYTES = 1 << 30
+# Feature-sign drops its finished rows from the lock-step when at most half still run and
+# at least this many rows are in it.
+_COMPACT_ROWS = 64
 # Tests: skip feature-sign search (exercise the coordinate-descent fallback).
 _FORCE_CD = False
 
@@ -100,30 +103,39 @@ def _kth_largest(xp, A, k):
     return xp.take_along_axis(S, (k - 1)[:, None], axis=1)[:, 0]
 
 
+def _count(xp, mask):
+    """True entries per row (int64)."""
+    return _i64(xp, xp.count_nonzero(mask, axis=1))
+
+
 def _select_top(xp, key, k, floor):
     """Mask (b, m) of the ``k[r]`` largest entries of row r of ``key`` among those
     ``> floor[r]`` (ties: smallest column), as the Rust kernel's TopK. ``k >= 1``."""
+    b = key.shape[0]
     cand = key > floor[:, None]
-    cnt = xp.sum(_i64(xp, cand), axis=1)
-    over = cnt > k
-    if not bool(xp.any(over)):  # the usual case for the violators: no sort at all
+    over = _count(xp, cand) > k
+    n_over = int(xp.count_nonzero(over))
+    if n_over == 0:  # the usual case for the violators: no sort at all
         return cand
-    rows = xp.nonzero(over)[0]
-    sub = xp.take(key, rows, axis=0)
-    kk = xp.take(k, rows)
+    every = n_over == b
+    rows = None if every else xp.nonzero(over)[0]
+    sub = key if every else xp.take(key, rows, axis=0)
+    kk = k if every else xp.take(k, rows)
     kth = _kth_largest(xp, sub, kk)  # > floor: the row has more than kk candidates
     gt = sub > kth[:, None]
     eq = sub == kth[:, None]
-    need = kk - xp.sum(_i64(xp, gt), axis=1)
-    rank = xp.cumulative_sum(_i64(xp, eq), axis=1)
-    return _put_rows(xp, cand, rows, gt | (eq & (rank <= need[:, None])))
+    need = kk - _count(xp, gt)
+    if bool(xp.any(_count(xp, eq) > need)):  # ties at the k-th value: smallest columns
+        eq = eq & (xp.cumulative_sum(_i64(xp, eq), axis=1) <= need[:, None])
+    sel = gt | eq
+    return sel if every else _put_rows(xp, cand, rows, sel)
 
 
 def _mask_to_padded(xp, mask):
     """The columns of the True entries of every row of ``mask`` (b, m), ascending, as a
     (b, w) int64 array padded with -1 (w the largest count)."""
     b, m = mask.shape
-    cnt = xp.sum(_i64(xp, mask), axis=1)
+    cnt = _count(xp, mask)
     w = int(xp.max(cnt)) if b else 0
     if w == 0:
         return _full(xp, (b, 0), -1, xp.int64, mask)
@@ -142,15 +154,19 @@ def _take_cols(xp, A, idx):
     return xp.take_along_axis(A, idx, axis=1)
 
 
-def _gather_square(xp, H, idx, pv):
-    """``H[r][idx[r]][:, idx[r]]`` for a stack H (b, S, S), identity where ``pv`` is False."""
+def _gather_square(xp, G, idx, pv, alpha, tau):
+    """``H = alpha G + (1 - tau) I`` restricted to the compacted coordinates, per matrix of
+    the stack G (b, S, S): ``alpha[r] G[r][idx[r]][:, idx[r]] + (1 - tau) I`` (one gather of
+    the b x A x A entries), identity where ``pv`` is False."""
     b, a = idx.shape
-    S = H.shape[1]
-    Hr = xp.take_along_axis(H, xp.broadcast_to(idx[:, :, None], (b, a, S)), axis=1)
-    Ha = xp.take_along_axis(Hr, xp.broadcast_to(idx[:, None, :], (b, a, a)), axis=2)
-    eye = xp.eye(a, dtype=H.dtype, device=_dev(H))
+    S = G.shape[1]
+    base = (_arange(xp, b, G) * (S * S))[:, None, None]
+    flat = base + idx[:, :, None] * S + idx[:, None, :]
+    GA = xp.reshape(xp.take(xp.reshape(G, (-1,)), xp.reshape(flat, (-1,))), (b, a, a))
+    eye = xp.eye(a, dtype=G.dtype, device=_dev(G))[None, :, :]
+    HA = alpha[:, None, None] * GA + (1.0 - tau) * eye
     both = pv[:, :, None] & pv[:, None, :]
-    return xp.where(both, Ha, xp.broadcast_to(eye[None, :, :], (b, a, a)))
+    return xp.where(both, HA, xp.broadcast_to(eye, (b, a, a)))
 
 
 def _compact(xp, mask):
@@ -159,7 +175,7 @@ def _compact(xp, mask):
     b, S = mask.shape
     if b == 0:
         return None
-    A = int(xp.max(xp.sum(_i64(xp, mask), axis=1)))
+    A = int(xp.max(_count(xp, mask)))
     if A == 0:
         return None
     pos = _arange(xp, S, mask)[None, :]
@@ -256,18 +272,33 @@ def _feature_sign(xp, G, bv, valid, c, alpha, tau):
     (the caller's coordinate descent takes over), as in the Rust kernel."""
     B, S = c.shape
     dt = c.dtype
-    a = alpha[:, None]
-    eye = xp.eye(S, dtype=dt, device=_dev(c))
-    H = a[:, :, None] * G + (1.0 - tau) * eye[None, :, :]
     pos = _arange(xp, S, c)[None, :]
-    cap = 4 * xp.sum(_i64(xp, valid), axis=1) + 64
+    cap = 4 * _count(xp, valid) + 64
     kkt = 1e-11 * (alpha * xp.max(xp.abs(bv), axis=1) + tau)
     running = xp.ones((B,), dtype=xp.bool, device=_dev(c))
     exact = xp.zeros((B,), dtype=xp.bool, device=_dev(c))
     inf = xp.asarray(math.inf, dtype=dt, device=_dev(c))
     one = xp.ones((), dtype=dt, device=_dev(c))
     it = 0
-    while bool(xp.any(running)):
+    ids = None  # the rows still in the working arrays (None: all)
+    c_out = exact_out = None
+    while True:
+        n_run = int(xp.count_nonzero(running))
+        if n_run == 0:
+            break
+        if n_run <= B // 2 and B >= _COMPACT_ROWS:  # drop the finished rows from the lock-step
+            keep = xp.nonzero(running)[0]
+            if ids is None:
+                c_out, exact_out = c, exact
+            else:
+                c_out = _put_rows(xp, c_out, ids, c)
+                exact_out = _put_rows(xp, exact_out, ids, exact)
+            ids = keep if ids is None else xp.take(ids, keep)
+            G, bv, valid, c, alpha, kkt, cap, running, exact = (
+                xp.take(v, keep, axis=0) for v in (G, bv, valid, c, alpha, kkt, cap, running, exact)
+            )
+            B = n_run
+        a = alpha[:, None]
         act = c != 0
         sgn = xp.sign(c)
         grad = a * ((G @ c[:, :, None])[:, :, 0] - bv)
@@ -286,7 +317,7 @@ def _feature_sign(xp, G, bv, valid, c, alpha, tau):
         if cp is None:
             break
         idx, pv = cp
-        HA = _gather_square(xp, H, idx, pv)
+        HA = _gather_square(xp, G, idx, pv, alpha, tau)
         zero = xp.zeros((), dtype=dt, device=_dev(c))
         rhs = xp.where(pv, _take_cols(xp, a * bv - tau * th, idx), zero)
         y, pd = _spd_solve(xp, HA, rhs)
@@ -330,7 +361,9 @@ def _feature_sign(xp, G, bv, valid, c, alpha, tau):
             upd = upd | nok_full
         it += 1
         running = upd & (cap > it)
-    return c, exact
+    if ids is None:
+        return c, exact
+    return _put_rows(xp, c_out, ids, c), _put_rows(xp, exact_out, ids, exact)
 
 
 def _null_step(xp, HA, cur, bA, pv, kA, alpha, tau, thA):
@@ -395,11 +428,9 @@ def _polish(xp, G, bv, valid, c, alpha, tau, rows):
         return c, xp.zeros((B,), dtype=xp.bool, device=_dev(c))
     idx, pv = cp
     a = alpha[:, None]
-    eye = xp.eye(S, dtype=c.dtype, device=_dev(c))
-    H = a[:, :, None] * G + (1.0 - tau) * eye[None, :, :]
     zero = xp.zeros((), dtype=c.dtype, device=_dev(c))
     rhs = xp.where(pv, _take_cols(xp, a * bv - tau * xp.sign(c), idx), zero)
-    yA, pd = _spd_solve(xp, _gather_square(xp, H, idx, pv), rhs)
+    yA, pd = _spd_solve(xp, _gather_square(xp, G, idx, pv, alpha, tau), rhs)
     y = _expand(xp, yA, sup)
     signs = xp.all(xp.logical_not(sup) | ((xp.sign(y) == xp.sign(c)) & (y != 0)), axis=1)
     g = bv - (G @ y[:, :, None])[:, :, 0]
@@ -536,7 +567,7 @@ def _orgen_block(xp, Xn, X64, sq, XT, r0, b, cfg):
         if rnd + 1 == max_iter:
             break
         # support growth, room for violators, the oracle test
-        nact = xp.sum(_i64(xp, cr != 0), axis=1)
+        nact = _count(xp, cr != 0)
         ssr = xp.take(ss, run)
         grow = _f64(xp, nact) > 0.8 * _f64(xp, ssr)
         grown = _i64(xp, xp.floor(_f64(xp, xp.maximum(nact, ssr)) * 1.1 + 0.5))
@@ -555,7 +586,7 @@ def _orgen_block(xp, Xn, X64, sq, XT, r0, b, cfg):
         valid = Tr >= 0
         nz = valid & (cr != 0)
         zm = valid & (cr == 0)
-        cnt = xp.sum(_i64(xp, nz), axis=1) + xp.sum(_i64(xp, added >= 0), axis=1)
+        cnt = _count(xp, nz) + _count(xp, added >= 0)
         room2 = xp.maximum(ssr - cnt, xp.zeros_like(cnt))
         keepz = zm & (xp.cumulative_sum(_i64(xp, zm), axis=1) <= room2[:, None])
         keep = nz | keepz
@@ -580,7 +611,7 @@ def _orgen_block(xp, Xn, X64, sq, XT, r0, b, cfg):
             xp.concat([cr, xp.zeros(added.shape, dtype=xp.float64, device=dev)], axis=1),
         )
         # widths: the old rows (not running) and the new ones, padded to the widest
-        w_new = int(xp.max(xp.sum(_i64(xp, cat < big), axis=1)))
+        w_new = int(xp.max(_count(xp, cat < big)))
         w = max(w_new, int(T.shape[1]))
         cat, val = cat[:, :w_new], val[:, :w_new]
         T, c = _pad_cols(xp, T, w, -1), _pad_cols(xp, c, w, 0)
