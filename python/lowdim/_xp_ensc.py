@@ -265,7 +265,7 @@ def _soft(xp, z, t):
 # ----------------------------------------------------------------------------- subproblem
 
 
-def _feature_sign(xp, G, bv, valid, c, alpha, tau):
+def _feature_sign(xp, G, bv, valid, c, alpha, tau, xsq):
     """Feature-sign search (Lee et al. 2006) on every row's active set, in lock-step:
     ``min 1/2 c^T H c - alpha b^T c + tau ||c||_1``, ``H = alpha G + (1 - tau) I``, warm
     start ``c``. Returns ``(c, exact)``; rows not exact keep a ``c`` no worse than before
@@ -294,8 +294,9 @@ def _feature_sign(xp, G, bv, valid, c, alpha, tau):
                 c_out = _put_rows(xp, c_out, ids, c)
                 exact_out = _put_rows(xp, exact_out, ids, exact)
             ids = keep if ids is None else xp.take(ids, keep)
-            G, bv, valid, c, alpha, kkt, cap, running, exact = (
-                xp.take(v, keep, axis=0) for v in (G, bv, valid, c, alpha, kkt, cap, running, exact)
+            G, bv, valid, c, alpha, xsq, kkt, cap, running, exact = (
+                xp.take(v, keep, axis=0)
+                for v in (G, bv, valid, c, alpha, xsq, kkt, cap, running, exact)
             )
             B = n_run
         a = alpha[:, None]
@@ -337,6 +338,14 @@ def _feature_sign(xp, G, bv, valid, c, alpha, tau):
         )
         HV = V @ HA
         f = xp.sum(0.5 * V * HV - (a * bA)[:, None, :] * V + tau * xp.abs(V), axis=2)
+        # f = tau |v|_1 + (1 - tau)/2 |v|^2 + alpha/2 |x - X v|^2 - alpha/2 |x|^2 is at least
+        # the first two terms minus the last: clamping to that bound keeps a huge v from a
+        # nearly singular system (rounding-level curvature) from passing for a descent
+        lb = (
+            xp.sum(tau * xp.abs(V) + 0.5 * (1.0 - tau) * V * V, axis=2)
+            - (0.5 * alpha * xsq)[:, None]
+        )
+        f = xp.maximum(f, lb)
         f0, f = f[:, 0], xp.where(cval, f[:, 1:], inf)
         best = xp.argmin(f, axis=1)
         t = xp.take_along_axis(cand, best[:, None], axis=1)
@@ -347,13 +356,15 @@ def _feature_sign(xp, G, bv, valid, c, alpha, tau):
         c = xp.where(upd[:, None], _expand(xp, new, act2), c)
         # A singular sign-fixed system as a coordinate enters (tau = 1 with more active
         # points than their span): a step along the null direction instead (see _null_step).
-        sing = running & enter & xp.logical_not(pd)
+        sing = running & enter & xp.logical_not(ok)
         if bool(xp.any(sing)):
             rows = xp.nonzero(sing)[0]
             kA = _take_cols(xp, onek, idx) & pv
             thA = _take_cols(xp, th, idx)
             sub = [xp.take(v, rows, axis=0) for v in (HA, cur, bA, pv, kA)]
-            step, nok = _null_step(xp, *sub, xp.take(alpha, rows), tau, xp.take(thA, rows, axis=0))
+            step, nok = _null_step(
+                xp, *sub, xp.take(alpha, rows), tau, xp.take(thA, rows, axis=0), xp.take(xsq, rows)
+            )
             full = xp.zeros_like(cur)
             full = _put_rows(xp, full, rows, step)
             nok_full = _put_rows(xp, xp.zeros_like(sing), rows, nok)
@@ -366,7 +377,7 @@ def _feature_sign(xp, G, bv, valid, c, alpha, tau):
     return _put_rows(xp, c_out, ids, c), _put_rows(xp, exact_out, ids, exact)
 
 
-def _null_step(xp, HA, cur, bA, pv, kA, alpha, tau, thA):
+def _null_step(xp, HA, cur, bA, pv, kA, alpha, tau, thA, xsq):
     """The degenerate step of feature-sign search: the sign-fixed matrix ``HA`` of the active
     coordinates (the nonzeros, optimal, plus the entering one, flagged by ``kA``) is
     singular, so along its null vector ``z`` the objective is linear, decreasing when the
@@ -389,7 +400,9 @@ def _null_step(xp, HA, cur, bA, pv, kA, alpha, tau, thA):
 
     def obj(v):
         hv = (HA @ v[:, :, None])[:, :, 0]
-        return xp.sum(0.5 * v * hv - alpha[:, None] * bA * v + tau * xp.abs(v), axis=1)
+        f = xp.sum(0.5 * v * hv - alpha[:, None] * bA * v + tau * xp.abs(v), axis=1)
+        lb = xp.sum(tau * xp.abs(v) + 0.5 * (1.0 - tau) * v * v, axis=1) - 0.5 * alpha * xsq
+        return xp.maximum(f, lb)  # as in the line search of _feature_sign
 
     return new, ok & (obj(new) < obj(cur))
 
@@ -487,7 +500,7 @@ def _solve_rows(xp, X64, sq, T, c, xj, alpha, tau, tol):
     if _FORCE_CD:
         exact = xp.zeros((B,), dtype=xp.bool, device=_dev(c))
     else:
-        c, exact = _feature_sign(xp, G, bv, valid, c, alpha, tau)
+        c, exact = _feature_sign(xp, G, bv, valid, c, alpha, tau, xp.sum(xj * xj, axis=1))
     if not bool(xp.all(exact)):
         rows = xp.nonzero(xp.logical_not(exact))[0]
         diag = xp.where(valid, xp.take(sq, Tc), xp.zeros_like(c))
