@@ -174,22 +174,22 @@ def _kkt(X, C, gamma, tau):
 
 
 @pytest.mark.parametrize(
-    "data, tau, support",
+    "data, gamma, tau, support",
     [
-        ((3, 4, 20, 40, 0.0, 1), 0.9, 30),
-        ((3, 4, 20, 40, 0.0, 1), 1.0, 30),  # noiseless lasso
-        ((4, 5, 6, 33, 0.001, 5), 1.0, 7),  # 132 points in R^6: any 7 are dependent
+        ((3, 4, 20, 40, 0.0, 1), 50.0, 0.9, 30),
+        ((3, 4, 20, 40, 0.0, 1), 50.0, 1.0, 30),  # noiseless lasso
+        ((4, 5, 6, 33, 0.001, 5), 200.0, 1.0, 7),  # 132 points in R^6: any 7 are dependent
     ],
 )
-def test_ensc_degenerate_is_optimal(backend, data, tau, support):
+def test_ensc_degenerate_is_optimal(backend, data, gamma, tau, support):
     # singular active Gram matrices (more active points than their span, tau = 1), handled
     # by the degenerate feature-sign step: the result is the optimum (the Rust kernel's
     # coordinate-descent fallback can stop short of it there, so no comparison with it)
     *args, noise, seed = data
     X, _ = union_of_subspaces(*args, noise=noise, seed=seed)
-    C, it = _xp(backend, X, 50.0, tau, 500, support, 40)
+    C, it = _xp(backend, X, gamma, tau, 500, support, 40)
     assert it < 40
-    assert _kkt(X, C, 50.0, tau) < 1e-8
+    assert _kkt(X, C, gamma, tau) < 1e-8
 
 
 def test_ensc_coordinate_descent_fallback(monkeypatch, noisy):
