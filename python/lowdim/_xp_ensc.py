@@ -25,8 +25,15 @@ of ``_xp_cluster._block_rows``, as SSC-OMP):
   the entering coordinate by an argmax, the sign-fixed systems of all points by one batched
   Cholesky check + batched solve on the active coordinates only (compacted to the largest
   active count of the batch), and the line search over every breakpoint at once (one
-  batched GEMM). Points whose search fails (rounding, a singular active Gram at ``tau = 1``)
-  go to batched coordinate descent with the sign-fixed polish, as in the Rust kernel.
+  batched GEMM; the objective clamped to its lower bound
+  ``tau |v|_1 + (1 - tau)/2 |v|^2 - alpha/2 |x|^2``, so that a huge step out of a system
+  singular to rounding never passes for a descent). Finished rows leave the lock-step. When
+  the system of an entering coordinate is singular (``tau = 1`` with more active points
+  than their span: noiseless data, or ``D`` small) a step along its null direction replaces
+  it (the objective is linear there; the first nonzero to reach 0 leaves), so the result is
+  the optimum where the Rust kernel's coordinate descent can stop short of it. Points whose
+  search still fails (rounding) go to batched coordinate descent with the sign-fixed
+  polish, as in the Rust kernel.
   The oracle points ``delta_j = alpha_j (x_j - X_T c_T)`` are correlated with all points by
   one GEMM; violators (``|<x_i, delta_j>| > tau`` plus the Rust kernel's rounding slack) enter
   by the same rule (nonzeros, then the most violating points, then former zero members, at
