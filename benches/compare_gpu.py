@@ -375,6 +375,33 @@ def bench_cluster_more(cp, rows, div, repeats):
     )
 
 
+def bench_ensc(cp, rows, div, repeats):
+    """EnSC (default parameters) on 20000 points of the SSC-OMP model: CPU (Rust) vs CuPy."""
+    import numpy as np
+    from lowdim.cluster import EnSC
+    from lowdim.datasets import union_of_subspaces
+    from lowdim.metrics import clustering_accuracy
+
+    X, y = union_of_subspaces(10, 6, 50, 2000 // div, noise=0.01, seed=0)
+    case = f"EnSC {X.shape[0]} pts (10 x 6-dim in R^50)"
+    runs = [("lowdim CPU (NumPy, Rust kernels)", X, np.asarray)]
+    runs += [
+        (f"lowdim CuPy {t}", cp.asarray(X.astype(t)), cp.asnumpy) for t in ("float64", "float32")
+    ]
+    for name, A, back in runs:
+        try:
+            if back is cp.asnumpy:
+                EnSC(10, random_state=0).fit(A[: A.shape[0] // 10, :])  # warm-up
+            _sync(cp)
+            t0 = time.perf_counter()
+            m = EnSC(10, random_state=0).fit(A)
+            _sync(cp)
+            t, acc = time.perf_counter() - t0, clustering_accuracy(y, back(m.labels_))
+            rows.append((case, name, t, acc, f"accuracy in error column; n_iter_ {m.n_iter_}"))
+        except Exception as e:  # keep the other numbers
+            rows.append((case, name, None, None, f"failed: {e!r}"))
+
+
 def render(rows, header):
     out = [*header, "", "| case | method | time (s) | error | note |", "|---|---|---|---|---|"]
     base = {}
@@ -421,6 +448,7 @@ def main(argv=None) -> int:
         (bench_tucker, {}),
         (bench_sscomp, {}),
         (bench_cluster_more, {}),
+        (bench_ensc, {}),
     ):
         try:
             fn(cp, rows, div, repeats, **kw)

@@ -516,18 +516,50 @@ class EnSC(_SelfExpressive):
         self.random_state = random_state
         self.progress = progress
 
-    def _kernel(self, X):
+    def _params(self):
         gamma = _check_positive(self.gamma, "gamma")
         tau = _check_positive(self.tau, "tau", low=0.0, high=1.0, low_open=False)
         n_nonzero = check_int(self.n_nonzero, "n_nonzero", 1)
         support = check_int(self.support_size, "support_size", 1)
         max_iter = check_int(self.max_iter, "max_iter", 1)
         tol = _check_positive(self.tol, "tol")
-        indptr, indices, data, n_iter = self._with_progress(
-            _lowdim.ensc, X, gamma, tau, n_nonzero, support, max_iter, tol
-        )
+        return gamma, tau, n_nonzero, support, max_iter, tol
+
+    def _kernel(self, X):
+        indptr, indices, data, n_iter = self._with_progress(_lowdim.ensc, X, *self._params())
         self.n_iter_ = max(int(n_iter), 1)  # tau = 0 is solved in closed form: one step
         return indptr, indices, data
+
+    def fit(self, X, y=None):
+        """Compute the representation matrix, the affinity and the cluster labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The points, one per row (float32 is kept as float32). A CuPy array (or another
+            array-API array) is clustered in its own namespace, on its device, as in
+            :meth:`SSCOMP.fit` (see ``lowdim._xp_ensc``: ORGEN batched over blocks of
+            points, the same objective, gamma/tau contract and result as the Rust kernel).
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        if is_xp_array(X):
+            return self._fit_xp(X)
+        return super().fit(X, y)
+
+    def _fit_xp(self, X):
+        from . import _xp_cluster as xc
+        from . import _xp_ensc
+
+        xp, X, n_clusters, n_init, seed = _xp_prepare(self, X)
+        n = X.shape[0]
+        *pieces, n_iter = _xp_run(self, _xp_ensc.ensc, X, *self._params())
+        self.n_iter_ = max(int(n_iter), 1)
+        self.representation_matrix_ = xc.csr(xp, *pieces, n)
+        return _xp_finish(self, xp, X, xc.affinity(xp, *pieces, n), n_clusters, n_init, seed)
 
 
 class LSR(_SelfExpressive):
