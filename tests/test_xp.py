@@ -466,15 +466,6 @@ def test_estimator_xp_errors():
         pca.transform(xs.ones((3, 5)))
 
 
-def test_clustering_rejects_non_numpy_arrays():
-    X = xs.asarray(_data()[:60])
-    # SSCOMP, TSC, LSR, KSubspaces and spectral_clustering have an array-API path:
-    # tests/test_xp_cluster.py
-    for est in (lowdim.cluster.EnSC(3),):
-        with pytest.raises(NotImplementedError, match="array_api_strict arrays"):
-            est.fit(X)
-
-
 def test_dispatch_rules():
     assert not _xp.is_xp_array(np.ones(3))
     assert not _xp.is_xp_array([1.0, 2.0])

@@ -80,14 +80,15 @@ def _csr_payload(W: sp.csr_matrix):
 
 
 def _reject_xp(X, what: str) -> None:
-    """Clustering has no array-API (GPU) implementation yet: say so rather than copy a CuPy
-    (or other non-NumPy) array to the host behind the caller's back."""
+    """A guard of the NumPy (Rust) path: array-API input (CuPy, ...) is dispatched to its own
+    path before validation, so it never reaches here; if it did, fail rather than copy it to
+    the host behind the caller's back."""
     if is_xp_array(X):
         mod = type(X).__module__.split(".")[0]
-        raise NotImplementedError(
-            f"{what} does not accept {mod} arrays yet: the clustering kernels run on the CPU "
-            "on NumPy input only (no silent copy to the host is made). Convert explicitly, "
-            "e.g. X.get() or numpy.asarray(X), to run on the CPU."
+        raise TypeError(
+            f"{what}: {mod} arrays take the array-API path, not the NumPy one (no silent "
+            "copy to the host is made); convert explicitly, e.g. numpy.asarray(X), to run on "
+            "the CPU kernels"
         )
 
 
