@@ -12,18 +12,9 @@ import lowdim
 import numpy as np
 import pytest
 from lowdim import _xp
-
-xs = pytest.importorskip("array_api_strict")
-
-
-def _cupy_or_skip():
-    cp = pytest.importorskip("cupy")
-    try:
-        if cp.cuda.runtime.getDeviceCount() < 1:
-            pytest.skip("no CUDA device")
-    except Exception as e:  # no driver, no runtime
-        pytest.skip(f"no CUDA device ({type(e).__name__})")
-    return cp
+from xp_backends import cupy_or_skip as _cupy_or_skip
+from xp_backends import module_of as _module_of
+from xp_backends import xs
 
 
 # Each backend: (to the backend, back to NumPy, call through the public API?, expected module)
@@ -50,10 +41,6 @@ BACKENDS = [
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     return request.param()
-
-
-def _module_of(x):
-    return type(x).__module__.split(".")[0]
 
 
 def _low_rank(m, n, decay=0.7, seed=0, dtype=np.float64):

@@ -15,39 +15,9 @@ from lowdim import _xp_cluster as xc
 from lowdim.cluster import SSCOMP
 from lowdim.datasets import union_of_subspaces
 from lowdim.metrics import clustering_accuracy
-
-xs = pytest.importorskip("array_api_strict")
-
-
-def _cupy_or_skip():
-    cp = pytest.importorskip("cupy")
-    try:
-        if cp.cuda.runtime.getDeviceCount() < 1:
-            pytest.skip("no CUDA device")
-    except Exception as e:  # no driver, no runtime
-        pytest.skip(f"no CUDA device ({type(e).__name__})")
-    return cp
-
-
-def _np_backend():
-    return (lambda a: a, np.asarray, "numpy")
-
-
-def _strict_backend():
-    return (xs.asarray, np.asarray, "array_api_strict")
-
-
-def _cupy_backend():
-    cp = _cupy_or_skip()
-    return (cp.asarray, cp.asnumpy, "cupy")
-
-
-BACKENDS = [
-    pytest.param(_np_backend, id="numpy"),
-    pytest.param(_strict_backend, id="strict"),
-    pytest.param(_cupy_backend, id="cupy", marks=pytest.mark.gpu),
-]
-PUBLIC = BACKENDS[1:]  # numpy input to the estimators takes the Rust path
+from xp_backends import BACKENDS, PUBLIC
+from xp_backends import cupy_or_skip as _cupy_or_skip
+from xp_backends import module_of as _module_of
 
 
 @pytest.fixture(params=BACKENDS)
@@ -58,10 +28,6 @@ def backend(request):
 @pytest.fixture(params=PUBLIC)
 def public(request):
     return request.param()
-
-
-def _module_of(x):
-    return type(x).__module__.split(".")[0]
 
 
 def _rust_csr(X, n_nonzero, tol):

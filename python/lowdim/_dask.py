@@ -295,51 +295,38 @@ class _Op:
         )
         return parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=self.dtype)
 
+    def _summed(self, func, args, dtype):
+        """``sum_i func(T_i, ...)`` for per-row-block parts of shape (n_j x l) (blockwise output
+        ``ijk`` with the row index collapsed), added by a tree reduction."""
+        parts = da.blockwise(
+            func,
+            "ijk",
+            *args,
+            adjust_chunks={"i": 1},
+            dtype=dtype,
+            meta=np.empty((0, 0, 0), dtype),
+            **self._kw(),
+        )
+        return parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=dtype)
+
     def apply_t(self, Y):
         """``T^T Y`` for Y (m x l) chunked like T's rows: a tree reduction over row blocks."""
         Y = Y.rechunk((self.row_chunks, -1))
         args = [self.A, self.ti, Y, "ik", *self._centre_args()]
-        parts = da.blockwise(
-            _apply_t_part,
-            "ijk",
-            *args,
-            adjust_chunks={"i": 1},
-            dtype=self.dtype,
-            meta=np.empty((0, 0, 0), self.dtype),
-            **self._kw(),
-        )
-        return parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=self.dtype)
+        return self._summed(_apply_t_part, args, self.dtype)
 
     def gram_apply(self, X):
         """``T^T (T X)`` in one pass (whole-row blocks only)."""
         X = X.rechunk((self.col_chunks, -1))
         args = [self.A, self.ti, X, "jk", *self._centre_args()]
-        parts = da.blockwise(
-            _gram_apply_part,
-            "ijk",
-            *args,
-            adjust_chunks={"i": 1},
-            dtype=self.dtype,
-            meta=np.empty((0, 0, 0), self.dtype),
-            **self._kw(),
-        )
-        return parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=self.dtype)
+        return self._summed(_gram_apply_part, args, self.dtype)
 
     def gram_apply_f32(self, X, scale):
         """``s^2 T^T (T X)`` in float32 for a float64 operator, X float32 and ``s`` the lazy
         power of two ``scale`` (whole-row blocks only)."""
         X = X.rechunk((self.col_chunks, -1))
         args = [self.A, self.ti, X, "jk", scale, "", *self._centre_args()]
-        parts = da.blockwise(
-            _gram_apply_f32_part,
-            "ijk",
-            *args,
-            adjust_chunks={"i": 1},
-            dtype=np.float32,
-            meta=np.empty((0, 0, 0), np.float32),
-            **self._kw(),
-        )
-        return parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=np.float32)
+        return self._summed(_gram_apply_f32_part, args, np.dtype(np.float32))
 
     def gram(self):
         """``T^T T`` in float64 (whole-row blocks only), one chunk."""

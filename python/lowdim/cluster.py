@@ -313,13 +313,22 @@ class _SelfExpressive(_SubspaceClustering):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            The points, one per row (float32 is kept as float32).
+            The points, one per row (float32 is kept as float32). A CuPy array (or another
+            array-API array) is clustered in its own namespace, on its device (see
+            ``lowdim._xp_cluster`` and ``lowdim._xp_ensc``: the same objective and result as
+            the Rust kernels, batched over blocks of points). Then ``labels_`` and
+            ``eigenvalues_`` are arrays of that namespace; ``representation_matrix_`` and
+            ``affinity_matrix_`` are ``cupyx.scipy.sparse`` CSR matrices on the GPU for CuPy
+            input, and ``scipy.sparse`` CSR matrices on the host for other namespaces (which
+            have no sparse format; they hold ``O(n_samples * n_nonzero)`` entries).
         y : ignored
 
         Returns
         -------
         self
         """
+        if is_xp_array(X):
+            return self._fit_xp(X)
         X, n_clusters, n_init = self._validate(X)
         seed = check_seed(self.random_state)
         indptr, indices, data = self._kernel(X)
@@ -329,6 +338,19 @@ class _SelfExpressive(_SubspaceClustering):
         self.affinity_matrix_ = _representation(C)
         self._spectral(self.affinity_matrix_, n_clusters, n_init, seed)
         return self
+
+    def _xp_kernel(self, X):  # pragma: no cover - abstract
+        """The array-API kernel: ``(indptr, indices, data)`` of the representation."""
+        raise NotImplementedError
+
+    def _fit_xp(self, X):
+        from . import _xp_cluster as xc
+
+        xp, X, n_clusters, n_init, seed = _xp_prepare(self, X)
+        n = X.shape[0]
+        pieces = self._xp_kernel(X)
+        self.representation_matrix_ = xc.csr(xp, *pieces, n)
+        return _xp_finish(self, xp, X, xc.affinity(xp, *pieces, n), n_clusters, n_init, seed)
 
 
 class SSCOMP(_SelfExpressive):
@@ -404,38 +426,10 @@ class SSCOMP(_SelfExpressive):
         n_nonzero, tol = self._params(X.shape[0])
         return self._with_progress(_lowdim.ssc_omp, X, n_nonzero, tol)
 
-    def fit(self, X, y=None):
-        """Compute the representation matrix, the affinity and the cluster labels.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            The points, one per row (float32 is kept as float32). A CuPy array (or another
-            array-API array) is clustered in its own namespace, on its device: see
-            ``lowdim._xp_cluster``. Then ``labels_`` and ``eigenvalues_`` are arrays of that
-            namespace; ``representation_matrix_`` and ``affinity_matrix_`` are
-            ``cupyx.scipy.sparse`` CSR matrices on the GPU for CuPy input, and
-            ``scipy.sparse`` CSR matrices on the host for other namespaces (which have no
-            sparse format; they hold ``O(n_samples * n_nonzero)`` entries).
-        y : ignored
-
-        Returns
-        -------
-        self
-        """
-        if is_xp_array(X):
-            return self._fit_xp(X)
-        return super().fit(X, y)
-
-    def _fit_xp(self, X):
+    def _xp_kernel(self, X):
         from . import _xp_cluster as xc
 
-        xp, X, n_clusters, n_init, seed = _xp_prepare(self, X)
-        n = X.shape[0]
-        n_nonzero, tol = self._params(n)
-        pieces = _xp_run(self, xc.ssc_omp, X, n_nonzero, tol)
-        self.representation_matrix_ = xc.csr(xp, *pieces, n)
-        return _xp_finish(self, xp, X, xc.affinity(xp, *pieces, n), n_clusters, n_init, seed)
+        return _xp_run(self, xc.ssc_omp, X, *self._params(X.shape[0]))
 
 
 class EnSC(_SelfExpressive):
@@ -531,36 +525,12 @@ class EnSC(_SelfExpressive):
         self.n_iter_ = max(int(n_iter), 1)  # tau = 0 is solved in closed form: one step
         return indptr, indices, data
 
-    def fit(self, X, y=None):
-        """Compute the representation matrix, the affinity and the cluster labels.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            The points, one per row (float32 is kept as float32). A CuPy array (or another
-            array-API array) is clustered in its own namespace, on its device, as in
-            :meth:`SSCOMP.fit` (see ``lowdim._xp_ensc``: ORGEN batched over blocks of
-            points, the same objective, gamma/tau contract and result as the Rust kernel).
-        y : ignored
-
-        Returns
-        -------
-        self
-        """
-        if is_xp_array(X):
-            return self._fit_xp(X)
-        return super().fit(X, y)
-
-    def _fit_xp(self, X):
-        from . import _xp_cluster as xc
+    def _xp_kernel(self, X):
         from . import _xp_ensc
 
-        xp, X, n_clusters, n_init, seed = _xp_prepare(self, X)
-        n = X.shape[0]
         *pieces, n_iter = _xp_run(self, _xp_ensc.ensc, X, *self._params())
         self.n_iter_ = max(int(n_iter), 1)
-        self.representation_matrix_ = xc.csr(xp, *pieces, n)
-        return _xp_finish(self, xp, X, xc.affinity(xp, *pieces, n), n_clusters, n_init, seed)
+        return pieces
 
 
 class LSR(_SelfExpressive):
@@ -623,35 +593,10 @@ class LSR(_SelfExpressive):
     def _kernel(self, X):
         return self._with_progress(_lowdim.lsr, X, *self._params())
 
-    def fit(self, X, y=None):
-        """Compute the representation matrix, the affinity and the cluster labels.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            The points, one per row (float32 is kept as float32). A CuPy array (or another
-            array-API array) is clustered in its own namespace, on its device, as in
-            :meth:`SSCOMP.fit` (``lowdim._xp_cluster.lsr``: the same closed form by GEMMs,
-            block by block); ``representation_matrix_`` and ``affinity_matrix_`` are then
-            cupyx CSR matrices on CuPy, scipy CSR matrices on the host otherwise.
-        y : ignored
-
-        Returns
-        -------
-        self
-        """
-        if is_xp_array(X):
-            return self._fit_xp(X)
-        return super().fit(X, y)
-
-    def _fit_xp(self, X):
+    def _xp_kernel(self, X):
         from . import _xp_cluster as xc
 
-        xp, X, n_clusters, n_init, seed = _xp_prepare(self, X)
-        n = X.shape[0]
-        pieces = _xp_run(self, xc.lsr, X, *self._params())
-        self.representation_matrix_ = xc.csr(xp, *pieces, n)
-        return _xp_finish(self, xp, X, xc.affinity(xp, *pieces, n), n_clusters, n_init, seed)
+        return _xp_run(self, xc.lsr, X, *self._params())
 
 
 class TSC(_SubspaceClustering):

@@ -136,6 +136,23 @@ fn apply_t<T: Real>(op: &dyn LinOp<T>, y: MatRef<'_, T>, par: Par) -> Mat<T> {
     z
 }
 
+/// `work(0) + work(1) + ... + work(nt - 1)`, the terms computed in parallel and added in
+/// thread order (so the sum is fixed for a given thread count).
+fn sum_over_threads<U: Real>(nt: usize, work: impl Fn(usize) -> Mat<U> + Sync + Send) -> Mat<U> {
+    let parts: Vec<Mat<U>> = if nt > 1 {
+        use rayon::prelude::*;
+        (0..nt).into_par_iter().map(work).collect()
+    } else {
+        vec![work(0)]
+    };
+    let mut it = parts.into_iter();
+    let mut z = it.next().expect("at least one part");
+    for p in it {
+        z += p;
+    }
+    z
+}
+
 /// Threads for a row split of `m` rows.
 fn row_threads(par: Par, m: usize) -> usize {
     match par {
@@ -213,18 +230,7 @@ pub fn rows_apply_t<T: Real>(a: MatRef<'_, T>, y: MatRef<'_, T>, par: Par) -> Ma
         }
         z
     };
-    let parts: Vec<Mat<T>> = if nt > 1 {
-        use rayon::prelude::*;
-        (0..nt).into_par_iter().map(work).collect()
-    } else {
-        vec![work(0)]
-    };
-    let mut it = parts.into_iter();
-    let mut z = it.next().expect("at least one part");
-    for p in it {
-        z += p;
-    }
-    z
+    sum_over_threads(nt, work)
 }
 
 fn mul<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, par: Par) -> Mat<T> {
@@ -647,22 +653,12 @@ fn gram_f64<T: Real>(a: MatRef<'_, T>, par: Par) -> Mat<f64> {
     // parallel SYRK splits the small output, which leaves threads idle when n << m); partial
     // sums are added in thread order, so results are fixed for a given thread count.
     if nt > 1 && m >= 64 * n * nt {
-        use rayon::prelude::*;
-        let parts: Vec<Mat<f64>> = (0..nt)
-            .into_par_iter()
-            .map(|t| {
-                gram_f64_seq(
-                    a.subrows(m * t / nt, m * (t + 1) / nt - m * t / nt),
-                    Par::Seq,
-                )
-            })
-            .collect();
-        let mut it = parts.into_iter();
-        let mut g = it.next().expect("at least one part");
-        for p in it {
-            g += p;
-        }
-        return g;
+        return sum_over_threads(nt, |t| {
+            gram_f64_seq(
+                a.subrows(m * t / nt, m * (t + 1) / nt - m * t / nt),
+                Par::Seq,
+            )
+        });
     }
     gram_f64_seq(a, par)
 }
@@ -934,11 +930,7 @@ fn fused_rows<T: Real>(n: usize) -> usize {
 pub fn gram_apply<T: Real>(a: MatRef<'_, T>, x: MatRef<'_, T>, par: Par) -> Mat<T> {
     let (m, n) = a.shape();
     let l = x.ncols();
-    let nt = match par {
-        Par::Seq => 1,
-        Par::Rayon(t) => t.get(),
-    }
-    .min(m.max(1));
+    let nt = row_threads(par, m);
     let h = fused_rows::<T>(n);
     let work = |t: usize| -> Mat<T> {
         let r0 = m * t / nt;
@@ -963,18 +955,7 @@ pub fn gram_apply<T: Real>(a: MatRef<'_, T>, x: MatRef<'_, T>, par: Par) -> Mat<
         }
         z
     };
-    let parts: Vec<Mat<T>> = if nt > 1 {
-        use rayon::prelude::*;
-        (0..nt).into_par_iter().map(work).collect()
-    } else {
-        vec![work(0)]
-    };
-    let mut it = parts.into_iter();
-    let mut z = it.next().expect("at least one part");
-    for p in it {
-        z += p;
-    }
-    z
+    sum_over_threads(nt, work)
 }
 
 /// The view as float64 when `T` is float64.
@@ -1064,11 +1045,7 @@ fn to_f32_scaled<'b>(
 pub fn gram_apply_f32(a: MatRef<'_, f64>, x: MatRef<'_, f32>, scale: f64, par: Par) -> Mat<f32> {
     let (m, n) = a.shape();
     let l = x.ncols();
-    let nt = match par {
-        Par::Seq => 1,
-        Par::Rayon(t) => t.get(),
-    }
-    .min(m.max(1));
+    let nt = row_threads(par, m);
     // 2 MiB of A per block (1 MiB once rounded): measured best between 32 and 256 rows
     let h = fused_rows::<f32>(n);
     let rows = row_major(a);
@@ -1100,18 +1077,7 @@ pub fn gram_apply_f32(a: MatRef<'_, f64>, x: MatRef<'_, f32>, scale: f64, par: P
         }
         z
     };
-    let parts: Vec<Mat<f32>> = if nt > 1 {
-        use rayon::prelude::*;
-        (0..nt).into_par_iter().map(work).collect()
-    } else {
-        vec![work(0)]
-    };
-    let mut it = parts.into_iter();
-    let mut z = it.next().expect("at least one part");
-    for p in it {
-        z += p;
-    }
-    z
+    sum_over_threads(nt, work)
 }
 
 /// Given `A ~= Q B` with `B^T` (n x l), the rank-k SVD `U = Q Ub`, `V`, `S`.
