@@ -185,14 +185,9 @@ def spectral_clustering(
             affinity, n_clusters, n_init, max_clusters, random_state, return_eigenvalues
         )
     W = _check_affinity(affinity)
-    n = W.shape[0]
-    n_clusters = _check_n_clusters(n_clusters, n)
-    n_init = check_int(n_init, "n_init", 1)
-    if max_clusters is None:
-        max_clusters = max(1, min(_DEFAULT_MAX_CLUSTERS, n - 1))
-    else:
-        max_clusters = check_int(max_clusters, "max_clusters", 1, max(1, n - 1))
-    seed = check_seed(random_state)
+    n_clusters, n_init, max_clusters, seed = _spectral_args(
+        W.shape[0], n_clusters, n_init, max_clusters, random_state
+    )
     labels, evals, _ = _lowdim.spectral_clustering(
         _csr_payload(W), n_clusters or 0, max_clusters, n_init, seed
     )
@@ -202,19 +197,26 @@ def spectral_clustering(
     return labels
 
 
-def _spectral_clustering_xp(affinity, n_clusters, n_init, max_clusters, random_state, ret_ev):
-    """:func:`spectral_clustering` on an array-API / cupyx sparse affinity (same checks)."""
-    from . import _xp_cluster as xc
-
-    xp, W, like = xc.check_affinity(affinity)
-    n = W.shape[0]
+def _spectral_args(n, n_clusters, n_init, max_clusters, random_state):
+    """Validated ``(n_clusters or None, n_init, max_clusters, seed)`` of spectral_clustering
+    for an n x n affinity."""
     n_clusters = _check_n_clusters(n_clusters, n)
     n_init = check_int(n_init, "n_init", 1)
     if max_clusters is None:
         max_clusters = max(1, min(_DEFAULT_MAX_CLUSTERS, n - 1))
     else:
         max_clusters = check_int(max_clusters, "max_clusters", 1, max(1, n - 1))
-    seed = check_seed(random_state)
+    return n_clusters, n_init, max_clusters, check_seed(random_state)
+
+
+def _spectral_clustering_xp(affinity, n_clusters, n_init, max_clusters, random_state, ret_ev):
+    """:func:`spectral_clustering` on an array-API / cupyx sparse affinity (same checks)."""
+    from . import _xp_cluster as xc
+
+    xp, W, like = xc.check_affinity(affinity)
+    n_clusters, n_init, max_clusters, seed = _spectral_args(
+        W.shape[0], n_clusters, n_init, max_clusters, random_state
+    )
     labels, evals, _ = xc.spectral(xp, W, n_clusters, max_clusters, n_init, seed, like)
     return (labels, evals) if ret_ev else labels
 
