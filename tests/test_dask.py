@@ -177,6 +177,14 @@ def test_rsvd_float32_power_iterations(client, centred):
     np.testing.assert_allclose(res.S, mem.S, rtol=1e-12)
 
 
+@pytest.mark.parametrize("kw", [{}, {"power_iteration_dtype": "float32"}, {"solver": "gram"}])
+def test_rsvd_non_finite_raises(client, kw):
+    A = _decaying(300, 80)
+    A[7, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        lowdim.rsvd(da.from_array(A, chunks=(60, -1)), 5, seed=0, compute=True, **kw)
+
+
 def test_rsvd_validation(client):
     Ad = da.zeros((10, 5), chunks=5)
     with pytest.raises(ValueError, match="larger than min"):

@@ -414,7 +414,9 @@ def _small_svd_packed(R, k):
     """SVD of a small square R in float64, packed as one array ``[Ur_k | S | Wr_k]`` (l x 2k+1,
     S padded with zeros) so that one task computes it and the three factors are slices of it
     (a dask.delayed wrapper around a dask array would be optimized as a separate graph and
-    recompute everything upstream)."""
+    recompute everything upstream). A NaN or infinity in A reaches R: a clear ValueError
+    rather than LAPACK's "SVD did not converge"."""
+    _finite_or_raise(0.0 if np.isfinite(R).all() else math.nan)
     u, s, vt = np.linalg.svd(R.astype(np.float64))
     ell = R.shape[0]
     out = np.zeros((ell, 2 * k + 1))
