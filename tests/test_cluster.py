@@ -184,6 +184,39 @@ def test_ensc_tau_zero_works(independent):
     assert clustering_accuracy(y, model.labels_) == 1.0
 
 
+@pytest.mark.parametrize(
+    "data, gamma, support",
+    [
+        ((4, 2, 8, 30, 0.3, 18), 200.0, 7),  # the 1e14 coefficients of a 1e16 line-search step
+        ((4, 5, 6, 33, 0.001, 5), 200.0, 7),  # 132 points in R^6: any 7 are dependent
+    ],
+)
+def test_ensc_lasso_with_singular_active_sets_is_optimal(data, gamma, support):
+    # tau = 1 (no ridge term) and active sets larger than the ambient dimension: singular
+    # sign-fixed systems in feature-sign search. The result must be the elastic net's optimum
+    # of every row (the docstring's objective on unit-norm points, alpha_j = gamma tau / mu_j):
+    # alpha <x_i, r> = tau sign(c_i) + (1 - tau) c_i where c_i != 0, |alpha <x_i, r>| <= tau
+    # elsewhere, r = x_j - sum_i c_i x_i.
+    *args, noise, seed = data
+    X, _ = union_of_subspaces(*args, noise=noise, seed=seed)
+    tau = 1.0
+    model = EnSC(4, tau=tau, gamma=gamma, support_size=support, n_nonzero=500).fit(X)
+    C = model.representation_matrix_.toarray()  # n_nonzero > N: nothing truncated
+    assert model.n_iter_ < 40
+    assert np.abs(C).max() < 2.0
+    assert np.all(np.diag(C) == 0)
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    cor = np.abs(Xn @ Xn.T)
+    np.fill_diagonal(cor, 0.0)
+    alpha = gamma * tau / cor.max(axis=1)
+    G = alpha[:, None] * ((Xn - C @ Xn) @ Xn.T)  # G[j, i] = alpha_j <x_i, r_j>
+    np.fill_diagonal(G, 0.0)
+    nz = C != 0
+    on = np.abs(G - tau * np.sign(C) - (1 - tau) * C)[nz]
+    off = np.abs(G)[~nz] - tau
+    assert max(on.max(), off.max()) < 1e-8
+
+
 @pytest.mark.parametrize("name", ["ssc-omp", "ensc", "lsr", "tsc"])
 def test_progress_counts_blocks_and_a_raising_callback_stops(name, monkeypatch):
     monkeypatch.setenv("LOWDIM_CHUNK_ROWS", "32")  # 300 points: 10 blocks
