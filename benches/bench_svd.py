@@ -63,6 +63,22 @@ class RsvdDense(_Base):
     track_error_vs_sklearn.unit = "ratio"
 
 
+class RsvdDenseFloat32Iterations(RsvdDense):
+    """RsvdDense in float64 with the power iterations in float32 (power_iteration_dtype)."""
+
+    params = ["float64"]
+
+    def _run(self):
+        return lowdim.rsvd(
+            self.A,
+            self.k,
+            n_iter=self.q,
+            seed=0,
+            solver="randomized",
+            power_iteration_dtype="float32",
+        )
+
+
 class RsvdTallSkinny(_Base):
     """100000 x 100, k=20, solver auto (Gram + eigh)."""
 
