@@ -32,17 +32,30 @@ pub trait LinOp<T: Real>: Sync {
     }
 }
 
-/// Largest magnitude of a dense matrix (NaN when it holds a NaN), over fixed column blocks.
+/// Largest magnitude of a dense matrix (NaN when it holds a NaN or an infinity), over fixed
+/// lines.
 pub fn dense_max_abs<T: Real>(a: MatRef<'_, T>, par: Par) -> f64 {
-    let parts = per_column(a, par, |col| {
-        col.fold(0.0f64, |mx, v| {
-            let v = v.abs();
-            if v.is_nan() || mx.is_nan() {
-                f64::NAN
-            } else {
-                mx.max(v)
+    let parts = per_column(a, par, |line| {
+        // eight lanes (SIMD); `x * 0` is NaN exactly for NaN and infinite x
+        let (mut mx, mut chk) = ([0.0f64; 8], [0.0f64; 8]);
+        let mut it = line.chunks_exact(8);
+        for c in &mut it {
+            for ((m, k), &v) in mx.iter_mut().zip(chk.iter_mut()).zip(c) {
+                let x = v.to_f64().abs();
+                *m = m.max(x);
+                *k += x * 0.0;
             }
-        })
+        }
+        for &v in it.remainder() {
+            let x = v.to_f64().abs();
+            mx[0] = mx[0].max(x);
+            chk[0] += x * 0.0;
+        }
+        if chk.iter().any(|k| k.is_nan()) {
+            f64::NAN
+        } else {
+            mx.iter().fold(0.0f64, |a, &b| a.max(b))
+        }
     });
     parts.iter().fold(0.0f64, |acc, &v| {
         if v.is_nan() || acc.is_nan() {
@@ -98,19 +111,25 @@ pub struct DenseOp<'a, T: Real> {
 }
 
 /// `f` applied to every line of `a` (columns, or rows when those are the unit-stride
-/// direction) as an iterator of f64 values; one result per line, in a fixed order, so
-/// reductions over them do not depend on the thread count.
-fn per_column<T: Real>(
-    a: MatRef<'_, T>,
-    par: Par,
-    f: impl Fn(&mut dyn Iterator<Item = f64>) -> f64 + Sync,
-) -> Vec<f64> {
+/// direction) as a contiguous slice (a strided line is copied into a small buffer first); one
+/// result per line, in a fixed order, so reductions over them do not depend on the thread
+/// count.
+fn per_column<T: Real>(a: MatRef<'_, T>, par: Par, f: impl Fn(&[T]) -> f64 + Sync) -> Vec<f64> {
     let a = if a.row_stride().unsigned_abs() == 1 || a.ncols() == 1 {
         a
     } else {
         a.transpose()
     };
-    let col = |j: usize| f(&mut (0..a.nrows()).map(|i| a[(i, j)].to_f64()));
+    let len = a.nrows();
+    let col = |j: usize| {
+        if a.row_stride() == 1 || len <= 1 {
+            // SAFETY: line j of the view holds `len` values at unit stride from its start.
+            f(unsafe { std::slice::from_raw_parts(a.ptr_at(0, j), len) })
+        } else {
+            let buf: Vec<T> = (0..len).map(|i| a[(i, j)]).collect();
+            f(&buf)
+        }
+    };
     if crate::threads::is_parallel(par) {
         (0..a.ncols()).into_par_iter().map(col).collect()
     } else {
@@ -125,9 +144,23 @@ pub fn dense_frob_sq<T: Real>(a: MatRef<'_, T>, par: Par) -> f64 {
 
 /// `||c A||_F^2` with each entry scaled before squaring (no copy of `A`).
 pub fn dense_frob_sq_scaled<T: Real>(a: MatRef<'_, T>, c: f64, par: Par) -> f64 {
-    per_column(a, par, |col| col.map(|v| (v * c) * (v * c)).sum())
-        .iter()
-        .sum()
+    per_column(a, par, |line| {
+        let mut acc = [0.0f64; 8]; // eight lanes (SIMD), added in a fixed order
+        let mut it = line.chunks_exact(8);
+        for ch in &mut it {
+            for (s, &v) in acc.iter_mut().zip(ch) {
+                let x = v.to_f64() * c;
+                *s += x * x;
+            }
+        }
+        for &v in it.remainder() {
+            let x = v.to_f64() * c;
+            acc[0] += x * x;
+        }
+        acc.iter().sum()
+    })
+    .iter()
+    .sum()
 }
 
 impl<T: Real> LinOp<T> for DenseOp<'_, T> {

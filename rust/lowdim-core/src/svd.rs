@@ -1498,6 +1498,47 @@ mod tests {
     }
 
     #[test]
+    fn max_abs_and_frob_sq_match_a_scan() {
+        use crate::linop::{dense_frob_sq, dense_max_abs};
+        let a = test_matrix(203, 37, &[3.0, 2.0, 1.0], 5);
+        let vals: Vec<f64> = (0..203)
+            .flat_map(|i| (0..37).map(move |j| (i, j)))
+            .map(|(i, j)| a[(i, j)])
+            .collect();
+        let mx = vals.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let fro: f64 = vals.iter().map(|v| v * v).sum();
+        let at = a.transpose().to_owned();
+        let every_other = a.as_ref().subrows(0, 202); // a view with a leading dimension gap
+        for par in [Par::Seq, Par::rayon(3)] {
+            for view in [a.as_ref(), at.transpose()] {
+                assert_eq!(dense_max_abs(view, par), mx);
+                assert!((dense_frob_sq(view, par) - fro).abs() < 1e-12 * fro);
+            }
+            let sub: f64 = (0..202)
+                .flat_map(|i| (0..37).map(move |j| (i, j)))
+                .map(|(i, j)| a[(i, j)].abs())
+                .fold(0.0, f64::max);
+            assert_eq!(dense_max_abs(every_other, par), sub);
+            // neither stride is 1: every other row and column
+            // SAFETY: rows 0, 2, .., 200 and columns 0, 2, .., 34 lie inside `a`.
+            let strided = unsafe {
+                MatRef::<f64>::from_raw_parts(a.as_ptr(), 101, 18, 2, 2 * a.col_stride())
+            };
+            let want = (0..101)
+                .flat_map(|i| (0..18).map(move |j| (2 * i, 2 * j)))
+                .map(|(i, j)| a[(i, j)].abs())
+                .fold(0.0, f64::max);
+            assert_eq!(dense_max_abs(strided, par), want);
+        }
+        for bad in [f64::NAN, f64::INFINITY] {
+            let mut b = a.clone();
+            b[(7, 3)] = bad;
+            assert!(dense_max_abs(b.as_ref(), Par::Seq).is_nan());
+            assert!(dense_max_abs(b.transpose(), Par::rayon(2)).is_nan());
+        }
+    }
+
+    #[test]
     fn tol_mode_finds_the_rank() {
         let s = [10.0, 5.0, 2.0, 1.0, 1e-3, 1e-4];
         let a = test_matrix(200, 80, &s, 9);
