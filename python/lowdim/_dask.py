@@ -606,11 +606,12 @@ def _sq_part(b, mu=None, *, dt):
 
 def _maxabs_part(b, *, dt):
     b = _block(b, False, dt)
-    d = b.data if sp.issparse(b) else b
-    if not d.size:
+    if not (b.data if sp.issparse(b) else b).size:
         return np.zeros((1, 1))
-    # max and min: two streaming passes without an |b| temporary; NaN propagates
-    return np.full((1, 1), float(np.maximum(abs(d.max()), abs(d.min()))))
+    if sp.issparse(b):
+        return np.full((1, 1), float(np.max(np.abs(b.data))))
+    # one streaming pass in Rust (no |b| temporary); NaN or infinity gives NaN
+    return np.full((1, 1), _lowdim.max_abs(b))
 
 
 def _residual_sq_part(b, us, v, r=None, c=None, *, trans, dt):

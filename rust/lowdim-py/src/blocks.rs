@@ -115,6 +115,25 @@ fn block_matmul<'py>(
     }
 }
 
+fn max_abs_typed<'py, T: Real + Element>(py: Python<'py>, a: &Bound<'py, PyAny>) -> PyResult<f64> {
+    let ah = a.extract::<PyReadonlyArray2<'py, T>>()?;
+    let av = dense_view(&ah);
+    run(py, move |par| {
+        Ok(lowdim_core::linop::dense_max_abs(av, par))
+    })
+}
+
+/// max_abs(a) -> the largest magnitude of a 2-D float32/float64 array (NaN if it holds a NaN
+/// or an infinity), one streaming pass along its contiguous direction.
+#[pyfunction]
+fn max_abs<'py>(py: Python<'py>, a: &Bound<'py, PyAny>) -> PyResult<f64> {
+    if is_f32(a)? {
+        max_abs_typed::<f32>(py, a)
+    } else {
+        max_abs_typed::<f64>(py, a)
+    }
+}
+
 fn mode_gram_typed<'py, T: Real + Element>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
@@ -149,5 +168,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mode_gram, m)?)?;
     m.add_function(wrap_pyfunction!(gram_apply_f32, m)?)?;
     m.add_function(wrap_pyfunction!(block_matmul, m)?)?;
+    m.add_function(wrap_pyfunction!(max_abs, m)?)?;
     Ok(())
 }
