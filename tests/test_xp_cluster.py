@@ -554,3 +554,18 @@ def test_spectral_clustering_cupyx_sparse():
         assert isinstance(labels, cp.ndarray) and isinstance(ev, cp.ndarray)
         np.testing.assert_array_equal(cp.asnumpy(labels), ref)
         np.testing.assert_allclose(cp.asnumpy(ev), rev, atol=1e-6)
+
+
+def test_abs_argmax_matches_first_occurrence_of_abs_max(backend):
+    # the OMP pick: the smallest column of largest |C|, ties between +v and -v included
+    to, back, _ = backend
+    rng = np.random.default_rng(3)
+    C = rng.integers(-4, 5, size=(200, 9)).astype(np.float64)  # many ties
+    C[0] = 0.0
+    C[1] = [-3, 0, 3, 1, -3, 0, 0, 0, 0]
+    C[2] = [1, -2, 0, 2, 0, 0, 0, 0, -2]
+    Cx = to(C)
+    pick, best = xc._abs_argmax(xc.namespace(Cx), Cx)
+    want = np.argmax(np.abs(C), axis=1)
+    np.testing.assert_array_equal(back(pick), want)
+    np.testing.assert_array_equal(back(best), np.abs(C)[np.arange(200), want])

@@ -144,6 +144,18 @@ def ssc_omp(X, n_nonzero: int, tol: float, block=None, progress=None):
     return _to_csr_pieces(xp, sel, coef, n, dt)
 
 
+def _abs_argmax(xp, C):
+    """Per row of C: the first column of largest ``|C|`` and that magnitude, from one argmax
+    and one argmin of C (two read passes, no ``|C|`` temporary of C's size). The smallest
+    column wins ties, also between a positive and a negative entry, as in the Rust kernel."""
+    imax = xp.argmax(C, axis=1)
+    imin = xp.argmin(C, axis=1)
+    vmax = xp.take_along_axis(C, imax[:, None], axis=1)[:, 0]
+    vmin = -xp.take_along_axis(C, imin[:, None], axis=1)[:, 0]
+    pick = xp.where(vmax > vmin, imax, xp.where(vmin > vmax, imin, xp.minimum(imax, imin)))
+    return pick, xp.maximum(vmax, vmin)
+
+
 def _omp_block(xp, Xn, X64, XT, zero, r0, b, kmax, tol):
     """Pursuits of rows r0 .. r0+b: (selected atoms (b, kmax) with -1 padding, float64
     coefficients (b, kmax))."""
@@ -166,11 +178,13 @@ def _omp_block(xp, Xn, X64, XT, zero, r0, b, kmax, tol):
         if na == 0:
             break
         res_a = _take_rows(xp, res, act)
-        C = xp.abs(_as(xp, res_a, Xn.dtype) @ XT)  # (na, n): one GEMM
-        masked = xp.concat([xp.take(selfcol, act)[:, None], _take_rows(xp, sel, act)], axis=1)
-        C = _zero_entries(xp, C, masked[:, : step + 1])
-        pick = xp.argmax(C, axis=1)  # first occurrence: smallest index on ties
-        best = xp.take_along_axis(C, pick[:, None], axis=1)[:, 0]
+        C = _as(xp, res_a, Xn.dtype) @ XT  # (na, n): one GEMM
+        self_a = xp.take(selfcol, act)[:, None]
+        masked = xp.concat([self_a, _take_rows(xp, sel, act)], axis=1)[:, : step + 1]
+        # (an active row has filled every earlier slot; -1 would be its own column anyway)
+        masked = xp.where(masked >= 0, masked, self_a)
+        C = _zero_entries(xp, C, masked, all_valid=True)
+        pick, best = _abs_argmax(xp, C)
         # Batched Gram-Schmidt (twice) of the picked atoms against each row's basis.
         v = _take_rows(xp, X64, pick)  # (na, d)
         QA = _take_rows(xp, Q, act)
