@@ -166,10 +166,10 @@ def _gram_apply_part(b, x, r=None, c=None, *, trans, dt):
     return np.asarray(z, dtype=dt)[None]
 
 
-def _gram_apply_f32_part(b, x, s, r=None, c=None, *, trans, dt):
+def _gram_apply_f32_part(b, x, s, *, trans, dt):
     """``s^2 T_i^T (T_i X)`` in float32 for a float64 row block holding whole rows (the mixed-
     precision Rust kernel: the block is scaled by the power of two ``s`` and rounded to float32
-    in cache), centred implicitly when (r, c) are given; x is float32."""
+    in cache); x is float32. Not for centred operators (see rsvd)."""
     _worker_threads()
     b = _block(b, trans, np.float64)
     s = float(s)
@@ -178,12 +178,6 @@ def _gram_apply_f32_part(b, x, s, r=None, c=None, *, trans, dt):
         z = (s * s) * _dense(b.T @ _dense(b @ x.astype(np.float64)))
     else:
         z = _lowdim.gram_apply_f32(b, x, s)
-    if c is not None:
-        x64 = x.astype(np.float64)
-        sc = _colsum(b, r)
-        rr = float(b.shape[0]) if r is None else float(r @ r)
-        w = c @ x64
-        z = z + (s * s) * (-np.outer(sc, w) - np.outer(c, sc @ x64) + rr * np.outer(c, w))
     return np.asarray(z, dtype=np.float32)[None]
 
 
@@ -322,10 +316,10 @@ class _Op:
         return self._summed(_gram_apply_part, args, self.dtype)
 
     def gram_apply_f32(self, X, scale):
-        """``s^2 T^T (T X)`` in float32 for a float64 operator, X float32 and ``s`` the lazy
-        power of two ``scale`` (whole-row blocks only)."""
+        """``s^2 T^T (T X)`` in float32 for a float64 uncentred operator, X float32 and ``s``
+        the lazy power of two ``scale`` (whole-row blocks only)."""
         X = X.rechunk((self.col_chunks, -1))
-        args = [self.A, self.ti, X, "jk", scale, "", *self._centre_args()]
+        args = [self.A, self.ti, X, "jk", scale, ""]
         return self._summed(_gram_apply_f32_part, args, np.dtype(np.float32))
 
     def gram(self):
@@ -551,6 +545,10 @@ def rsvd(
         # exact): without it, the products of T^T T underflow or overflow for entries beyond
         # about 1e+-150 (silently, in the fused pass). One extra read of A, lazily.
         scale = op.max_abs().map_blocks(_pow2_scale, dtype=np.float64)
+    if op.centred:
+        # (T - r c^T)^T (T - r c^T) X from uncentred float32 products cancels the mean's
+        # energy in float32: the float32 iterations would lose the subspace. Float64 only.
+        power_f32 = False
     if fused and power_f32 and q > 0:
         X = X.astype(np.float32)
         for _ in range(q):
