@@ -159,7 +159,7 @@ def main():
             el, em, ed = (rel_error(A, *f) for f in ((Ul, Sl, Vl), (Um, Sm, Vm), (Ud, Sd, Vd)))
             print(
                 f"| {nw} | {tl:.2f} | {tm:.2f} | {td:.2f} | {td / tl:.2f}x | {td / tm:.2f}x | "
-                f"{el:.4e} | {em:.4e} | {ed:.4e} | {bl / 1e6:.1f} | {bd / 1e6:.1f} |",
+                f"{el:.6e} | {em:.6e} | {ed:.6e} | {bl / 1e6:.1f} | {bd / 1e6:.1f} |",
                 flush=True,
             )
     kernel_table(n, args.chunk_rows, k + 10)

@@ -4,6 +4,7 @@ in the middle of a computation."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -189,6 +190,39 @@ def test_rsvd_float32_power_iterations(client, centred):
         **kw,
     )
     np.testing.assert_allclose(sp_res.S, ref64.S, rtol=1e-9)
+
+
+@pytest.mark.parametrize("chunks", [(50, -1), (50, 30)], ids=["whole_rows", "both"])
+@pytest.mark.parametrize("kw", [{}, {"power_iteration_dtype": "float32"}])
+def test_rsvd_computes_shared_operands_once(monkeypatch, chunks, kw):
+    # The test matrix and each iterate's QR are read by every row block: computed once per
+    # chunk of their own, not once per row block (dask fuses a Blockwise producer into a
+    # broadcasting consumer: before, each of the 6 row blocks redrew Omega and redid the QR)
+    from lowdim import _dask
+
+    calls = {"gaussian": 0, "qr": 0}
+
+    def counted(name, f):
+        @functools.wraps(f)  # keeps the block_info keyword visible to map_blocks
+        def g(*args, **kwargs):
+            calls[name] += 1
+            return f(*args, **kwargs)
+
+        return g
+
+    monkeypatch.setattr(_dask, "_gaussian_block", counted("gaussian", _dask._gaussian_block))
+    monkeypatch.setattr(_dask, "_qr_q", counted("qr", _dask._qr_q))
+    A = _decaying(300, 90)
+    Ad = da.from_array(A, chunks=chunks)
+    q = 3
+    with dask.config.set(scheduler="synchronous"):
+        res = lowdim.rsvd(Ad, 5, n_iter=q, seed=2, compute=True, **kw)
+    fused = Ad.numblocks[1] == 1
+    assert calls["gaussian"] == Ad.numblocks[1]
+    # fused passes orthonormalize the single-chunk n x l iterate locally (one QR each);
+    # the half-step route uses TSQR for its tall blocks instead
+    assert calls["qr"] == (q if fused else 0)
+    np.testing.assert_allclose(res.S, lowdim.rsvd(A, 5, n_iter=q, seed=2, **kw).S, rtol=1e-6)
 
 
 @pytest.mark.parametrize("kw", [{}, {"power_iteration_dtype": "float32"}, {"solver": "gram"}])

@@ -101,6 +101,24 @@ def _colsum(b, r):
     return _dense(b.T @ r).ravel()
 
 
+def _shared(x):
+    """``x`` (a small operand that every row block reads, e.g. the ``n x l`` iterate) behind a
+    non-Blockwise layer of aliases, so that it is computed once per chunk of its own.
+
+    Dask fuses a Blockwise producer that has one dependent layer into that layer's tasks, and
+    when the dependent broadcasts it (index ``"jk"`` against A's ``"ij"``) every row block's task
+    recomputes it: the QR of the previous iterate (or the Gaussian test matrix) ran once per
+    row block, 9 ms of each 49 ms fused-pass task on the benchmark. Only Blockwise layers
+    fuse, so a materialized alias layer stops it."""
+    from dask.core import flatten
+    from dask.highlevelgraph import HighLevelGraph
+
+    name = "shared-" + dask.base.tokenize(x)
+    dsk = {(name, *key[1:]): key for key in flatten(x.__dask_keys__())}
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[x])
+    return da.Array(graph, name, x.chunks, meta=x._meta)
+
+
 def _pow2_scale(amax):
     """A power of two ``s`` with ``s * amax`` in [1/2, 1] (1 for 0 or non-finite amax: the
     kernels report those), as a 0-d float64 array."""
@@ -120,10 +138,27 @@ def _single(x):
     return x
 
 
+def _aligned(x):
+    """A C-contiguous copy of a small operand at a 64-byte boundary (None stays None).
+
+    Operands that arrive from another worker are views into the received frames, at whatever
+    alignment the frame had: NumPy's BLAS products (``c @ x`` of the centring terms) round
+    differently at different alignments, so the same seed gave results differing by 4e-15
+    from run to run. A fixed alignment makes them reproducible."""
+    if x is None:
+        return None
+    x = np.asarray(x)
+    buf = np.empty(x.size * x.itemsize + 64, np.uint8)
+    off = -buf.ctypes.data % 64
+    out = buf[off : off + x.size * x.itemsize].view(x.dtype).reshape(x.shape)
+    out[...] = x
+    return out
+
+
 def _apply_block(b, x, r=None, c=None, *, trans, dt):
     """``T_ij X_j - r_i (c_j^T X_j)``: one block of ``T X`` (x: the matching rows of X)."""
     _worker_threads()
-    b, x, c = _single(b), _single(x), _single(c)
+    b, x, r, c = _single(b), _aligned(_single(x)), _aligned(r), _aligned(_single(c))
     b = _block(b, trans, dt)
     y = _mul(b, x)
     if c is not None:
@@ -139,6 +174,7 @@ def _apply_block_part(b, x, r=None, c=None, *, trans, dt):
 def _apply_t_part(b, y, r=None, c=None, *, trans, dt):
     """``T_ij^T Y_i - c_j (r_i^T Y_i)``, with a leading axis of length 1 (summed over i)."""
     _worker_threads()
+    y, r, c = _aligned(y), _aligned(r), _aligned(c)
     b = _block(b, trans, dt)
     z = _mul(b, y, trans=True)
     if c is not None:
@@ -151,6 +187,7 @@ def _gram_apply_part(b, x, r=None, c=None, *, trans, dt):
     """``T_i^T (T_i X)`` for a row block holding whole rows (the Rust fused kernel for dense
     blocks, which reads the block once), centred implicitly when (r, c) are given."""
     _worker_threads()
+    x, r, c = _aligned(x), _aligned(r), _aligned(c)
     b = _block(b, trans, dt)
     if sp.issparse(b):
         z = _dense(b.T @ _dense(b @ x))
@@ -266,7 +303,7 @@ class _Op:
 
     def apply(self, X):
         """``T X`` for X (n x l) chunked like T's columns: chunked like T's rows."""
-        X = X.rechunk((self.col_chunks, -1))
+        X = _shared(X.rechunk((self.col_chunks, -1)))
         args = [self.A, self.ti, X, "jk", *self._centre_args()]
         if self.whole_rows:
             return da.blockwise(
@@ -311,14 +348,14 @@ class _Op:
 
     def gram_apply(self, X):
         """``T^T (T X)`` in one pass (whole-row blocks only)."""
-        X = X.rechunk((self.col_chunks, -1))
+        X = _shared(X.rechunk((self.col_chunks, -1)))
         args = [self.A, self.ti, X, "jk", *self._centre_args()]
         return self._summed(_gram_apply_part, args, self.dtype)
 
     def gram_apply_f32(self, X, scale):
         """``s^2 T^T (T X)`` in float32 for a float64 uncentred operator, X float32 and ``s``
         the lazy power of two ``scale`` (whole-row blocks only)."""
-        X = X.rechunk((self.col_chunks, -1))
+        X = _shared(X.rechunk((self.col_chunks, -1)))
         args = [self.A, self.ti, X, "jk", scale, ""]
         return self._summed(_gram_apply_f32_part, args, np.dtype(np.float32))
 
@@ -343,7 +380,14 @@ class _Op:
         """Columns ``col0 .. col0 + ell`` of the n x inf Gaussian test matrix of ``seed``."""
         chunks = ((self.shape[1],) if single_chunk else self.col_chunks, (ell,))
         return da.map_blocks(
-            _gaussian_block, ell, seed, self.dtype, col0, chunks=chunks, dtype=self.dtype
+            _gaussian_block,
+            ell,
+            seed,
+            self.dtype,
+            col0,
+            chunks=chunks,
+            dtype=self.dtype,
+            meta=np.empty((0, 0), self.dtype),  # no trial calls to infer it
         )
 
     def frob_sq(self):
@@ -382,8 +426,8 @@ class _Op:
 
     def residual_sq(self, Us, V):
         """``||T - r c^T - Us V^T||_F^2`` (dense blocks), lazy float64 scalar."""
-        Us = Us.rechunk((self.row_chunks, -1))
-        V = V.rechunk((self.col_chunks, -1))
+        Us = _shared(Us.rechunk((self.row_chunks, -1)))
+        V = _shared(V.rechunk((self.col_chunks, -1)))
         args = [self.A, self.ti, Us, "ik", V, "jk", *self._centre_args()]
         return da.blockwise(
             _residual_sq_part,
@@ -400,7 +444,7 @@ class _Op:
 def _orth(Z):
     """Orthonormal basis of the columns of a dask array Z (one column chunk)."""
     if Z.numblocks[0] == 1:
-        return Z.map_blocks(_qr_q, dtype=Z.dtype)
+        return Z.map_blocks(_qr_q, dtype=Z.dtype, meta=np.empty((0, 0), Z.dtype))
     return da.linalg.tsqr(Z)[0]
 
 
@@ -424,7 +468,7 @@ def _small_svd(R, k, dtype):
     """``R = Ur S Wr^T`` truncated to k, for a dask array R in one chunk: (Ur_k, S_k, Wr_k)."""
     ell = R.shape[0]
     P = R.rechunk((-1, -1)).map_blocks(
-        _small_svd_packed, k, chunks=((ell,), (2 * k + 1,)), dtype=np.float64
+        _small_svd_packed, k, chunks=((ell,), (2 * k + 1,)), meta=np.empty((0, 0), np.float64)
     )
     return (
         P[:, :k].astype(dtype),
@@ -444,9 +488,11 @@ def _svd_of_product(Q, Bt, k, dtype):
 def _flip(U, V):
     """scikit-learn's u-based svd_flip on dask factors, distributed (per-block maxima)."""
     k = U.shape[1]
-    stats = U.map_blocks(_absmax_stats, chunks=((2,) * U.numblocks[0], (k,)), dtype=U.dtype)
+    stats = U.map_blocks(
+        _absmax_stats, chunks=((2,) * U.numblocks[0], (k,)), meta=np.empty((0, 0), U.dtype)
+    )
     signs = stats.rechunk((-1, -1)).map_blocks(
-        _pick_signs, drop_axis=0, chunks=((k,),), dtype=U.dtype
+        _pick_signs, drop_axis=0, chunks=((k,),), meta=np.empty((0,), U.dtype)
     )
     return U * signs[None, :], V * signs[None, :]
 
@@ -544,7 +590,7 @@ def rsvd(
         # The power iterations apply the operator scaled by a power of two s (|s T| <= 1,
         # exact): without it, the products of T^T T underflow or overflow for entries beyond
         # about 1e+-150 (silently, in the fused pass). One extra read of A, lazily.
-        scale = op.max_abs().map_blocks(_pow2_scale, dtype=np.float64)
+        scale = op.max_abs().map_blocks(_pow2_scale, meta=np.empty((), np.float64))
     if op.centred:
         # (T - r c^T)^T (T - r c^T) X from uncentred float32 products cancels the mean's
         # energy in float32: the float32 iterations would lose the subspace. Float64 only.
@@ -584,7 +630,9 @@ def _gram_svd(op: _Op, k, compute):
         )
     nt = op.shape[1]
     G = op.gram()
-    Vk = G.map_blocks(_eig_top, k, chunks=((nt,), (k,)), dtype=np.float64).astype(op.dtype)
+    Vk = G.map_blocks(_eig_top, k, chunks=((nt,), (k,)), meta=np.empty((0, 0), np.float64)).astype(
+        op.dtype
+    )
     Y = op.apply(Vk)
     Q, R = da.linalg.tsqr(Y.rechunk((Y.chunks[0], -1)))
     Ur, S, Wr = _small_svd(R, k, op.dtype)
@@ -615,6 +663,7 @@ def _maxabs_part(b, *, dt):
 def _residual_sq_part(b, us, v, r=None, c=None, *, trans, dt):
     """``||T_ij - r_i c_j^T - Us_i V_j^T||_F^2`` for one dense block (in float64)."""
     _worker_threads()
+    us, v, r, c = _aligned(us), _aligned(v), _aligned(r), _aligned(c)
     b = _dense(_block(b, trans, dt))
     d = b - us @ v.T
     if c is not None:
