@@ -249,6 +249,15 @@ def test_rsvd_non_finite_raises(client, kw):
         lowdim.rsvd(da.from_array(A, chunks=(60, -1)), 5, seed=0, compute=True, **kw)
 
 
+@pytest.mark.parametrize("est", ["PCA", "TruncatedSVD"])
+def test_estimators_non_finite_raise(client, est):
+    # the estimator's own wording (X, as in memory), not the rsvd's (A)
+    A = _decaying(300, 80)
+    A[7, 3] = np.inf
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        getattr(lowdim, est)(3, random_state=0).fit(da.from_array(A, chunks=(60, -1)))
+
+
 def test_rsvd_validation(client):
     Ad = da.zeros((10, 5), chunks=5)
     with pytest.raises(ValueError, match="larger than min"):

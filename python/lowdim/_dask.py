@@ -671,6 +671,9 @@ def _residual_sq_part(b, us, v, r=None, c=None, *, trans, dt):
     return np.full((1, 1), float(np.einsum("ij,ij->", d, d, dtype=np.float64)))
 
 
+_NON_FINITE_X = "X contains NaN or infinity; remove or impute it first"
+
+
 def _finite_or_raise(x: float) -> None:
     if not math.isfinite(x):
         raise ValueError(
@@ -794,7 +797,8 @@ def _rsvd_tol(op: _Op, tol, q, block_size, seed, compute):
 
 def _colsum_part(b, *, dt):
     b = _block(b, False, dt)
-    return np.asarray(b.sum(axis=0), dtype=np.float64).reshape(1, -1)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN: reported by the caller
+        return np.asarray(b.sum(axis=0), dtype=np.float64).reshape(1, -1)
 
 
 def _centred_sq_part(b, mu, *, dt):
@@ -806,8 +810,9 @@ def _centred_sq_part(b, mu, *, dt):
         sq = float(b.multiply(b).sum(dtype=np.float64))
         sq += -2.0 * float(mu @ s) + b.shape[0] * float(mu @ mu)
     else:
-        d = b - mu.astype(b.dtype)
-        sq = float(np.einsum("ij,ij->", d, d, dtype=np.float64))
+        with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN: reported by the caller
+            d = b - mu.astype(b.dtype)
+            sq = float(np.einsum("ij,ij->", d, d, dtype=np.float64))
     return np.full((1, 1), sq)
 
 
@@ -852,8 +857,13 @@ def _flip_v(U, S, Vh):
 def _fitted_svd(X, k, tol, est_kwargs, center=None):
     """rsvd on a dask array: U stays distributed (persisted), S and Vh come back as NumPy."""
     res = rsvd(X, k, tol=tol, center=center, compute=False, **est_kwargs)
-    U, S, Vh = dask.persist(res.U, res.S, res.Vh)
-    S, Vh = dask.compute(S, Vh)
+    try:
+        U, S, Vh = dask.persist(res.U, res.S, res.Vh)
+        S, Vh = dask.compute(S, Vh)
+    except ValueError as e:
+        if "NaN or infinity" in str(e):
+            raise ValueError(_NON_FINITE_X) from None
+        raise
     U, Vh = _flip_v(U, S, Vh)
     return U, S, np.ascontiguousarray(Vh)
 
@@ -888,6 +898,8 @@ def pca_fit(est, X):
         )
     mean, sq = column_moments(X, dtype)
     mean, sq = dask.compute(mean, sq)
+    if not (np.isfinite(sq) and np.isfinite(mean).all()):
+        raise ValueError(_NON_FINITE_X)
     mean = mean.astype(dtype)
     total_var = max(float(sq), 0.0) / (n_samples - 1)
     U, S, Vh = _fitted_svd(
