@@ -192,6 +192,38 @@ def test_rsvd_float32_power_iterations(client, centred):
     np.testing.assert_allclose(sp_res.S, ref64.S, rtol=1e-9)
 
 
+@pytest.mark.parametrize("scheduler", ["synchronous", "threads"])
+def test_local_scheduler_runs_numpy_blas_on_one_thread(monkeypatch, scheduler):
+    # On a local scheduler the graph's NumPy steps run with BLAS on one thread (OpenBLAS's
+    # helper threads would spin on the cores of lowdim's kernels after each call, 1.6x slower
+    # passes); the caller's setting is restored afterwards.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from lowdim import _dask
+
+    def blas_threads():
+        info = threadpoolctl.threadpool_info()
+        counts = [i["num_threads"] for i in info if i["user_api"] == "blas"]
+        return max(counts) if counts else None
+
+    before = blas_threads()
+    if before is None:
+        pytest.skip("no BLAS library reported by threadpoolctl")
+    seen = []
+    qr = _dask._qr_q
+
+    def spy(z):
+        seen.append(blas_threads())
+        return qr(z)
+
+    monkeypatch.setattr(_dask, "_qr_q", spy)
+    A = _decaying(300, 90)
+    with dask.config.set(scheduler=scheduler):
+        res = lowdim.rsvd(da.from_array(A, chunks=(50, -1)), 5, n_iter=2, seed=0, compute=True)
+    assert seen and set(seen) == {1}
+    assert blas_threads() == before
+    np.testing.assert_allclose(res.S, lowdim.rsvd(A, 5, n_iter=2, seed=0).S, rtol=1e-10)
+
+
 def test_rsvd_is_reproducible_run_to_run(client):
     # The same seed gives the same bits on every run, although the operands reach the tasks
     # from either worker (as views into received frames at any alignment): the centred
