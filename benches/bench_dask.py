@@ -3,8 +3,9 @@
 
 These track the graph and the per-chunk kernels (a task recomputing a shared operand per row
 block, as Dask's Blockwise fusion once made the iterate's QR do, shows up here); the
-multi-process numbers of the issue come from ``compare_dask.py``. Both methods use two BLAS /
-lowdim threads inside each task, one task at a time.
+multi-process numbers of the issue come from ``compare_dask.py``. One task at a time; lowdim's
+kernels use lowdim's threads (all cores) and its few NumPy steps run with BLAS on one thread
+(see ``_dask._blas_one_thread``), svd_compressed's GEMMs use NumPy's BLAS threads.
 
     asv run --python=same --quick --bench bench_dask
 """
