@@ -192,6 +192,24 @@ def test_rsvd_float32_power_iterations(client, centred):
     np.testing.assert_allclose(sp_res.S, ref64.S, rtol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_qr_q_kernel(dtype):
+    # the per-pass QR of the dask route (Rust, float64 inside): an orthonormal basis of the
+    # same span as NumPy's, the input's dtype, and NaN kept visible
+    from lowdim import _lowdim
+
+    rng = np.random.default_rng(0)
+    z = (rng.standard_normal((300, 20)) * np.logspace(0, -4, 20)).astype(dtype)
+    q = _lowdim.qr_q(z)
+    assert q.shape == (300, 20) and q.dtype == dtype
+    tol = 1e-13 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(q.T.astype(np.float64) @ q, np.eye(20), atol=tol)
+    ref = np.linalg.qr(z.astype(np.float64))[0]
+    np.testing.assert_allclose(q @ (q.T @ ref), ref, atol=100 * tol)
+    z[5, 7] = np.nan
+    assert np.isnan(_lowdim.qr_q(z)).all()
+
+
 @pytest.mark.parametrize("scheduler", ["synchronous", "threads"])
 def test_local_scheduler_runs_numpy_blas_on_one_thread(monkeypatch, scheduler):
     # On a local scheduler the graph's NumPy steps run with BLAS on one thread (OpenBLAS's

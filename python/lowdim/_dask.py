@@ -272,7 +272,10 @@ def _gaussian_block(ell, seed, dtype, col0=0, block_info=None):
 
 
 def _qr_q(z):
-    return np.linalg.qr(z)[0]
+    """Thin Q of the single-chunk iterate, by lowdim's Rust QR (float64 inside): a NumPy QR
+    here wakes OpenBLAS's helper threads, which then spin on the cores of the next pass's
+    kernels on a local scheduler (even for lazy results the caller computes)."""
+    return _lowdim.qr_q(np.asarray(z))
 
 
 def _absmax_stats(u):

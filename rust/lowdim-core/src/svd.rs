@@ -254,6 +254,22 @@ fn orthonormalize<T: Real>(y: Mat<T>) -> Mat<T> {
     qr.compute_thin_Q()
 }
 
+/// Orthonormal basis of the columns of `z` (the thin Q of a Householder QR), computed in
+/// float64 whatever `T`: the per-pass QR of the Dask route. In Rust rather than NumPy, so
+/// that a pass does not wake OpenBLAS's helper threads (which then spin on the cores of the
+/// next pass's kernels); in float64 because a float32 QR of the graded iterate cost the
+/// float32 power iterations 8e-5 of relative error (see [`gram_apply_f32`]).
+pub fn thin_q<T: Real>(z: MatRef<'_, T>) -> Mat<T> {
+    let (m, n) = z.shape();
+    if !all_finite(z) {
+        // faer's QR can return finite columns for a NaN input: keep the NaN visible to the
+        // caller's finiteness check instead
+        return Mat::<T>::from_fn(m, n.min(m), |_, _| T::from_f64(f64::NAN));
+    }
+    let q = orthonormalize(Mat::<f64>::from_fn(m, n, |i, j| z[(i, j)].to_f64()));
+    Mat::<T>::from_fn(q.nrows(), q.ncols(), |i, j| T::from_f64(q[(i, j)]))
+}
+
 /// Overwrites `y` with `P^T L` from a partial-pivoting LU of `y` (scikit-learn's
 /// `lu(permute_l=True)`), using one extra block for the factorization. Returns false (and
 /// leaves `y` untouched) when a zero pivot made the factor non-finite (rank-deficient block).
@@ -837,9 +853,7 @@ fn randomized<T: Real>(
             let scale = pow2_scale(amax);
             let mut x32 = Mat::<f32>::from_fn(n, l, |i, j| x[(i, j)].to_f64() as f32);
             for it in 0..q {
-                let z = gram_apply_f32(a64, x32.as_ref(), scale, par);
-                let basis = orthonormalize(z.as_ref().map(|&v| v as f64));
-                x32 = basis.as_ref().map(|&v| v as f32);
+                x32 = thin_q(gram_apply_f32(a64, x32.as_ref(), scale, par).as_ref());
                 report(progress, it + 1, q + 1)?;
             }
             x = Mat::<T>::from_fn(n, l, |i, j| T::from_f64(x32[(i, j)] as f64));

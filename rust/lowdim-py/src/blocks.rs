@@ -134,6 +134,27 @@ fn max_abs<'py>(py: Python<'py>, a: &Bound<'py, PyAny>) -> PyResult<f64> {
     }
 }
 
+fn qr_q_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    z: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let zh = z.extract::<PyReadonlyArray2<'py, T>>()?;
+    let zv = dense_view(&zh);
+    let q = run(py, move |_| Ok(lowdim_core::svd::thin_q(zv)))?;
+    Ok(to_numpy(py, q.as_ref(), false).into_any())
+}
+
+/// qr_q(z) -> the thin Q of a Householder QR of `z` (float32 or float64, same dtype out),
+/// computed in float64: the per-pass orthonormalization of the Dask route.
+#[pyfunction]
+fn qr_q<'py>(py: Python<'py>, z: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if is_f32(z)? {
+        qr_q_typed::<f32>(py, z)
+    } else {
+        qr_q_typed::<f64>(py, z)
+    }
+}
+
 fn mode_gram_typed<'py, T: Real + Element>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
@@ -169,5 +190,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gram_apply_f32, m)?)?;
     m.add_function(wrap_pyfunction!(block_matmul, m)?)?;
     m.add_function(wrap_pyfunction!(max_abs, m)?)?;
+    m.add_function(wrap_pyfunction!(qr_q, m)?)?;
     Ok(())
 }
