@@ -42,12 +42,14 @@ def _blas_one_thread():
     """Context for a compute on a local scheduler (threads or synchronous): NumPy's BLAS on
     one thread meanwhile.
 
-    The graph's NumPy steps (each pass's QR of the n x l iterate, TSQR, the small SVD) would
-    otherwise wake OpenBLAS's helper threads, which then spin for tens of milliseconds after
-    every call, on the cores lowdim's Rust kernels run on: on 2 cores that made every pass
-    1.6x slower (16000 x 2000 in 2000-row chunks, synchronous: 0.58 s, 0.37 s with BLAS on
-    one thread; the NumPy steps are small and lose nothing). A distributed cluster's workers
-    already run BLAS on one thread (the nanny sets OPENBLAS_NUM_THREADS=1): no change there."""
+    The graph's NumPy steps (TSQR of the tall blocks, the small SVD, the centring products)
+    would otherwise wake OpenBLAS's helper threads, which then spin for tens of milliseconds
+    after every call, on the cores lowdim's Rust kernels run on: on 2 cores that made the
+    passes 1.6x slower (16000 x 2000 in 2000-row chunks, synchronous: 0.58 s, 0.37 s with
+    BLAS on one thread; the NumPy steps are small and lose nothing). The QR between passes
+    is Rust's (``_qr_q``), which also covers lazy results computed by the caller. A
+    distributed cluster's workers already run BLAS on one thread (the nanny sets
+    OPENBLAS_NUM_THREADS=1): no change there."""
     sched = dask.base.get_scheduler()
     if sched is not None and not (getattr(sched, "__module__", None) or "").startswith("dask."):
         return contextlib.nullcontext()
