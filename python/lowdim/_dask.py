@@ -818,17 +818,12 @@ def _rsvd_tol(op: _Op, tol, q, block_size, seed, compute):
     Qb, Rb = _persist(Qb, Rb)
     ur, s, wrt = np.linalg.svd(np.asarray(_compute(Rb)[0], dtype=np.float64))
     _finite_or_raise(float(s.sum()))
-    s2 = s * s
-    base = max(frob2 - float(s2.sum()), 0.0)
-    tail = 0.0
-    k = len(s)
-    while k > 1 and base + tail + s2[k - 1] <= target:
-        tail += s2[k - 1]
-        k -= 1
+    from ._xp import tol_rank
+
+    k, err2 = tol_rank(s, frob2, target)
     # T ~= Q B = Q Wr S Ur^T Qb^T
     Ut = Q @ da.from_array(np.ascontiguousarray(wrt[:k].T).astype(dt), chunks=-1)
     Vt = Qb @ da.from_array(np.ascontiguousarray(ur[:, :k]).astype(dt), chunks=-1)
-    err2 = base + tail
     if err2 < 1e3 * eps * frob2 and op.plain_dense:
         # near the rounding floor the indicator says little: measure the residual (one pass)
         err2 = float(_compute(op.residual_sq(Ut * s[:k].astype(dt), Vt))[0])

@@ -906,18 +906,11 @@ def _rsvd_tol(xp, op: _Op, tol, q, block_size, seed, steps=None):
     s = to_host(S).astype(np.float64)
     if not math.isfinite(float(s.sum())):
         raise ValueError("A contains NaN or infinity")
-    s2 = s * s
-    base = max(frob2 - float(s2.sum()), 0.0)
-    tail = 0.0
-    k = len(s)
-    while k > 1 and base + tail + s2[k - 1] <= target:
-        tail += s2[k - 1]
-        k -= 1
+    k, err2 = tol_rank(s, frob2, target)
     # T ~= Q B = Q Wr S Ur^T Qb^T
     Ut = Q @ _as(xp, Wrh[:k, :].T, dt)
     Vt = Qb @ _as(xp, Ur[:, :k], dt)
     Sk = _as(xp, S[:k], dt)
-    err2 = base + tail
     if err2 < 1e3 * eps * frob2 and op.scale == 1.0 and op.dense() is not None:
         # near the rounding floor the indicator says little: measure the residual (one pass)
         err2 = op.residual_sq(Ut * Sk[None, :], Vt)
@@ -925,6 +918,20 @@ def _rsvd_tol(xp, op: _Op, tol, q, block_size, seed, steps=None):
         Sk = _as(xp, _as(xp, S[:k], xp.float64) / op.scale, dt)
     steps(nt, nt, wait=Ut)
     return finish(Ut, Sk, Vt, math.sqrt(err2 / frob2))
+
+
+def tol_rank(s, frob2: float, target: float) -> tuple[int, float]:
+    """The tol-mode rank from the singular values ``s`` (float64, descending) of ``B`` in
+    ``T ~= Q B``: the smallest k >= 1 whose error ``(||T||^2 - ||B||^2) + sum_{i>k} s_i^2``
+    is within ``target`` (squared), and that error. Shared by the array-API and Dask routes
+    (the Rust kernel applies the same rule)."""
+    s2 = s * s
+    err2 = max(frob2 - float(s2.sum()), 0.0)
+    k = len(s)
+    while k > 1 and err2 + s2[k - 1] <= target:
+        err2 += s2[k - 1]
+        k -= 1
+    return k, err2
 
 
 def svd_error(A, U, S, Vh, *, n_iter=20, seed=None) -> float:
