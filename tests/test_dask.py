@@ -148,6 +148,28 @@ def test_rsvd_extreme_magnitudes(client, magnitude):
         np.testing.assert_allclose(res.S / magnitude, ref.S, rtol=1e-9)
 
 
+@pytest.mark.parametrize("wide", [False, True])
+def test_rsvd_float32_iterations_blocks_of_different_magnitudes(client, wide):
+    # row blocks whose magnitudes differ by 1e5, all far outside float32's range: the dask
+    # float32 iterations (one power-of-two scale from the per-block maxima, each block rounded
+    # in its own task) give the in-memory float32 result and the float64 result's S, in both
+    # orientations (a wide matrix runs on its transpose)
+    A = _decaying(400, 90, seed=2) * 1e120
+    A *= np.repeat([1e3, 1.0, 3e-2, 7.0], 100)[:, None]
+    if wide:
+        A = A.T
+    kw = dict(seed=4, n_iter=4, solver="randomized")
+    ref64 = lowdim.rsvd(A, 6, **kw)
+    mem = lowdim.rsvd(A, 6, power_iteration_dtype="float32", **kw)
+    chunks = (-1, 100) if wide else (100, -1)
+    res = lowdim.rsvd(
+        da.from_array(A, chunks=chunks), 6, power_iteration_dtype="float32", compute=True, **kw
+    )
+    np.testing.assert_allclose(res.S, mem.S, rtol=1e-12)
+    np.testing.assert_allclose(res.S, ref64.S, rtol=1e-9)
+    np.testing.assert_allclose(np.abs(res.U.T @ ref64.U), np.eye(6), atol=1e-6)
+
+
 @pytest.mark.parametrize("centred", [False, True])
 def test_rsvd_float32_power_iterations(client, centred):
     # float32 power iterations, float64 sketch and projection: the same seed gives the
