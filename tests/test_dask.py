@@ -513,6 +513,22 @@ def test_tucker_partial_modes_and_float32(client):
         lowdim.tucker(da.from_array(X), 2, method="hooi")
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("method", ["sthosvd", "hosvd"])
+def test_tucker_non_finite_is_a_clear_error(method, bad):
+    # the in-memory ValueError, not NumPy's LinAlgError "Eigenvalues did not converge" from
+    # the eigensolver of a non-finite Gram matrix; fixed ranks and tol alike
+    X = np.random.default_rng(0).standard_normal((8, 6, 5))
+    X[3, 2, 1] = bad
+    with dask.config.set(scheduler="synchronous"):
+        for kw in ({"rank": 2}, {"tol": 0.3}):
+            with pytest.raises(ValueError, match="X contains NaN or infinity") as got:
+                lowdim.tucker(da.from_array(X, chunks=(4, 6, 5)), method=method, **kw)
+            with pytest.raises(ValueError) as mem:
+                lowdim.tucker(X, method=method, **kw)
+            assert str(got.value) == str(mem.value)
+
+
 # Keep last: it kills a worker of the shared cluster (the nanny restarts it).
 def test_killed_worker_does_not_lose_the_result(client):
     A = _decaying(3000, 120, seed=9)

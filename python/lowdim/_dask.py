@@ -1241,6 +1241,11 @@ def tucker(X, rank, *, tol, method, modes, mode_order, svd, seed):
     (Y,) = _persist(X)
     for step, m in enumerate(steps):
         G = _mode_gram(Y if method == "sthosvd" else X, m)
+        if not np.isfinite(G).all():
+            # the in-memory message (NumPy's eigh would say "Eigenvalues did not converge")
+            raise ValueError(
+                "X contains NaN or infinity (or values so large that their squares overflow)"
+            )
         if total is None:
             total = float(np.trace(G))
         lam, V = np.linalg.eigh(G)
