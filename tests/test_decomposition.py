@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import assume, given
 from hypothesis import strategies as st
+import lowdim
 from lowdim import PCA, TruncatedSVD
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.decomposition import PCA as SkPCA
@@ -414,3 +415,14 @@ def test_non_finite_rejected():
         PCA(2).fit(X)
     with pytest.raises(ValueError, match="NaN|infinity"):
         TruncatedSVD(2).fit(sp.csr_matrix(X))
+
+
+@pytest.mark.parametrize("est", [PCA(2), PCA(2, svd_solver="randomized"), TruncatedSVD(2)])
+def test_overflowing_values_name_x(est):
+    # finite values whose products overflow pass scikit-learn's finiteness check and reach the
+    # kernel: its message names the estimator's X, not rsvd's A
+    X = _data(50, 10) * 1e300
+    with pytest.raises(ValueError, match=r"^X contains NaN or infinity .*products with X overflow"):
+        est.fit(X)
+    with pytest.raises(ValueError, match=r"^A contains .*products with A overflow"):
+        lowdim.rsvd(X, 2)

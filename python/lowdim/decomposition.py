@@ -354,6 +354,7 @@ class PCA(_BaseSVDEstimator):
                 seed=self.random_state,
                 solver=self.svd_solver,
                 center=center,
+                name="X",
             )
             U, S, Vh = res
         # scikit-learn >= 1.5 fixes the signs of PCA by the components (v-based svd_flip).
@@ -501,6 +502,7 @@ class TruncatedSVD(_BaseSVDEstimator):
             power_iteration_normalizer=self.power_iteration_normalizer,
             seed=self.random_state,
             solver=self.algorithm,
+            name="X",
         )
         # scikit-learn >= 1.5 fixes the signs of TruncatedSVD by the components.
         _flip_signs(U, Vh, u_based=False)

@@ -112,8 +112,10 @@ def _run_rsvd(
     center=None,
     progress=False,
     power_iteration_dtype=None,
+    name="A",
 ) -> SVDResult:
-    """Validated arguments -> Rust kernel -> SVDResult (shared by rsvd, PCA, TruncatedSVD)."""
+    """Validated arguments -> Rust kernel -> SVDResult (shared by rsvd, PCA, TruncatedSVD;
+    ``name`` is the caller's name for the matrix, used in the kernel's error messages)."""
     m, n = op.shape
     if (k is None) == (tol is None):
         raise ValueError("give exactly one of k (a fixed rank) and tol (an error tolerance)")
@@ -153,6 +155,12 @@ def _run_rsvd(
             callback,
             power_f32,
         )
+    except ValueError as e:
+        msg = str(e)
+        if name == "A" or not msg.startswith("A "):
+            raise
+        # the kernel names its operand A; the estimators' users passed X
+        raise ValueError(name + msg[1:].replace(" with A ", f" with {name} ")) from None
     finally:
         if bar is not None:
             bar.close()
