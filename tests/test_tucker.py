@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lowdim
 import numpy as np
+import scipy.sparse as sp
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -384,3 +385,8 @@ def test_type_errors():
         lowdim.tucker(X, 1.5)
     with pytest.raises(TypeError):
         lowdim.tucker(X, tol="0.1")
+    # a scipy.sparse matrix is not wrapped as a 0-d object array ("got 0-D")
+    with pytest.raises(TypeError, match=r"scipy.sparse .*toarray"):
+        lowdim.tucker(sp.csr_matrix(np.ones((4, 3))), 1)
+    with pytest.raises(TypeError, match=r"scipy.sparse .*toarray"):
+        lowdim.mode_product(sp.coo_matrix(np.ones((4, 3))), np.ones((2, 4)), 0)

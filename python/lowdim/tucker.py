@@ -28,6 +28,16 @@ _METHODS = ("hosvd", "sthosvd", "hooi")
 _SVDS = ("auto", "gram", "lq", "randomized")
 
 
+def _reject_sparse(X, name: str) -> None:
+    """A clear TypeError for a scipy.sparse matrix, which ``np.asarray`` would wrap as a 0-d
+    object array (an error about its dimensions or its dtype)."""
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"{name} is a scipy.sparse {type(X).__name__}; tensor operations need a dense "
+            f"array: pass {name}.toarray()"
+        )
+
+
 def _check_tensor(X, name: str = "X", min_ndim: int = 2) -> np.ndarray:
     """An N-d float array for the Rust kernels (no copy unless the dtype must change)."""
     if not isinstance(X, np.ndarray):
@@ -40,6 +50,7 @@ def _check_tensor(X, name: str = "X", min_ndim: int = 2) -> np.ndarray:
                 f"{name} is a {type(X).__module__}.{type(X).__name__}; this build of lowdim "
                 "accepts NumPy arrays"
             )
+        _reject_sparse(X, name)
         X = np.asarray(X)
     if X.ndim < min_ndim:
         raise ValueError(
@@ -657,6 +668,8 @@ def mode_product(X, M, mode, transpose=False, *, out=None) -> np.ndarray:
     """
     if _is_xp(X) or _is_xp(M):
         return _mode_product_xp(X, M, mode, transpose, out)
+    _reject_sparse(X, "X")
+    _reject_sparse(M, "M")
     X = np.asarray(X)
     M = np.asarray(M)
     dtype = _common_dtype(X, M)
