@@ -3,12 +3,12 @@ with scikit-learn's exact solvers."""
 
 from __future__ import annotations
 
+import lowdim
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from hypothesis import assume, given
 from hypothesis import strategies as st
-import lowdim
 from lowdim import PCA, TruncatedSVD
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.decomposition import PCA as SkPCA

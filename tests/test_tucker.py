@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import lowdim
 import numpy as np
-import scipy.sparse as sp
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
