@@ -87,6 +87,26 @@ def test_kss_attributes_and_objective(noisy):
     np.testing.assert_array_equal(model.predict(X), model.labels_)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kss_is_scale_invariant(dtype):
+    # residuals are sums of squares: entries of 1e-200 underflowed (every point in one
+    # cluster), 1e200 overflowed (failed eigendecomposition); now the labels and bases of c X
+    # are those of X, the objective scales by c^2 and predict agrees
+    X, y = union_of_subspaces(3, 2, 10, 40, noise=0.01, seed=0)
+    X = X.astype(dtype)
+    ref = KSubspaces(3, 2, random_state=0).fit(X)
+    scales = [2.0**-70, 2.0**70] if dtype == np.float32 else [1e-200, 2.0**-420, 1e200]
+    for c in scales:
+        Xc = (X.astype(np.float64) * c).astype(dtype)
+        model = KSubspaces(3, 2, random_state=0).fit(Xc)
+        np.testing.assert_array_equal(model.labels_, ref.labels_)
+        np.testing.assert_allclose(model.bases_, ref.bases_, rtol=1e-5, atol=1e-6)
+        assert model.objective_ == pytest.approx(ref.objective_ * c * c, rel=1e-4)
+        np.testing.assert_array_equal(model.predict(Xc), ref.labels_)
+        # in-range data are not copied or changed: the fitted model predicts them too
+        np.testing.assert_array_equal(ref.predict(Xc), ref.labels_)
+
+
 # ----------------------------------------------------------------- n_clusters = None
 @pytest.mark.parametrize("name", ["ensc", "lsr"])
 def test_number_of_clusters_from_eigengap(name, independent):

@@ -449,6 +449,20 @@ def test_k_subspaces_estimator_in_namespace(public, dtype):
     np.testing.assert_array_equal(back(pred), lab)
 
 
+def test_k_subspaces_estimator_scale_invariant(public):
+    # the namespace path scales out-of-range data by a power of two, as the NumPy path
+    from lowdim.cluster import KSubspaces
+
+    to, back, _ = public
+    X, _ = union_of_subspaces(3, 2, 10, 40, noise=0.01, seed=0)
+    ref = KSubspaces(3, 2, random_state=0).fit(to(X))
+    for c in (1e-200, 1e200):
+        model = KSubspaces(3, 2, random_state=0).fit(to(X * c))
+        np.testing.assert_array_equal(back(model.labels_), back(ref.labels_))
+        assert model.objective_ == pytest.approx(ref.objective_ * c * c, rel=1e-6)
+        np.testing.assert_array_equal(back(model.predict(to(X * c))), back(ref.labels_))
+
+
 def test_k_subspaces_estimator_validation(public):
     from lowdim.cluster import KSubspaces
 

@@ -19,6 +19,7 @@ curved manifolds (circles), these methods are the wrong model.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -756,10 +757,11 @@ class KSubspaces(ClusterMixin, BaseEstimator):
             return self._fit_xp(X)
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         k, dim, n_init, max_iter, seed = self._params(*X.shape)
+        X, c = _safe_scaled(np, X)
         labels, bases, objective, n_iter = _lowdim.k_subspaces(X, k, dim, n_init, max_iter, seed)
         self.labels_ = np.asarray(labels, dtype=np.int64)
         self.bases_ = np.asarray(bases)
-        self.objective_ = float(objective)
+        self.objective_ = float(objective) / c / c  # inf or 0 where it is out of range
         self.n_iter_ = int(n_iter)
         return self
 
@@ -782,10 +784,11 @@ class KSubspaces(ClusterMixin, BaseEstimator):
         xp, X = _xp_points(X, type(self).__name__)
         n, d = X.shape
         k, dim, n_init, max_iter, seed = self._params(n, d)
+        X, c = _safe_scaled(xp, X)
         labels, bases, objective, n_iter = xc.k_subspaces(X, k, dim, n_init, max_iter, seed)
         self.labels_ = labels
         self.bases_ = bases
-        self.objective_ = float(objective)
+        self.objective_ = float(objective) / c / c  # inf or 0 where it is out of range
         self.n_iter_ = int(n_iter)
         self.n_features_in_ = int(d)
         return self
@@ -808,6 +811,7 @@ class KSubspaces(ClusterMixin, BaseEstimator):
         if is_xp_array(X) or is_xp_array(self.bases_):
             return self._predict_xp(X)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X, _ = _safe_scaled(np, X)
         proj = np.einsum("nd,kde->nke", X, self.bases_.astype(X.dtype, copy=False))
         return np.argmax(np.einsum("nke,nke->nk", proj, proj), axis=1).astype(np.int64)
 
@@ -820,13 +824,30 @@ class KSubspaces(ClusterMixin, BaseEstimator):
                 f"this KSubspaces was fitted on {where} arrays: predict takes arrays of the "
                 f"same kind, got {type(X).__module__.split('.')[0]} (no silent copy is made)"
             )
-        _, X = _xp_points(X, "KSubspaces.predict", min_samples=1)
+        xp, X = _xp_points(X, "KSubspaces.predict", min_samples=1)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {X.shape[1]} features, but KSubspaces is expecting "
                 f"{self.n_features_in_} features as input."
             )
-        return xc.k_subspaces_predict(X, self.bases_)
+        return xc.k_subspaces_predict(_safe_scaled(xp, X)[0], self.bases_)
+
+
+def _safe_scaled(xp, X):
+    """``(c X, c)`` with ``c`` a power of two that brings the largest magnitude of X to about 1
+    when squares of its entries would underflow or overflow in its dtype, else ``(X, 1.0)``.
+
+    K-subspaces' labels and bases do not depend on the scale of X, but its residuals are sums
+    of squares: entries of 1e-200 gave every point a zero residual to every subspace (one
+    cluster), entries of 1e200 a failed eigendecomposition. Scaling by a power of two is
+    exact, so data in the safe range are untouched and out-of-range data get the labels of
+    their in-range version. Two reductions; a scaled copy only when out of range."""
+    lo, hi = (2.0**-60, 2.0**60) if X.dtype == xp.float32 else (2.0**-400, 2.0**400)
+    amax = max(float(xp.max(X)), -float(xp.min(X)))
+    if amax == 0.0 or not math.isfinite(amax) or lo <= amax <= hi:
+        return X, 1.0
+    c = 2.0 ** -round(math.log2(amax))
+    return X * c, c
 
 
 def _xp_points(X, what: str, min_samples: int = 2):
