@@ -326,14 +326,19 @@ def test_float32_near_full_rank_accuracy(shape, full):
     assert err2 <= 1.5 * sigma_next + 2e-6 * s_true[0], (err2, sigma_next, res.solver)
 
 
-@pytest.mark.parametrize("scale", [1e-100, 1e100, 1e-160, 1e-200, 1e-300])
+@pytest.mark.parametrize(
+    "scale", [1e-100, 1e100, 1e-160, 1e-200, 1e-300, 1e160, 1e200, 1e300, 2.0**-1000]
+)
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_scale_equivariance(scale, solver):
     """rsvd(c A) = c rsvd(A) for any c that keeps A's entries normal floats (numpy's SVD
-    handles all of these)."""
+    handles all of these), with the same solver: entries of 1e160 and beyond used to raise
+    "NaN or infinity" (their products overflow), and solver='gram' on rescaled data fell
+    back to the randomized method."""
     A = build_matrix(60, 30, spectrum("fast", 30), 0)
     ref = lowdim.rsvd(A, 5, seed=0, solver=solver)
     res = lowdim.rsvd(A * scale, 5, seed=0, solver=solver)
+    assert res.solver == ref.solver
     assert_allclose(res.S / scale, ref.S, rtol=1e-8)
     assert_allclose(res.U, ref.U, atol=1e-8)
     assert_allclose(res.Vh, ref.Vh, atol=1e-8)
@@ -342,18 +347,20 @@ def test_scale_equivariance(scale, solver):
         t_res = lowdim.rsvd(A * scale, tol=0.01, seed=0)
         assert t_res.S.shape == t_ref.S.shape
         assert_allclose(t_res.rel_error, t_ref.rel_error, rtol=1e-6)
+        s_ref = lowdim.rsvd(sp.csr_matrix(A), 5, seed=0)
+        s_res = lowdim.rsvd(sp.csr_matrix(A * scale), 5, seed=0)
+        assert_allclose(s_res.S / scale, s_ref.S, rtol=1e-8)
 
 
-@pytest.mark.parametrize("scale", [1e160, 1e200])
-def test_huge_values_either_work_or_raise_clearly(scale):
-    A = build_matrix(60, 30, spectrum("fast", 30), 0)
-    ref = lowdim.rsvd(A, 5, seed=0, solver="randomized")
-    try:
-        res = lowdim.rsvd(A * scale, 5, seed=0, solver="randomized")
-    except ValueError as exc:
-        assert "overflow" in str(exc)
-    else:
-        assert_allclose(res.S / scale, ref.S, rtol=1e-8)
+def test_overflowing_products_still_detect_nan():
+    # the retry that rescales overflowing products tells them from a NaN or infinity in A
+    A = build_matrix(60, 30, spectrum("fast", 30), 0) * 1e200
+    for bad in (np.nan, np.inf):
+        B = A.copy()
+        B[4, 7] = bad
+        for solver in SOLVERS:
+            with pytest.raises(ValueError, match="NaN or infinity"):
+                lowdim.rsvd(B, 5, seed=0, solver=solver)
 
 
 def test_f32_and_f64_agree():

@@ -30,6 +30,11 @@ pub trait LinOp<T: Real>: Sync {
     fn as_dense(&self) -> Option<MatRef<'_, T>> {
         None
     }
+    /// `(B, c)` with the operator equal to `c B`, `B` a dense matrix: the Gram path of a
+    /// rescaled dense operator (see [`Scaled`]).
+    fn as_scaled_dense(&self) -> Option<(MatRef<'_, T>, f64)> {
+        self.as_dense().map(|a| (a, 1.0))
+    }
 }
 
 /// Largest magnitude of a dense matrix (NaN when it holds a NaN or an infinity), over fixed
@@ -102,6 +107,9 @@ impl<T: Real> LinOp<T> for Scaled<'_, T> {
     }
     fn max_abs(&self, par: Par) -> f64 {
         self.inner.max_abs(par) * self.c
+    }
+    fn as_scaled_dense(&self) -> Option<(MatRef<'_, T>, f64)> {
+        self.inner.as_scaled_dense().map(|(a, c)| (a, c * self.c))
     }
 }
 

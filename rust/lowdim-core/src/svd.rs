@@ -337,7 +337,7 @@ fn svqb_normalize<T: Real>(y: MatRef<'_, T>, out: &mut Mat<T>, par: Par) -> bool
         y64 = Mat::<f64>::from_fn(m, l, |i, j| y[(i, j)].to_f64());
         y64.as_ref()
     };
-    let g = gram_f64(yv, par);
+    let g = gram_f64(yv, 1.0, par);
     let Ok(evd) = g.self_adjoint_eigen(Side::Lower) else {
         return false;
     };
@@ -460,7 +460,9 @@ fn out_of_range<T: Real>(mag: f64, squared: bool) -> bool {
 
 /// Runs `f`; if it asks for rescaling (magnitudes that would underflow or overflow), scales
 /// the operator by a power of two near `1 / max|a_ij|`, reruns, and scales `s` back. A zero
-/// operator gives `zero()`.
+/// operator gives `zero()`. A non-finite intermediate from a finite operator is an overflow
+/// of its products (entries of 1e160 square to infinity in `A^T A X`): rescaled the same way,
+/// at the cost of one pass over `A` to tell it from a NaN or infinity in `A`.
 fn with_rescale<T: Real>(
     op: &dyn LinOp<T>,
     par: Par,
@@ -468,10 +470,14 @@ fn with_rescale<T: Real>(
     zero: impl FnOnce() -> SvdOut<T>,
 ) -> Result<SvdOut<T>> {
     match f(op) {
-        Err(Error::Rescale) => {
+        Err(e @ (Error::Rescale | Error::NonFinite(_))) => {
             let amax = op.max_abs(par);
             if !amax.is_finite() {
                 return Err(non_finite());
+            }
+            if matches!(e, Error::NonFinite(_)) && amax > 0.0 && !out_of_range::<T>(amax, false) {
+                // entries in the safe range cannot overflow the products: keep the error
+                return Err(e);
             }
             if amax == 0.0 {
                 return Ok(zero());
@@ -604,18 +610,22 @@ fn rsvd_tall<T: Real>(
     let (m, n) = (op.nrows(), op.ncols());
     let q = params.n_iter.unwrap_or_else(|| auto_n_iter(k, m, n));
     let l = (k + params.n_oversamples).min(n);
-    if let Some(a) = op.as_dense() {
+    // A dense operator that with_rescale scaled (A^T A of its entries would leave float64's
+    // range) keeps the Gram path: its Gram matrix is formed from scaled row blocks.
+    if let Some((a, c)) = op.as_scaled_dense() {
         match params.solver {
             Solver::Gram => {
-                return Ok(gram_svd(a, k, true, par, progress)?.expect("forced Gram path returns"))
+                return Ok(
+                    gram_svd(a, c, k, true, par, progress)?.expect("forced Gram path returns")
+                )
             }
             Solver::Auto => {
                 if prefer_gram(m, n, k, l, q) {
-                    if let Some(out) = gram_svd(a, k, false, par, progress)? {
+                    if let Some(out) = gram_svd(a, c, k, false, par, progress)? {
                         return Ok(out);
                     }
                 }
-                if l >= n {
+                if l >= n && c == 1.0 {
                     report(progress, 0, 1)?;
                     let out = exact_svd(a, k)?;
                     report(progress, 1, 1)?;
@@ -625,7 +635,7 @@ fn rsvd_tall<T: Real>(
             Solver::Randomized => {}
         }
     }
-    // Sparse (and rescaled) operators always take the randomized path.
+    // Sparse operators always take the randomized path.
     randomized(op, k, l, q, params, par, progress)
 }
 
@@ -659,7 +669,9 @@ fn exact_svd<T: Real>(a: MatRef<'_, T>, k: usize) -> Result<SvdOut<T>> {
 }
 
 /// `A^T A` in f64 (lower triangle), for f32 input over row blocks converted to f64.
-fn gram_f64<T: Real>(a: MatRef<'_, T>, par: Par) -> Mat<f64> {
+/// `(c A)^T (c A)` in float64 (`c` a power of two, applied before squaring: 1 for most
+/// callers).
+fn gram_f64<T: Real>(a: MatRef<'_, T>, c: f64, par: Par) -> Mat<f64> {
     let (m, n) = a.shape();
     let nt = match par {
         Par::Seq => 1,
@@ -672,18 +684,19 @@ fn gram_f64<T: Real>(a: MatRef<'_, T>, par: Par) -> Mat<f64> {
         return sum_over_threads(nt, |t| {
             gram_f64_seq(
                 a.subrows(m * t / nt, m * (t + 1) / nt - m * t / nt),
+                c,
                 Par::Seq,
             )
         });
     }
-    gram_f64_seq(a, par)
+    gram_f64_seq(a, c, par)
 }
 
-fn gram_f64_seq<T: Real>(a: MatRef<'_, T>, par: Par) -> Mat<f64> {
+fn gram_f64_seq<T: Real>(a: MatRef<'_, T>, c: f64, par: Par) -> Mat<f64> {
     use triangular::BlockStructure::{Rectangular, TriangularLower};
     let (m, n) = a.shape();
     let mut g = Mat::<f64>::zeros(n, n);
-    if T::IS_F64 {
+    if T::IS_F64 && c == 1.0 {
         // SAFETY: T is f64 (checked by IS_F64), so the view has the same layout.
         let a64 = unsafe {
             MatRef::<f64>::from_raw_parts(
@@ -710,7 +723,7 @@ fn gram_f64_seq<T: Real>(a: MatRef<'_, T>, par: Par) -> Mat<f64> {
         let mut r0 = 0;
         while r0 < m {
             let h = rows.min(m - r0);
-            let blk = Mat::<f64>::from_fn(h, n, |i, j| a[(r0 + i, j)].to_f64());
+            let blk = Mat::<f64>::from_fn(h, n, |i, j| a[(r0 + i, j)].to_f64() * c);
             triangular::matmul(
                 g.as_mut(),
                 TriangularLower,
@@ -737,7 +750,7 @@ fn cholqr2<T: Real>(y: &Mat<T>, par: Par) -> Option<(Mat<T>, Mat<T>)> {
     let mut q = y.clone();
     let mut r = Mat::<f64>::identity(k, k);
     for _ in 0..2 {
-        let g = gram_f64(q.as_ref(), par);
+        let g = gram_f64(q.as_ref(), 1.0, par);
         let llt = g.llt(Side::Lower).ok()?;
         let l = llt.L();
         let lt = Mat::<T>::from_fn(k, k, |i, j| T::from_f64(l[(i, j)]));
@@ -758,6 +771,7 @@ fn cholqr2<T: Real>(y: &Mat<T>, par: Par) -> Option<(Mat<T>, Mat<T>)> {
 /// k-th direction reliably, and the caller falls back to the randomized method.
 fn gram_svd<T: Real>(
     a: MatRef<'_, T>,
+    c: f64,
     k: usize,
     force: bool,
     par: Par,
@@ -766,7 +780,7 @@ fn gram_svd<T: Real>(
     let (m, n) = a.shape();
     debug_assert!(m >= n);
     report(progress, 0, 2)?;
-    let g = gram_f64(a, par);
+    let g = gram_f64(a, c, par);
     if (0..n).any(|i| !g[(i, i)].is_finite()) {
         return Err(non_finite());
     }
@@ -786,7 +800,17 @@ fn gram_svd<T: Real>(
     report(progress, 1, 2)?;
     let evec = evd.U();
     let vk = Mat::<T>::from_fn(n, k, |i, j| T::from_f64(evec[(i, n - 1 - j)]));
-    let y = mul(a, vk.as_ref(), par);
+    let mut y = mul(a, vk.as_ref(), par);
+    if c != 1.0 {
+        // (c A) V_k: the product of the unscaled A stays in range (no squares), the power
+        // of two is exact
+        let ct = T::from_f64(c);
+        for j in 0..k {
+            for v in y.col_as_slice_mut(j) {
+                *v *= ct;
+            }
+        }
+    }
     // kappa(A V_k) <= sqrt(lambda_1 / lambda_k) <= 1e5 here, well inside CholeskyQR2's range
     // in float64 (GEMM-shaped, ~8x faster than faer's Householder QR on a 200000 x 20 block).
     let (qm, r) = match if T::IS_F64 { cholqr2(&y, par) } else { None } {
@@ -1633,6 +1657,43 @@ mod tests {
         let out = rsvd(&DenseOp { a: a.as_ref() }, 3, &p, Par::Seq).unwrap();
         assert!(out.s.iter().all(|&s| s == 0.0));
         assert!(orth_err(out.u.as_ref()) < 1e-15);
+    }
+
+    #[test]
+    fn overflowing_products_are_rescaled_with_the_same_solver() {
+        // entries of 1e200 square to infinity (A^T A, A^T A X): the non-finite intermediate
+        // from a finite A is rescaled like an underflow, and the Gram solver stays the Gram
+        // solver (it fell back to the randomized method on rescaled operators)
+        let a = test_matrix(80, 30, &[10.0, 5.0, 2.0, 1.0, 0.5], 3);
+        for (c, solver) in [
+            (1e200, Solver::Gram),
+            (1e-300, Solver::Gram),
+            (1e200, Solver::Randomized),
+            (1e300, Solver::Auto),
+        ] {
+            let p = Params {
+                solver,
+                ..Default::default()
+            };
+            let big = Mat::<f64>::from_fn(80, 30, |i, j| a[(i, j)] * c);
+            let want = rsvd(&DenseOp { a: a.as_ref() }, 4, &p, Par::Seq).unwrap();
+            let got = rsvd(&DenseOp { a: big.as_ref() }, 4, &p, Par::Seq).unwrap();
+            assert_eq!(got.solver, want.solver);
+            for (g, w) in got.s.iter().zip(&want.s) {
+                assert!(
+                    (g / c - w).abs() < 1e-10 * want.s[0],
+                    "{c} {solver:?}: {g} {w}"
+                );
+            }
+        }
+        // a NaN is still a NaN
+        let mut bad = Mat::<f64>::from_fn(80, 30, |i, j| a[(i, j)] * 1e200);
+        bad[(5, 6)] = f64::NAN;
+        let p = Params::default();
+        assert!(matches!(
+            rsvd(&DenseOp { a: bad.as_ref() }, 4, &p, Par::Seq),
+            Err(Error::NonFinite(_))
+        ));
     }
 
     #[test]
