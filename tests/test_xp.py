@@ -207,6 +207,35 @@ def test_rsvd_tol_rescales_like_rust(scale):
         assert tuple(res.U.shape) == (80, 0) and tuple(res.Vh.shape) == (0, 50)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "scale"),
+    [
+        (np.float64, 1e-200),
+        (np.float64, 1e160),
+        (np.float64, 1e300),
+        (np.float32, 1e-30),
+        (np.float32, 1e30),
+    ],
+)
+@pytest.mark.parametrize("solver", ["auto", "randomized", "gram"])
+def test_rsvd_fixed_rank_rescales_like_rust(backend, dtype, scale, solver):
+    """Squares of such entries leave the dtype's range (Gram matrices, CholeskyQR2): the
+    array-API path scales A by a power of two as the Rust path does. It returned S 15-50%
+    off, silently, before."""
+    to, back, _, _ = backend
+    A = _low_rank(80, 50, decay=0.8).astype(dtype)
+    ref = _xp.rsvd(to(A), 5, seed=0, solver=solver)
+    res = _xp.rsvd(to((A.astype(np.float64) * scale).astype(dtype)), 5, seed=0, solver=solver)
+    assert res.solver == ref.solver
+    rtol = 1e-10 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(back(res.S) / scale, back(ref.S), rtol=rtol)
+    np.testing.assert_allclose(back(res.U), back(ref.U), atol=100 * rtol)
+    bad = (A * 1.0).astype(dtype)
+    bad[3, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        _xp.rsvd(to(bad), 5, seed=0, solver=solver)
+
+
 def test_cholqr2_falls_back_to_qr():
     """A rank-deficient block has a singular Gram matrix: CholeskyQR2 returns None and
     orthonormalize falls back to Householder QR."""

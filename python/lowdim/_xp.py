@@ -613,10 +613,24 @@ class _Op:
         upper bound, as the Rust Centered operator's)."""
         xp = self.xp
         d = self.A.data if self.sparse else self.A
-        amax = float(xp.max(xp.abs(d))) if math.prod(d.shape) else 0.0
+        # two reductions, no |A| temporary of A's size (NaN propagates through both)
+        amax = max(float(xp.max(d)), -float(xp.min(d))) if math.prod(d.shape) else 0.0
         if self.c is not None:
             amax += float(xp.max(xp.abs(self.c)))
         return amax
+
+    def in_range(self, lo: float, hi: float) -> bool:
+        """Whether every magnitude of A (and the centre) is 0 or within ``[lo, hi]``, and
+        finite: one host sync (:func:`_host_bool`), no temporary of A's size."""
+        xp = self.xp
+        d = self.A.data if self.sparse else self.A
+        if not math.prod(d.shape):
+            return True
+        amax = xp.maximum(xp.max(d), -xp.min(d))
+        if self.c is not None:
+            amax = amax + xp.max(xp.abs(self.c))
+        # NaN fails both comparisons
+        return _host_bool((amax <= hi) & ((amax >= lo) | (amax == 0.0)))
 
     def residual_sq(self, Us, Vt) -> float:
         """``||T - Us Vt^T||_F^2`` (float64) for dense unscaled T, by row blocks of ~4 MiB
@@ -630,6 +644,12 @@ class _Op:
             blk = T[r : min(r + h, m), :] - Us[r : min(r + h, m), :] @ Vt.T
             total += sum_sq64(xp, blk)
         return total
+
+
+def _safe_range(xp, dt) -> tuple[float, float]:
+    """Magnitudes of entries whose squares and products stay well inside the dtype's range
+    (the Rust kernels' ``Real::SAFE_LO`` / ``SAFE_HI``)."""
+    return (2.0**-400, 2.0**400) if dt == xp.float64 else (2.0**-60, 2.0**60)
 
 
 def _prefer_gram(m, n, k, ell, q) -> bool:
@@ -662,11 +682,10 @@ def _randomized(xp, op, k, ell, q, how, seed, dt, steps):
     steps(0, q + 1)
     X = _gaussian(xp, n, ell, seed, dt, op.like)
     Y = op.apply(X)
-    if _not_finite(xp, Y):
-        raise ValueError("A contains NaN or infinity")
-    # No host sync inside the loop with the default normalizer: one shifted CholeskyQR per
-    # block (the span is all the next pass needs); the final CholeskyQR2's one sync checks
-    # that Y stayed finite (a NaN makes it fail), and only its fallback tests Y itself.
+    # A is finite and in range (rsvd checked it). No host sync inside the loop with the
+    # default normalizer: one shifted CholeskyQR per block (the span is all the next pass
+    # needs); the final CholeskyQR2's one sync checks that Y stayed finite (a NaN makes it
+    # fail), and only its fallback tests Y itself.
     inner = _INNER_NORMALIZER if how == "cholqr2" else how
     for it in range(q):
         Y = _normalize(xp, Y, inner)
@@ -770,7 +789,19 @@ def rsvd(
     op = _Op(xp, A, dt, sparse, c)
     if tol is not None:
         return _rsvd_tol(xp, op, tol, 4 if n_iter is None else n_iter, block_size, seed, steps)
+    # Entries whose squares (Gram matrices, CholeskyQR2) leave the dtype's safe range: A
+    # scaled by a power of two (exact) and S scaled back, as the Rust path's with_rescale.
+    # Without it S came out 15-50% wrong, silently, for entries of 1e-200 or 1e160. The
+    # check is two reductions over A and one host sync, and it is the finiteness check of
+    # A too; a scaled copy of a dense A is made only when out of range.
+    if not op.in_range(*_safe_range(xp, dt)):
+        amax = op.max_abs()
+        if not math.isfinite(amax):
+            raise ValueError("A contains NaN or infinity")
+        op.scale = 2.0 ** -round(math.log2(amax))
     T = op.dense()
+    if T is not None and op.scale != 1.0:
+        T = T * op.scale
     mt, nt = op.shape
     q = n_iter if n_iter is not None else (7 if k < 0.1 * min(m, n) else 4)
     ell = min(k + n_oversamples, nt)
@@ -790,6 +821,8 @@ def rsvd(
             how = "none" if q <= 2 else "cholqr2"
         out = _randomized(xp, op, k, ell, q, how, seed, dt, steps)
     Ut, S, Vt = out
+    if op.scale != 1.0:
+        S = S * (1.0 / op.scale)
     U, V = (Vt, Ut) if m < n else (Ut, Vt)
     U, Vh = flip_signs(xp, U, V.T)
     res = SVDResult(U, S, Vh)
@@ -820,7 +853,7 @@ def _rsvd_tol(xp, op: _Op, tol, q, block_size, seed, steps=None):
     dt = op.dt
     f64 = dt == xp.float64
     eps = float(np.finfo(np.float64 if f64 else np.float32).eps)
-    lo, hi = (2.0**-400, 2.0**400) if f64 else (2.0**-60, 2.0**60)
+    lo, hi = _safe_range(xp, dt)
     mt, nt = op.shape
 
     def unsafe(f2):
