@@ -3,7 +3,6 @@ with scikit-learn's exact solvers."""
 
 from __future__ import annotations
 
-import lowdim
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -417,12 +416,51 @@ def test_non_finite_rejected():
         TruncatedSVD(2).fit(sp.csr_matrix(X))
 
 
-@pytest.mark.parametrize("est", [PCA(2), PCA(2, svd_solver="randomized"), TruncatedSVD(2)])
-def test_overflowing_values_name_x(est):
-    # finite values whose products overflow pass scikit-learn's finiteness check and reach the
-    # kernel: its message names the estimator's X, not rsvd's A
-    X = _data(50, 10) * 1e300
-    with pytest.raises(ValueError, match=r"^X contains NaN or infinity .*products with X overflow"):
-        est.fit(X)
-    with pytest.raises(ValueError, match=r"^A contains .*products with A overflow"):
-        lowdim.rsvd(X, 2)
+@pytest.mark.parametrize("solver", ["auto", "randomized", "gram", "full"])
+@pytest.mark.parametrize("xp_path", [False, True])
+def test_overflowing_centring_is_a_clear_error(solver, xp_path):
+    # a column of 1.7e308: its mean overflows and X - mean holds infinities, which scikit-
+    # learn's finiteness check of X cannot see. The message names X (not rsvd's A), and the
+    # 'full' solver raises instead of never returning (LAPACK's SVD of an infinity loops)
+    X = _data(50, 10)
+    X[:, 0] = 1.7e308
+    if xp_path:
+        import array_api_strict as xs
+
+        X = xs.asarray(X)
+    with np.errstate(over="ignore", invalid="ignore"):
+        with pytest.raises(ValueError, match=r"^X contains NaN or infinity"):
+            PCA(2, svd_solver=solver).fit(X)
+
+
+@pytest.mark.parametrize("xp_path", [False, True])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_explained_variance_ratio_is_scale_invariant(sparse, xp_path):
+    # squares of data of 1e300 overflow and of 1e-300 lose their digits: the ratios came
+    # out NaN or 0 (scikit-learn's are NaN); now they are those of the data at scale 1, and
+    # the variances are the honest inf / 0
+    if xp_path and sparse:
+        pytest.skip("the array-API path takes cupyx sparse only (CuPy)")
+    X = _data(60, 12)
+    wrap = sp.csr_matrix if sparse else (lambda a: a)
+    if xp_path:
+        import array_api_strict as xs
+
+        wrap = xs.asarray
+    ests = [lambda: PCA(3, random_state=0), lambda: TruncatedSVD(3, random_state=0)]
+    if not sparse:
+        ests.append(lambda: PCA(3, svd_solver="full"))
+    for make in ests:
+        ref = make().fit(wrap(X))
+        for c in (1e300, 1e-300):
+            with np.errstate(all="raise"):  # no overflow reaches NumPy's warnings
+                got = make().fit(wrap(X * c))
+            assert_allclose(
+                np.asarray(got.explained_variance_ratio_),
+                np.asarray(ref.explained_variance_ratio_),
+                rtol=1e-10,
+            )
+            ev = np.asarray(got.explained_variance_)
+            assert np.all(ev == (np.inf if c > 1 else 0.0))
+            if isinstance(got, PCA):
+                assert got.noise_variance_ == (np.inf if c > 1 else 0.0)

@@ -7,6 +7,7 @@ call :func:`lowdim.rsvd`.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -14,31 +15,59 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from . import _lowdim
 from ._validation import Operand, check_matrix
 from ._xp import is_xp_array
-from .svd import _flip_signs, _is_dask, _run_rsvd
+from .svd import _flip_signs, _is_dask, _renamed, _run_rsvd
 
 __all__ = ["PCA", "TruncatedSVD"]
 
 _SPARSE_FORMATS = ("csr", "csc", "coo")
 
 
-def _column_variance_sum(X, mean, ddof: int) -> float:
-    """sum_j var(X[:, j]) without a full-size temporary (dense: column blocks)."""
+def _column_variance_sum(X, mean, ddof: int, c: float = 1.0) -> float:
+    """sum_j var(c X[:, j]) without a full-size temporary (dense: column blocks); ``c`` (a
+    power of two, see :func:`_variance_scale`) is applied before squaring."""
     n = X.shape[0]
     if sp.issparse(X):
-        if X.format == "csr" and X.has_canonical_format:
+        if c != 1.0:
+            d = X.data * c
+            sq = np.dot(d, d) if X.format == "csr" and X.has_canonical_format else None
+            if sq is None:
+                Xs = X * c
+                sq = Xs.multiply(Xs).sum(dtype=np.float64)
+        elif X.format == "csr" and X.has_canonical_format:
             sq = np.dot(X.data, X.data)
         else:
             sq = X.multiply(X).sum(dtype=np.float64)
-        total = float(sq) - n * float(np.dot(mean, mean))
+        total = float(sq) - n * float(np.dot(mean * c, mean * c))
     else:
         total = 0.0
         step = max(1, (1 << 22) // max(n, 1))
         for j in range(0, X.shape[1], step):
             blk = X[:, j : j + step] - mean[j : j + step]
+            if c != 1.0:
+                blk = blk * c
             total += float(np.einsum("ij,ij->", blk, blk, dtype=np.float64))
     return max(total, 0.0) / max(n - ddof, 1)
+
+
+_NON_FINITE_CENTRED = (
+    "X contains NaN or infinity (or values so large that products with X overflow); "
+    "remove or rescale them first"
+)
+
+
+def _variance_scale(s0: float) -> float:
+    """1, or a power of two bringing ``s0`` (the largest singular value) to about 1 when it
+    is outside ``2^+-300``: squares of such data overflow (entries of 1e300) or lose their
+    digits in subnormals (1e-300), and explained-variance ratios came out NaN or 0
+    (scikit-learn's are NaN). Ratios are computed at this scale; the variances themselves
+    are scaled back (inf or 0 where float64 cannot hold them). The exact power of two leaves
+    in-range data bit-identical."""
+    if s0 == 0.0 or not math.isfinite(s0) or 2.0**-300 <= s0 <= 2.0**300:
+        return 1.0
+    return 2.0 ** -round(math.log2(s0))
 
 
 def _pca_target(nc, kmax):
@@ -101,45 +130,61 @@ def _pca_fit_xp(est, X):
             raise ValueError(f"svd_solver={est.svd_solver!r} needs dense input")
         op = _xp._Op(xp, X, dt, True)
         mean = op.col_sums() / n_samples
-        op.c = mean
-        total_var = op.frob_sq() / (n_samples - 1)
         Xc, center = X, mean
     else:
-        mean = xp.mean(X, axis=0)
-        Xc, center = X - mean, None
-        total_var = _xp.sum_sq64(xp, Xc) / (n_samples - 1)
+        with np.errstate(over="ignore", invalid="ignore"):  # NumPy-backed namespaces
+            mean = xp.mean(X, axis=0)
+            Xc, center = X - mean, None
+        if not bool(xp.all(xp.isfinite(Xc))):
+            # NaN or infinity in X, or a centring that overflowed: LAPACK's SVD (the 'full'
+            # solver) loops forever on an infinity
+            raise ValueError(_NON_FINITE_CENTRED)
     if est.svd_solver == "full":
         U, S, Vh = xp.linalg.svd(Xc, full_matrices=False)
         if tol is not None:
-            s2 = _xp.to_host(S).astype(np.float64) ** 2
+            s2 = _xp.to_host(S).astype(np.float64)
+            s2 = (s2 * _variance_scale(float(s2[0]))) ** 2
             ratio = np.cumsum(s2) / max(np.sum(s2), np.finfo(np.float64).tiny)
             k = int(np.searchsorted(ratio, 1.0 - tol**2, side="left")) + 1
         U, S, Vh = U[:, :k], S[:k], Vh[:k, :]
     else:
-        U, S, Vh = _xp.rsvd(
-            Xc,
-            k,
-            tol=tol,
-            n_oversamples=est.n_oversamples,
-            n_iter=est.iterated_power,
-            power_iteration_normalizer=est.power_iteration_normalizer,
-            seed=est.random_state,
-            solver=est.svd_solver,
-            center=center,
-        )
+        try:
+            U, S, Vh = _xp.rsvd(
+                Xc,
+                k,
+                tol=tol,
+                n_oversamples=est.n_oversamples,
+                n_iter=est.iterated_power,
+                power_iteration_normalizer=est.power_iteration_normalizer,
+                seed=est.random_state,
+                solver=est.svd_solver,
+                center=center,
+            )
+        except ValueError as e:
+            raise _renamed(e, "X") from None
     U, Vh = _xp.flip_signs(xp, U, Vh, u_based=False)
     ncomp = int(S.shape[0])
-    ev = xp.astype(S, xp.float64) ** 2 / (n_samples - 1)
+    # variances of c X (c = 1 unless squares of X leave float64's range), scaled back
+    c = _variance_scale(float(S[0]))
+    if sparse:
+        op = _xp._Op(xp, X * c if c != 1.0 else X, dt, True)
+        op.c = mean * c if c != 1.0 else mean
+        total_var = op.frob_sq() / (n_samples - 1)
+    else:
+        total_var = _xp.sum_sq64(xp, Xc * c if c != 1.0 else Xc) / (n_samples - 1)
+    ev = (xp.astype(S, xp.float64) * c) ** 2 / (n_samples - 1)
     est.mean_ = mean
     est.components_ = Vh
     est.singular_values_ = S
-    est.explained_variance_ = xp.astype(ev, dt)
+    with np.errstate(over="ignore", under="ignore"):  # inf / 0 beyond float64's range
+        est.explained_variance_ = xp.astype(ev / c / c if c != 1.0 else ev, dt)
     ratio = ev / total_var if total_var > 0 else xp.zeros_like(ev)
     est.explained_variance_ratio_ = xp.astype(ratio, dt)
     est.n_components_ = ncomp
     est.n_samples_ = int(n_samples)
     if ncomp < kmax:
-        est.noise_variance_ = float(max(total_var - float(xp.sum(ev)), 0.0) / (kmax - ncomp))
+        noise = max(total_var - float(xp.sum(ev)), 0.0) / (kmax - ncomp)
+        est.noise_variance_ = float(noise) / c / c
     else:
         est.noise_variance_ = 0.0
     return U, S
@@ -158,28 +203,35 @@ def _tsvd_fit_transform_xp(est, X):
         raise ValueError(
             f"n_components={nc} must be between 1 and min(n_samples, n_features)={min(X.shape)}"
         )
-    U, S, Vh = _xp.rsvd(
-        X,
-        int(nc),
-        n_oversamples=est.n_oversamples,
-        n_iter=est.n_iter,
-        power_iteration_normalizer=est.power_iteration_normalizer,
-        seed=est.random_state,
-        solver=est.algorithm,
-    )
+    try:
+        U, S, Vh = _xp.rsvd(
+            X,
+            int(nc),
+            n_oversamples=est.n_oversamples,
+            n_iter=est.n_iter,
+            power_iteration_normalizer=est.power_iteration_normalizer,
+            seed=est.random_state,
+            solver=est.algorithm,
+        )
+    except ValueError as e:
+        raise _renamed(e, "X") from None
     U, Vh = _xp.flip_signs(xp, U, Vh, u_based=False)
     Xt = U * S
     est.components_ = Vh
     est.singular_values_ = S
     est.n_components_ = int(nc)
-    ev = xp.var(xp.astype(Xt, xp.float64), axis=0)
+    # variances of c X (c = 1 unless squares of X leave float64's range), scaled back
+    c = _variance_scale(float(S[0]))
+    Xs = X * c if c != 1.0 else X
+    ev = xp.var(xp.astype(Xt, xp.float64) * c, axis=0)
     if _xp.is_sparse(X):
-        op = _xp._Op(xp, X, dt, True)
+        op = _xp._Op(xp, Xs, dt, True)
         op.c = op.col_sums() / X.shape[0]
         full_var = op.frob_sq() / X.shape[0]
     else:
-        full_var = _xp.sum_sq64(xp, X - xp.mean(X, axis=0)) / X.shape[0]
-    est.explained_variance_ = xp.astype(ev, dt)
+        full_var = _xp.sum_sq64(xp, Xs - xp.mean(Xs, axis=0)) / X.shape[0]
+    with np.errstate(over="ignore", under="ignore"):  # inf / 0 beyond float64's range
+        est.explained_variance_ = xp.astype(ev / c / c if c != 1.0 else ev, dt)
     ratio = ev / full_var if full_var > 0 else xp.zeros_like(ev)
     est.explained_variance_ratio_ = xp.astype(ratio, dt)
     return Xt
@@ -327,7 +379,7 @@ class PCA(_BaseSVDEstimator):
                 raise ValueError(f"svd_solver={self.svd_solver!r} needs dense input")
             op = check_matrix(X.tocsr() if X.format != "csr" else X, allow_csc=False)
             center = mean
-            total_var = _column_variance_sum(X, mean, ddof=1)
+            var_src, var_mean = X, mean
         else:
             if self.copy or not X.flags.writeable:
                 Xc = X - mean
@@ -336,11 +388,16 @@ class PCA(_BaseSVDEstimator):
                 Xc = X
             op = Operand(Xc, Xc.shape, Xc.dtype, False)
             center = None
-            total_var = _column_variance_sum(Xc, np.zeros_like(mean), ddof=1)
+            var_src, var_mean = Xc, np.zeros_like(mean)
         if self.svd_solver == "full":
+            if not math.isfinite(_lowdim.max_abs(op.payload)):
+                # centring overflowed (|x - mean| beyond float64's range): LAPACK's SVD loops
+                # forever on an infinity (NumPy's linalg.svd of such a matrix never returns)
+                raise ValueError(_NON_FINITE_CENTRED)
             U, S, Vh = np.linalg.svd(op.payload, full_matrices=False)
             if tol is not None:
-                ratio = np.cumsum(S**2) / max(np.sum(S**2), np.finfo(np.float64).tiny)
+                S2 = (S.astype(np.float64) * _variance_scale(float(S[0]))) ** 2
+                ratio = np.cumsum(S2) / max(np.sum(S2), np.finfo(np.float64).tiny)
                 k = int(np.searchsorted(ratio, 1.0 - tol**2, side="left")) + 1
             U, S, Vh = U[:, :k], S[:k], Vh[:k]
         else:
@@ -360,16 +417,21 @@ class PCA(_BaseSVDEstimator):
         # scikit-learn >= 1.5 fixes the signs of PCA by the components (v-based svd_flip).
         _flip_signs(U, Vh, u_based=False)
         ncomp = S.shape[0]
-        ev = (S.astype(np.float64) ** 2) / (n_samples - 1)
+        # variances of c X (c = 1 unless squares of X leave float64's range), scaled back
+        c = _variance_scale(float(S[0]))
+        total_var = _column_variance_sum(var_src, var_mean, ddof=1, c=c)
+        ev = ((S.astype(np.float64) * c) ** 2) / (n_samples - 1)
         self.components_ = Vh
         self.singular_values_ = S
-        self.explained_variance_ = ev.astype(X.dtype)
+        with np.errstate(over="ignore", under="ignore"):  # inf / 0 beyond float64's range
+            self.explained_variance_ = (ev / c / c).astype(X.dtype)
         ratio = ev / total_var if total_var > 0 else np.zeros_like(ev)
         self.explained_variance_ratio_ = ratio.astype(X.dtype)
         self.n_components_ = ncomp
         self.n_samples_ = n_samples
         if ncomp < kmax:
-            self.noise_variance_ = float(max(total_var - ev.sum(), 0.0) / (kmax - ncomp))
+            noise = max(total_var - ev.sum(), 0.0) / (kmax - ncomp)
+            self.noise_variance_ = float(noise) / c / c
         else:
             self.noise_variance_ = 0.0
         return U, S
@@ -510,10 +572,12 @@ class TruncatedSVD(_BaseSVDEstimator):
         self.components_ = Vh
         self.singular_values_ = S
         self.n_components_ = int(nc)
-        ev = np.var(Xt, axis=0, dtype=np.float64)
+        c = _variance_scale(float(S[0]))
+        ev = np.var(Xt * c if c != 1.0 else Xt, axis=0, dtype=np.float64)
         mean = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
-        full_var = _column_variance_sum(X, mean, ddof=0)
-        self.explained_variance_ = ev.astype(X.dtype)
+        full_var = _column_variance_sum(X, mean, ddof=0, c=c)
+        with np.errstate(over="ignore", under="ignore"):  # inf / 0 beyond float64's range
+            self.explained_variance_ = (ev / c / c).astype(X.dtype)
         ratio = ev / full_var if full_var > 0 else np.zeros_like(ev)
         self.explained_variance_ratio_ = ratio.astype(X.dtype)
         return Xt

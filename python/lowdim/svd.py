@@ -98,6 +98,15 @@ def _check_power_dtype(power_iteration_dtype) -> bool:
     return dt == np.float32
 
 
+def _renamed(e: ValueError, name: str) -> ValueError:
+    """The kernels' ValueError about their operand ``A`` ("A contains NaN or infinity ..."),
+    naming the caller's matrix instead (the estimators' users passed X); others unchanged."""
+    msg = str(e)
+    if name == "A" or not msg.startswith("A "):
+        return e
+    return ValueError(name + msg[1:].replace(" with A ", f" with {name} "))
+
+
 def _run_rsvd(
     op: Operand,
     k,
@@ -156,11 +165,7 @@ def _run_rsvd(
             power_f32,
         )
     except ValueError as e:
-        msg = str(e)
-        if name == "A" or not msg.startswith("A "):
-            raise
-        # the kernel names its operand A; the estimators' users passed X
-        raise ValueError(name + msg[1:].replace(" with A ", f" with {name} ")) from None
+        raise _renamed(e, name) from None
     finally:
         if bar is not None:
             bar.close()
