@@ -9,6 +9,7 @@ Sparse matrices are never densified.
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 
@@ -146,3 +147,20 @@ def check_int(value, name: str, low: int, high: int | None = None) -> int:
         bound = f"[{low}, {high}]" if high is not None else f">= {low}"
         raise ValueError(f"{name}={value} is out of range: it must be {bound}")
     return value
+
+
+# Entry magnitudes whose squares and products stay well inside float64's range (the Rust
+# kernels' Real::SAFE_LO / SAFE_HI for f64); float32's are 2^-60 and 2^60.
+SAFE_F64 = (2.0**-400, 2.0**400)
+SAFE_F32 = (2.0**-60, 2.0**60)
+
+
+def pow2_scale(amax: float, safe: tuple[float, float] = SAFE_F64) -> float:
+    """1, or the power of two ``c`` that brings ``amax`` (a largest magnitude) to about 1 when
+    it is outside ``safe``: scaling data by ``c`` is exact, so results of in-range data are
+    unchanged and out-of-range data (whose squares under- or overflow) get those of their
+    in-range version. 0, NaN and infinity give 1 (the kernels report non-finite data)."""
+    lo, hi = safe
+    if amax == 0.0 or not math.isfinite(amax) or lo <= amax <= hi:
+        return 1.0
+    return 2.0 ** -round(math.log2(amax))

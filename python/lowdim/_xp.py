@@ -649,7 +649,9 @@ class _Op:
 def _safe_range(xp, dt) -> tuple[float, float]:
     """Magnitudes of entries whose squares and products stay well inside the dtype's range
     (the Rust kernels' ``Real::SAFE_LO`` / ``SAFE_HI``)."""
-    return (2.0**-400, 2.0**400) if dt == xp.float64 else (2.0**-60, 2.0**60)
+    from ._validation import SAFE_F32, SAFE_F64
+
+    return SAFE_F64 if dt == xp.float64 else SAFE_F32
 
 
 def _prefer_gram(m, n, k, ell, q) -> bool:
@@ -756,7 +758,7 @@ def rsvd(
     steps (after each power iteration, ``total`` = iterations + 1; Gram path 2 steps, exact
     SVD 1; tol mode after each block, ``done`` = rank so far, ``total`` = the largest rank),
     each time after the step's device work has finished (one host sync per report)."""
-    from ._validation import check_int, check_seed, check_tol
+    from ._validation import check_int, check_seed, check_tol, pow2_scale
     from .svd import SVDResult, _check_n_iter, _check_normalizer
 
     xp, A, dt, sparse = check_any_matrix(A)
@@ -798,7 +800,7 @@ def rsvd(
         amax = op.max_abs()
         if not math.isfinite(amax):
             raise ValueError("A contains NaN or infinity")
-        op.scale = 2.0 ** -round(math.log2(amax))
+        op.scale = pow2_scale(amax, _safe_range(xp, dt))
     T = op.dense()
     if T is not None and op.scale != 1.0:
         T = T * op.scale

@@ -19,7 +19,6 @@ curved manifolds (circles), these methods are the wrong model.
 
 from __future__ import annotations
 
-import math
 import numbers
 
 import numpy as np
@@ -30,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _lowdim
 from ._progress import resolve as _resolve_progress
-from ._validation import check_int, check_seed
+from ._validation import SAFE_F32, SAFE_F64, check_int, check_seed, pow2_scale
 from ._xp import is_xp_array
 
 __all__ = [
@@ -842,12 +841,9 @@ def _safe_scaled(xp, X):
     cluster), entries of 1e200 a failed eigendecomposition. Scaling by a power of two is
     exact, so data in the safe range are untouched and out-of-range data get the labels of
     their in-range version. Two reductions; a scaled copy only when out of range."""
-    lo, hi = (2.0**-60, 2.0**60) if X.dtype == xp.float32 else (2.0**-400, 2.0**400)
-    amax = max(float(xp.max(X)), -float(xp.min(X)))
-    if amax == 0.0 or not math.isfinite(amax) or lo <= amax <= hi:
-        return X, 1.0
-    c = 2.0 ** -round(math.log2(amax))
-    return X * c, c
+    safe = SAFE_F32 if X.dtype == xp.float32 else SAFE_F64
+    c = pow2_scale(max(float(xp.max(X)), -float(xp.min(X))), safe)
+    return (X, c) if c == 1.0 else (X * c, c)
 
 
 def _xp_points(X, what: str, min_samples: int = 2):

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _lowdim
-from ._validation import Operand, check_matrix
+from ._validation import Operand, check_matrix, pow2_scale
 from ._xp import is_xp_array
 from .svd import _flip_signs, _is_dask, _renamed, _run_rsvd
 
@@ -65,9 +65,7 @@ def _variance_scale(s0: float) -> float:
     (scikit-learn's are NaN). Ratios are computed at this scale; the variances themselves
     are scaled back (inf or 0 where float64 cannot hold them). The exact power of two leaves
     in-range data bit-identical."""
-    if s0 == 0.0 or not math.isfinite(s0) or 2.0**-300 <= s0 <= 2.0**300:
-        return 1.0
-    return 2.0 ** -round(math.log2(s0))
+    return pow2_scale(s0, (2.0**-300, 2.0**300))
 
 
 def _pca_target(nc, kmax):
