@@ -513,6 +513,20 @@ def test_tucker_partial_modes_and_float32(client):
         lowdim.tucker(da.from_array(X), 2, method="hooi")
 
 
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+@pytest.mark.parametrize("method", ["sthosvd", "hosvd"])
+def test_tucker_scale_equivariance(method, scale):
+    # the dask path scales out-of-range data by a power of two as the in-memory one (its
+    # Gram matrices under- or overflowed: a zero core certified exact, or an error)
+    X = np.random.default_rng(0).standard_normal((8, 6, 5))
+    with dask.config.set(scheduler="synchronous"):
+        for kw in ({"rank": 2}, {"tol": 0.4}):
+            ref = lowdim.tucker(X, method=method, **kw)
+            T = lowdim.tucker(da.from_array(X * scale, chunks=(4, 6, 5)), method=method, **kw)
+            np.testing.assert_allclose(np.abs(T.core) / scale, np.abs(ref.core), rtol=1e-8)
+            assert T.certified_error == pytest.approx(ref.certified_error, rel=1e-8, abs=1e-12)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 @pytest.mark.parametrize("method", ["sthosvd", "hosvd"])
 def test_tucker_non_finite_is_a_clear_error(method, bad):

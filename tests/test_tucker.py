@@ -390,3 +390,20 @@ def test_type_errors():
         lowdim.tucker(sp.csr_matrix(np.ones((4, 3))), 1)
     with pytest.raises(TypeError, match=r"scipy.sparse .*toarray"):
         lowdim.mode_product(sp.coo_matrix(np.ones((4, 3))), np.ones((2, 4)), 0)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e-160, 1e160, 1e300])
+@pytest.mark.parametrize("method", ["hosvd", "sthosvd", "hooi"])
+@pytest.mark.parametrize("kw", [{"rank": 3}, {"tol": 0.5}, {"rank": 3, "svd": "randomized"}])
+def test_scale_equivariance(scale, method, kw):
+    # Gram matrices square the entries: at 1e-200 the core came out all zeros with a
+    # certified error of 0 (the true one is 1), at 1e-160 the eigensolver failed, at 1e160
+    # it was an error. Now tucker(c X) has the core c core(X), the same factors and error.
+    X = np.random.default_rng(0).standard_normal((12, 10, 8))
+    ref = lowdim.tucker(X, method=method, **kw)
+    T = lowdim.tucker(X * scale, method=method, **kw)
+    assert T.core.shape == ref.core.shape
+    np.testing.assert_allclose(T.core / scale, ref.core, rtol=1e-8, atol=1e-10)
+    for u, v in zip(T.factors, ref.factors, strict=True):
+        np.testing.assert_allclose(u, v, atol=1e-8)
+    assert T.certified_error == pytest.approx(ref.certified_error, rel=1e-8, abs=1e-12)

@@ -327,6 +327,19 @@ def test_tucker_matches_rust(backend, method, kw):
         np.testing.assert_allclose(back(T.to_tensor()), ref.to_tensor(), atol=1e-9 * scale)
 
 
+@pytest.mark.parametrize("scale", [1e-200, 1e-160, 1e200])
+def test_tucker_scale_equivariance(backend, scale):
+    """Out of float64's safe range the array-API Tucker runs on X scaled by a power of two,
+    as the Rust path (its Grams under- or overflowed: a zero core, or LinAlgError)."""
+    to, back, _, _ = backend
+    X = np.random.default_rng(3).standard_normal((9, 8, 7))
+    for kw in ({"rank": 3}, {"tol": 0.4}):
+        ref = lowdim.tucker(X, method="sthosvd", **kw)
+        T = lowdim.tucker(to(X * scale), method="sthosvd", **kw)
+        np.testing.assert_allclose(np.abs(back(T.core)) / scale, np.abs(ref.core), rtol=1e-6)
+        assert T.certified_error == pytest.approx(ref.certified_error, rel=1e-6, abs=1e-12)
+
+
 def test_tucker_float32(backend):
     to, back, public, _ = backend
     if not public:
@@ -1030,9 +1043,13 @@ def test_tucker_randomized_non_finite():
     X[3, 4, 5] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         lowdim.tucker(xs.asarray(X), 3, svd="randomized")
-    X[3, 4, 5] = 1e200  # squares overflow
-    with pytest.raises(ValueError, match="overflow"):
-        lowdim.tucker(xs.asarray(X), 3, svd="randomized")
+    X[3, 4, 5] = 1e200  # squares overflow: X is rescaled (it was an error), as in Rust
+    T = lowdim.tucker(xs.asarray(X), 3, svd="randomized")
+    ref = lowdim.tucker(X, 3, svd="randomized")
+    core = np.asarray(T.core)
+    assert np.isfinite(core).all()
+    np.testing.assert_allclose(np.abs(core).max(), np.abs(ref.core).max(), rtol=1e-10)
+    assert T.certified_error == pytest.approx(ref.certified_error, rel=1e-6, abs=1e-12)
 
 
 @pytest.mark.parametrize("fused_fails", [False, True])

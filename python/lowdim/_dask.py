@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _lowdim
-from ._validation import check_int, check_seed, check_tol, result_dtype
+from ._validation import check_int, check_seed, check_tol, pow2_scale, result_dtype
 
 _SPLIT_EVERY = 8
 
@@ -1239,6 +1239,12 @@ def tucker(X, rank, *, tol, method, modes, mode_order, svd, seed):
     total = None
     discarded = 0.0
     (Y,) = _persist(X)
+    # out of float64's safe range the Gram matrices under- or overflow: X scaled by a power
+    # of two (as in memory), the core scaled back; one pass over the persisted chunks
+    c = pow2_scale(max(float(v) for v in _compute(Y.max(), -Y.min())))
+    if c != 1.0:
+        (Y,) = _persist(Y * c)
+    X = Y
     for step, m in enumerate(steps):
         G = _mode_gram(Y if method == "sthosvd" else X, m)
         if not np.isfinite(G).all():
@@ -1261,6 +1267,9 @@ def tucker(X, rank, *, tol, method, modes, mode_order, svd, seed):
         for m in modes:
             Y = _mode_product(Y, factors[m], m)
     core = np.asarray(_compute(Y)[0])
+    if c != 1.0:
+        with np.errstate(over="ignore", under="ignore"):  # inf / 0 beyond float64's range
+            core = core * (1.0 / c)
     T = TuckerTensor(core, [factors[m] for m in modes], modes)
     # The discarded eigenvalues of every mode, as the in-memory path reports: equal to the
     # error for ST-HOSVD, a bound for HOSVD. (The identity ||X||^2 - ||core||^2 cancels when

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _lowdim
 from ._progress import resolve as _resolve_progress
-from ._validation import _native, check_int, check_seed, check_tol, result_dtype
+from ._validation import _native, check_int, check_seed, check_tol, pow2_scale, result_dtype
 from .svd import _is_dask
 
 
@@ -435,15 +435,24 @@ def tucker(
     if isinstance(hooi_tol, bool) or not isinstance(hooi_tol, numbers.Real) or not hooi_tol >= 0:
         raise ValueError(f"hooi_tol must be a float >= 0, got {hooi_tol!r}")
     seed = check_seed(seed)
+    # Gram matrices square the entries: entries of 1e-200 gave an all-zero core certified
+    # exact, 1e-160 a failed eigensolver, 1e160 an error. Out of float64's safe range, X is
+    # scaled by a power of two (exact; a copy only then) and the core scaled back.
+    c = _tucker_scale(X)
+    if c != 1.0:
+        X = X * c
     callback, bar = _resolve_progress(progress, "tucker")
     if xp_in:
         try:
-            return _tucker_xp(
+            T = _tucker_xp(
                 X, ranks, tol, method, modes, order, svd, n_iter_max, hooi_tol, seed, callback
             )
         finally:
             if bar is not None:
                 bar.close()
+        if c != 1.0:
+            T.core = T.core * (1.0 / c)
+        return T
     try:
         core, factors, used_modes, err, _norm, n_iter, solvers, done_order = _lowdim.tucker(
             X,
@@ -461,6 +470,9 @@ def tucker(
     finally:
         if bar is not None:
             bar.close()
+    if c != 1.0:
+        with np.errstate(over="ignore", under="ignore"):  # inf / 0 beyond float64's range
+            core = core * (1.0 / c)
     T = TuckerTensor(core, factors, used_modes)
     T.certified_error = float(err)
     T.method = method
@@ -468,6 +480,13 @@ def tucker(
     T.solvers = tuple(solvers)
     T.mode_order = tuple(done_order)
     return T
+
+
+def _tucker_scale(X) -> float:
+    """The power of two the tucker kernels run ``X`` at (1 unless its largest magnitude is
+    outside float64's safe range; two reductions, no temporary); any array namespace."""
+    xp = X.__array_namespace__() if hasattr(X, "__array_namespace__") else np
+    return pow2_scale(max(float(xp.max(X)), -float(xp.min(X))))
 
 
 def _tucker_xp(X, ranks, tol, method, modes, order, svd, n_iter_max, hooi_tol, seed, progress):
