@@ -1075,8 +1075,9 @@ def _mode_gram_block(b, mode):
 
 def _sum_list(parts):
     acc = parts[0].copy()
-    for p in parts[1:]:
-        acc += p
+    with np.errstate(over="ignore", invalid="ignore"):  # overflowed Grams: tucker rescales
+        for p in parts[1:]:
+            acc += p
     return acc
 
 
@@ -1239,14 +1240,19 @@ def tucker(X, rank, *, tol, method, modes, mode_order, svd, seed):
     total = None
     discarded = 0.0
     (Y,) = _persist(X)
-    # out of float64's safe range the Gram matrices under- or overflow: X scaled by a power
-    # of two (as in memory), the core scaled back; one pass over the persisted chunks
-    c = pow2_scale(max(float(v) for v in _compute(Y.max(), -Y.min())))
-    if c != 1.0:
-        (Y,) = _persist(Y * c)
+    # Out of float64's safe range the Gram matrices under- or overflow (as in memory): the
+    # first one tells (non-finite, or a trace ||X||^2 below 2^-600), and only then a pass
+    # for the largest magnitude; X then runs scaled by a power of two, the core scaled back.
+    c = 1.0
+    G0 = _mode_gram(Y, steps[0])
+    if not np.isfinite(G0).all() or float(np.trace(G0)) < 2.0**-600:
+        c = pow2_scale(max(float(v) for v in _compute(Y.max(), -Y.min())))
+        if c != 1.0:
+            (Y,) = _persist(Y * c)
+            G0 = _mode_gram(Y, steps[0])
     X = Y
     for step, m in enumerate(steps):
-        G = _mode_gram(Y if method == "sthosvd" else X, m)
+        G = G0 if step == 0 else _mode_gram(Y if method == "sthosvd" else X, m)
         if not np.isfinite(G).all():
             # the in-memory message (NumPy's eigh would say "Eigenvalues did not converge")
             raise ValueError(
