@@ -120,6 +120,14 @@ def test_svd_error_matches_rust(backend):
     assert isinstance(est, float)
     assert est == pytest.approx(ref, rel=1e-6)
     assert est == pytest.approx(0.8**6, rel=1e-3)
+    # magnitudes whose squares overflow or underflow: the estimate scales with them (it was
+    # "NaN or infinity" at 1e300 and 0 at 1e-300), on both paths
+    for c in (1e300, 1e-300):
+        got = fn(to(A * c), to(U), to(S * c), to(Vh), seed=5, n_iter=15)
+        assert got / c == pytest.approx(ref, rel=1e-6)
+        assert lowdim.svd_error(A * c, U, S * c, Vh, seed=5, n_iter=15) / c == pytest.approx(
+            ref, rel=1e-6
+        )
 
 
 def test_rsvd_errors_and_not_implemented():

@@ -993,21 +993,33 @@ def svd_error(A, U, S, Vh, *, n_iter=20, seed=None) -> float:
     x = _gaussian(xp, n, 1, seed, dt, A.data if sparse else A)
     est = 0.0
     for _ in range(n_iter):
-        nx = float(xp.linalg.vector_norm(_as(xp, x, xp.float64)))
+        nx = _vector_norm(xp, x)
         if not math.isfinite(nx):
             raise ValueError("A contains NaN or infinity")
         if nx == 0.0:
             break
         x = x * (1.0 / nx)
         y = A @ x - U @ (S[:, None] * (Vh @ x))
-        ny = float(xp.linalg.vector_norm(_as(xp, y, xp.float64)))
+        ny = _vector_norm(xp, y)
         if not math.isfinite(ny):
             raise ValueError("A contains NaN or infinity")
         est = max(est, ny)
         if ny == 0.0:
             break
+        y = y * (1.0 / ny)  # A^T (A x) would square the magnitudes
         x = A.T @ y - Vh.T @ (S[:, None] * (U.T @ y))
     return est
+
+
+def _vector_norm(xp, v) -> float:
+    """``||v||`` of a small block in float64 without overflow or underflow (the largest
+    magnitude times the norm of ``v / max``; the Rust path's ``norm_of``): data of 1e300
+    overflowed the squares, 1e-300 underflowed them to an estimate of 0. NaN for NaN."""
+    v = _as(xp, v, xp.float64)
+    amax = max(float(xp.max(v)), -float(xp.min(v)))
+    if amax == 0.0 or not math.isfinite(amax):
+        return amax
+    return amax * float(xp.linalg.vector_norm(v * (1.0 / amax)))
 
 
 # ----------------------------------------------------------------------------- Tucker

@@ -124,6 +124,24 @@ fn frob_sq_of<T: Real>(a: MatRef<'_, T>) -> f64 {
     s
 }
 
+/// `||a||_F` of a small block without overflow or underflow (`max |a_ij|` times the norm of
+/// `a / max`): squares of entries beyond about 1e154 overflow, below 1e-154 lose their digits.
+/// NaN when `a` holds a NaN or an infinity.
+fn norm_of<T: Real>(a: MatRef<'_, T>) -> f64 {
+    let amax = block_max_abs(a);
+    if !amax.is_finite() || amax == 0.0 {
+        return amax;
+    }
+    let mut s = 0.0;
+    for j in 0..a.ncols() {
+        for i in 0..a.nrows() {
+            let v = a[(i, j)].to_f64() / amax;
+            s += v * v;
+        }
+    }
+    amax * s.sqrt()
+}
+
 fn apply<T: Real>(op: &dyn LinOp<T>, x: MatRef<'_, T>, par: Par) -> Mat<T> {
     let mut y = Mat::zeros(op.nrows(), x.ncols());
     op.apply(y.as_mut(), x, par);
@@ -1402,7 +1420,9 @@ pub fn svd_error<T: Real>(
     let mut x = gaussian::<T>(n, 1, seed, 0, 0, par);
     let mut est = 0.0f64;
     for _ in 0..n_iter {
-        let nx = frob_sq_of(x.as_ref()).sqrt();
+        // scaled norms: data of 1e300 overflowed the squares ("NaN or infinity"), data of
+        // 1e-300 underflowed them to an error estimate of 0
+        let nx = norm_of(x.as_ref());
         if !nx.is_finite() {
             return Err(non_finite());
         }
@@ -1414,13 +1434,19 @@ pub fn svd_error<T: Real>(
             x[(i, 0)] *= inv;
         }
         let y = apply(&r, x.as_ref(), par);
-        let ny = frob_sq_of(y.as_ref()).sqrt();
+        let ny = norm_of(y.as_ref());
         if !ny.is_finite() {
             return Err(non_finite());
         }
         est = est.max(ny);
         if ny == 0.0 {
             break;
+        }
+        // A^T (A x) would square the magnitudes: normalize y first
+        let mut y = y;
+        let inv = T::from_f64(1.0 / ny);
+        for i in 0..m {
+            y[(i, 0)] *= inv;
         }
         x = apply_t(&r, y.as_ref(), par);
     }
@@ -1627,6 +1653,14 @@ mod tests {
         let out = rsvd(&op, 3, &Params::default(), Par::Seq).unwrap();
         let est = svd_error(&op, out.u.as_ref(), &out.s, out.v.as_ref(), 30, 1, Par::Seq).unwrap();
         assert!((est - 1.0).abs() < 1e-6, "{est}");
+        // magnitudes whose squares overflow or underflow: the estimate scales with them
+        for c in [1e300, 1e-300] {
+            let ac = Mat::<f64>::from_fn(100, 70, |i, j| a[(i, j)] * c);
+            let sc: Vec<f64> = out.s.iter().map(|v| v * c).collect();
+            let opc = DenseOp { a: ac.as_ref() };
+            let e = svd_error(&opc, out.u.as_ref(), &sc, out.v.as_ref(), 30, 1, Par::Seq).unwrap();
+            assert!((e / c - est).abs() < 1e-9 * est, "{c}: {e}");
+        }
     }
 
     #[test]
