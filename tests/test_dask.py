@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import lowdim
 import numpy as np
@@ -511,6 +512,57 @@ def test_tucker_partial_modes_and_float32(client):
     np.testing.assert_allclose(T.core, ref.core, atol=1e-4)
     with pytest.raises(ValueError, match="not available for dask"):
         lowdim.tucker(da.from_array(X), 2, method="hooi")
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_pca_tsvd_ratios_and_tol_are_scale_invariant(sparse):
+    # squares of data of 1e300 overflow and of 1e-300 lose their digits: PCA raised "X
+    # contains NaN or infinity" at 1e300 and both estimators gave wrong ratios at 1e-300
+    # (NaN for TruncatedSVD at 1e300); tol mode warned about the overflow it rescales
+    A = _decaying(200, 40, seed=3) + 0.01 * np.random.default_rng(3).standard_normal((200, 40))
+
+    def mk(X):
+        if sparse:
+            return da.from_array(sp.csr_matrix(X), chunks=(50, -1), asarray=False)
+        return da.from_array(X, chunks=(50, -1))
+
+    with dask.config.set(scheduler="synchronous"), warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for make in (
+            lambda: lowdim.PCA(3, random_state=0),
+            lambda: lowdim.TruncatedSVD(3, random_state=0),
+        ):
+            ref = make().fit(mk(A))
+            for c in (1e300, 1e-300):
+                got = make().fit(mk(A * c))
+                np.testing.assert_allclose(
+                    got.explained_variance_ratio_, ref.explained_variance_ratio_, rtol=1e-9
+                )
+                np.testing.assert_allclose(
+                    got.singular_values_ / c, ref.singular_values_, rtol=1e-9
+                )
+                assert np.all(got.explained_variance_ == (np.inf if c > 1 else 0.0))
+        t_ref = lowdim.rsvd(mk(A), tol=0.3, seed=0, compute=True)
+        t_got = lowdim.rsvd(mk(A * 1e300), tol=0.3, seed=0, compute=True)
+        np.testing.assert_allclose(t_got.S / 1e300, t_ref.S, rtol=1e-9)
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e-300, 1e-160])
+def test_gram_solver_out_of_range_is_a_clear_error(scale):
+    # the dask Gram solver squares the entries with no rescaling: at 1e-300 its S came out
+    # 30% wrong, silently; now it says so and names the solvers that rescale
+    A = _decaying(200, 40, seed=1)
+    Ad = da.from_array(A * scale, chunks=(50, -1))
+    with dask.config.set(scheduler="synchronous"):
+        with pytest.raises(ValueError, match="solver='gram' on a dask array cannot take A"):
+            lowdim.rsvd(Ad, 3, solver="gram", compute=True)
+        res = lowdim.rsvd(Ad, 3, solver="randomized", seed=0, compute=True)
+        ref = lowdim.rsvd(A, 3, solver="randomized", seed=0)
+        np.testing.assert_allclose(res.S / scale, ref.S, rtol=1e-9)
+        B = A.copy()
+        B[3, 3] = np.inf
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            lowdim.rsvd(da.from_array(B, chunks=(50, -1)), 3, solver="gram", compute=True)
 
 
 @pytest.mark.parametrize("scale", [1e-200, 1e200])

@@ -33,7 +33,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _lowdim
-from ._validation import check_int, check_seed, check_tol, pow2_scale, result_dtype
+from ._validation import (
+    SAFE_F32,
+    SAFE_F64,
+    check_int,
+    check_seed,
+    check_tol,
+    pow2_scale,
+    result_dtype,
+)
 
 _SPLIT_EVERY = 8
 
@@ -259,10 +267,24 @@ def _gram_apply_f32_part(b, x, s, *, trans, dt):
     return np.asarray(z, dtype=np.float32)[None]
 
 
+_GRAM_RANGE = (
+    "solver='gram' on a dask array cannot take A: its entries are so large or so small "
+    "that A^T A leaves float64's range; use solver='auto' or 'randomized' (they rescale A)"
+)
+
+
 def _gram_part(b, r=None, c=None, *, trans, dt):
-    """``T_i^T T_i`` in float64 (Rust mode-Gram kernel for dense blocks)."""
+    """``T_i^T T_i`` in float64 (Rust mode-Gram kernel for dense blocks). A block whose
+    magnitudes are outside float64's safe range is an error: its squares overflow, or lose
+    their digits (the eigenvectors came out wrong, silently); one read of the block,
+    against the Gram's ``n`` flops per entry."""
     _worker_threads()
     b = _block(b, trans, dt)
+    amax = float(_maxabs_part(b, dt=dt)[0, 0])
+    if not math.isfinite(amax):
+        raise ValueError("A contains NaN or infinity")
+    if amax > SAFE_F64[1] or 0.0 < amax < SAFE_F64[0]:
+        raise ValueError(_GRAM_RANGE)
     if sp.issparse(b):
         g = _dense((b.T @ b).astype(np.float64))
     else:
@@ -691,7 +713,8 @@ def _sq_part(b, mu=None, *, dt):
     b = _block(b, False, dt)
     d = b.data if sp.issparse(b) else b
     d = d.ravel()
-    return np.full((1, 1), float(np.dot(d.astype(np.float64, copy=False), d)))
+    with np.errstate(over="ignore"):  # an overflow: the caller rescales
+        return np.full((1, 1), float(np.dot(d.astype(np.float64, copy=False), d)))
 
 
 def _maxabs_part(b, *, dt):
@@ -753,9 +776,8 @@ def _rsvd_tol(op: _Op, tol, q, block_size, seed, compute):
     ``B^T`` and the rank choice are local. One small ``compute`` per block (the loop length
     depends on the data), so the result's ``U``/``Vh`` are cheap slices of persisted data."""
     dt = op.dtype
-    f64 = dt == np.float64
     eps = float(np.finfo(dt).eps)
-    lo, hi = (2.0**-400, 2.0**400) if f64 else (2.0**-60, 2.0**60)
+    lo, hi = SAFE_F64 if dt == np.float64 else SAFE_F32
     mt, nt = op.shape
 
     def unsafe(f2):
@@ -840,24 +862,29 @@ def _colsum_part(b, *, dt):
         return np.asarray(b.sum(axis=0), dtype=np.float64).reshape(1, -1)
 
 
-def _centred_sq_part(b, mu, *, dt):
-    """``sum (b - mu)^2`` over the block (dense: exactly, block by block; sparse: by the
-    expansion, the mean is never subtracted from a sparse block)."""
+def _centred_sq_part(b, mu, *, dt, c=1.0):
+    """``sum (c (b - mu))^2`` over the block (dense: exactly, block by block; sparse: by the
+    expansion, the mean is never subtracted from a sparse block); ``c`` a power of two
+    applied before squaring (1 unless the data's squares leave float64's range)."""
     b = _block(b, False, dt)
     if sp.issparse(b):
+        if c != 1.0:
+            b, mu = b * c, mu * c
         s = np.asarray(b.sum(axis=0), dtype=np.float64).ravel()
         sq = float(b.multiply(b).sum(dtype=np.float64))
         sq += -2.0 * float(mu @ s) + b.shape[0] * float(mu @ mu)
     else:
         with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN: reported by the caller
             d = b - mu.astype(b.dtype)
+            if c != 1.0:
+                d *= c
             sq = float(np.einsum("ij,ij->", d, d, dtype=np.float64))
     return np.full((1, 1), sq)
 
 
-def column_moments(X, dtype, with_mean=True):
-    """Column means (float64, lazy) and the total centred sum of squares (lazy scalar):
-    two blockwise passes with tree reductions, no centred copy of X."""
+def column_moments(X, dtype, with_mean=True, c=1.0):
+    """Column means (float64, lazy) and the total centred sum of squares of ``c X`` (lazy
+    scalar): two blockwise passes with tree reductions, no centred copy of X."""
     sums = da.blockwise(
         _colsum_part,
         "ij",
@@ -881,6 +908,7 @@ def column_moments(X, dtype, with_mean=True):
         dtype=np.float64,
         meta=np.empty((0, 0), np.float64),
         dt=dtype,
+        c=c,
     ).sum(split_every=_SPLIT_EVERY)
     return mean, sq
 
@@ -935,12 +963,13 @@ def pca_fit(est, X):
             "svd_solver must be 'auto', 'randomized' or 'gram' for dask arrays "
             f"('full' needs the whole matrix in memory), got {est.svd_solver!r}"
         )
-    mean, sq = column_moments(X, dtype)
-    mean, sq = _compute(mean, sq)
-    if not (np.isfinite(sq) and np.isfinite(mean).all()):
+    from .decomposition import _variance_scale
+
+    mean, _ = column_moments(X, dtype)
+    (mean,) = _compute(mean)
+    if not np.isfinite(mean).all():
         raise ValueError(_NON_FINITE_X)
     mean = mean.astype(dtype)
-    total_var = max(float(sq), 0.0) / (n_samples - 1)
     U, S, Vh = _fitted_svd(
         X,
         k,
@@ -955,18 +984,27 @@ def pca_fit(est, X):
         center=mean,
     )
     ncomp = S.shape[0]
-    ev = (S.astype(np.float64) ** 2) / (n_samples - 1)
+    # variances of c X (c = 1 unless squares of X leave float64's range; the in-memory
+    # rule), scaled back: the centred sum of squares is the pass after the SVD
+    c = _variance_scale(float(S[0]))
+    _, sq = column_moments(X, dtype, c=c)
+    (sq,) = _compute(sq)
+    if not np.isfinite(sq):
+        raise ValueError(_NON_FINITE_X)
+    total_var = max(float(sq), 0.0) / (n_samples - 1)
+    ev = ((S.astype(np.float64) * c) ** 2) / (n_samples - 1)
     est.mean_ = mean
     est.components_ = Vh
     est.singular_values_ = S
-    est.explained_variance_ = ev.astype(dtype)
+    with np.errstate(over="ignore", under="ignore"):  # inf / 0 beyond float64's range
+        est.explained_variance_ = (ev / c / c).astype(dtype)
     ratio = ev / total_var if total_var > 0 else np.zeros_like(ev)
     est.explained_variance_ratio_ = ratio.astype(dtype)
     est.n_components_ = ncomp
     est.n_samples_ = n_samples
     est.n_features_in_ = n_features
     if ncomp < kmax:
-        est.noise_variance_ = float(max(total_var - ev.sum(), 0.0) / (kmax - ncomp))
+        est.noise_variance_ = float(max(total_var - ev.sum(), 0.0) / (kmax - ncomp)) / c / c
     else:
         est.noise_variance_ = 0.0
     return U, S
@@ -1041,15 +1079,20 @@ def tsvd_fit_transform(est, X):
             "solver": est.algorithm,
         },
     )
+    from .decomposition import _variance_scale
+
     Xt = U * S
-    _, sq = column_moments(X, dtype)
-    ev, sq = _compute(da.var(Xt, axis=0, dtype=np.float64), sq)
+    # variances of c X (c = 1 unless squares of X leave float64's range), scaled back
+    c = _variance_scale(float(S[0]))
+    _, sq = column_moments(X, dtype, c=c)
+    ev, sq = _compute(da.var(Xt * c if c != 1.0 else Xt, axis=0, dtype=np.float64), sq)
     full_var = float(sq) / X.shape[0]
     est.components_ = Vh
     est.singular_values_ = S
     est.n_components_ = int(nc)
     est.n_features_in_ = X.shape[1]
-    est.explained_variance_ = ev.astype(dtype)
+    with np.errstate(over="ignore", under="ignore"):  # inf / 0 beyond float64's range
+        est.explained_variance_ = (ev / c / c).astype(dtype)
     ratio = ev / full_var if full_var > 0 else np.zeros_like(ev)
     est.explained_variance_ratio_ = ratio.astype(dtype)
     return Xt
