@@ -1057,7 +1057,9 @@ def test_tucker_randomized_non_finite():
     core = np.asarray(T.core)
     assert np.isfinite(core).all()
     np.testing.assert_allclose(np.abs(core).max(), np.abs(ref.core).max(), rtol=1e-10)
-    assert T.certified_error == pytest.approx(ref.certified_error, rel=1e-6, abs=1e-12)
+    # one entry dominates by 1e200: the true error is ~0; the array-API randomized path
+    # certifies it from ||X||^2 - ||Y||^2 (rounding of sqrt(eps) ~ 2e-8), Rust exactly
+    assert T.certified_error <= 1e-7 and ref.certified_error <= 1e-7
 
 
 @pytest.mark.parametrize("fused_fails", [False, True])
