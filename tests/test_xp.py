@@ -1058,7 +1058,7 @@ def test_tucker_randomized_non_finite():
     assert np.isfinite(core).all()
     np.testing.assert_allclose(np.abs(core).max(), np.abs(ref.core).max(), rtol=1e-10)
     # one entry dominates by 1e200: the true error is ~0; the array-API randomized path
-    # certifies it from ||X||^2 - ||Y||^2 (rounding of sqrt(eps) ~ 2e-8), Rust exactly
+    # certifies it as the total minus the kept energy (rounding: sqrt(eps) ~ 2e-8), Rust 0
     assert T.certified_error <= 1e-7 and ref.certified_error <= 1e-7
 
 
