@@ -974,13 +974,7 @@ def pca_fit(est, X):
         X,
         k,
         tol,
-        {
-            "n_oversamples": est.n_oversamples,
-            "n_iter": est.iterated_power,
-            "power_iteration_normalizer": est.power_iteration_normalizer,
-            "seed": est.random_state,
-            "solver": est.svd_solver,
-        },
+        est._rsvd_params(),
         center=mean,
     )
     ncomp = S.shape[0]
@@ -1071,13 +1065,7 @@ def tsvd_fit_transform(est, X):
         X,
         int(nc),
         None,
-        {
-            "n_oversamples": est.n_oversamples,
-            "n_iter": est.n_iter,
-            "power_iteration_normalizer": est.power_iteration_normalizer,
-            "seed": est.random_state,
-            "solver": est.algorithm,
-        },
+        est._rsvd_params(),
     )
     from .decomposition import _variance_scale
 

@@ -147,17 +147,7 @@ def _pca_fit_xp(est, X):
         U, S, Vh = U[:, :k], S[:k], Vh[:k, :]
     else:
         try:
-            U, S, Vh = _xp.rsvd(
-                Xc,
-                k,
-                tol=tol,
-                n_oversamples=est.n_oversamples,
-                n_iter=est.iterated_power,
-                power_iteration_normalizer=est.power_iteration_normalizer,
-                seed=est.random_state,
-                solver=est.svd_solver,
-                center=center,
-            )
+            U, S, Vh = _xp.rsvd(Xc, k, tol=tol, center=center, **est._rsvd_params())
         except ValueError as e:
             raise _renamed(e, "X") from None
     U, Vh = _xp.flip_signs(xp, U, Vh, u_based=False)
@@ -202,15 +192,7 @@ def _tsvd_fit_transform_xp(est, X):
             f"n_components={nc} must be between 1 and min(n_samples, n_features)={min(X.shape)}"
         )
     try:
-        U, S, Vh = _xp.rsvd(
-            X,
-            int(nc),
-            n_oversamples=est.n_oversamples,
-            n_iter=est.n_iter,
-            power_iteration_normalizer=est.power_iteration_normalizer,
-            seed=est.random_state,
-            solver=est.algorithm,
-        )
+        U, S, Vh = _xp.rsvd(X, int(nc), **est._rsvd_params())
     except ValueError as e:
         raise _renamed(e, "X") from None
     U, Vh = _xp.flip_signs(xp, U, Vh, u_based=False)
@@ -236,6 +218,20 @@ def _tsvd_fit_transform_xp(est, X):
 
 
 class _BaseSVDEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    # the scikit-learn names of rsvd's n_iter and solver in this estimator
+    _n_iter_name = "n_iter"
+    _solver_name = "algorithm"
+
+    def _rsvd_params(self) -> dict:
+        """The rsvd keywords of this estimator (the NumPy, array-API and Dask routes alike)."""
+        return {
+            "n_oversamples": self.n_oversamples,
+            "n_iter": getattr(self, self._n_iter_name),
+            "power_iteration_normalizer": self.power_iteration_normalizer,
+            "seed": self.random_state,
+            "solver": getattr(self, self._solver_name),
+        }
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
@@ -306,6 +302,9 @@ class PCA(_BaseSVDEstimator):
     >>> bool(np.all(np.diff(pca.explained_variance_) <= 0))
     True
     """
+
+    _n_iter_name = "iterated_power"
+    _solver_name = "svd_solver"
 
     def __init__(
         self,
@@ -399,18 +398,7 @@ class PCA(_BaseSVDEstimator):
                 k = int(np.searchsorted(ratio, 1.0 - tol**2, side="left")) + 1
             U, S, Vh = U[:, :k], S[:k], Vh[:k]
         else:
-            res = _run_rsvd(
-                op,
-                k,
-                tol,
-                n_oversamples=self.n_oversamples,
-                n_iter=self.iterated_power,
-                power_iteration_normalizer=self.power_iteration_normalizer,
-                seed=self.random_state,
-                solver=self.svd_solver,
-                center=center,
-                name="X",
-            )
+            res = _run_rsvd(op, k, tol, center=center, name="X", **self._rsvd_params())
             U, S, Vh = res
         # scikit-learn >= 1.5 fixes the signs of PCA by the components (v-based svd_flip).
         _flip_signs(U, Vh, u_based=False)
@@ -553,17 +541,7 @@ class TruncatedSVD(_BaseSVDEstimator):
                 f"n_components={nc} must be between 1 and min(n_samples, n_features)={min(X.shape)}"
             )
         op = check_matrix(X)
-        U, S, Vh = _run_rsvd(
-            op,
-            int(nc),
-            None,
-            n_oversamples=self.n_oversamples,
-            n_iter=self.n_iter,
-            power_iteration_normalizer=self.power_iteration_normalizer,
-            seed=self.random_state,
-            solver=self.algorithm,
-            name="X",
-        )
+        U, S, Vh = _run_rsvd(op, int(nc), None, name="X", **self._rsvd_params())
         # scikit-learn >= 1.5 fixes the signs of TruncatedSVD by the components.
         _flip_signs(U, Vh, u_based=False)
         Xt = U * S

@@ -439,24 +439,13 @@ def tucker(
     # exact, 1e-160 a failed eigensolver, 1e160 an error. Out of float64's safe range X runs
     # scaled by a power of two (exact; a copy only then) and the core is scaled back.
     callback, bar = _resolve_progress(progress, "tucker")
+    args = (ranks, tol, method, modes, order, svd, n_iter_max, float(hooi_tol), seed)
     if xp_in:
         # two reductions up front: cheap on a device, and the array-API path has no norm
         # to check afterwards
         c = _tucker_scale(X)
         try:
-            T = _tucker_xp(
-                X * c if c != 1.0 else X,
-                ranks,
-                tol,
-                method,
-                modes,
-                order,
-                svd,
-                n_iter_max,
-                hooi_tol,
-                seed,
-                callback,
-            )
+            T = _tucker_xp(X * c if c != 1.0 else X, *args, callback)
         finally:
             if bar is not None:
                 bar.close()
@@ -465,19 +454,7 @@ def tucker(
         return T
 
     def run(X):
-        return _lowdim.tucker(
-            X,
-            ranks,
-            tol,
-            method,
-            modes,
-            order,
-            svd,
-            n_iter_max,
-            float(hooi_tol),
-            seed,
-            progress=callback,
-        )
+        return _lowdim.tucker(X, *args, progress=callback)
 
     # In memory the range is checked after the fact (no extra pass over X for in-range
     # data): an overflow is the kernel's non-finite error, an underflow a norm of X below
