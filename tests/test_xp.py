@@ -346,6 +346,7 @@ def test_tucker_scale_equivariance(backend, scale):
         T = lowdim.tucker(to(X * scale), method="sthosvd", **kw)
         np.testing.assert_allclose(np.abs(back(T.core)) / scale, np.abs(ref.core), rtol=1e-6)
         assert T.certified_error == pytest.approx(ref.certified_error, rel=1e-6, abs=1e-12)
+        assert T.rel_error(to(X * scale)) == pytest.approx(ref.rel_error(X), rel=1e-6)
 
 
 def test_tucker_float32(backend):

@@ -248,22 +248,30 @@ class TuckerTensor:
         return tucker_to_tensor(self.core, self.factors, modes=self.modes)
 
     def rel_error(self, X) -> float:
-        """``||X - X_hat||_F / ||X||_F``, computed by reconstructing ``X_hat``."""
+        """``||X - X_hat||_F / ||X||_F``, computed by reconstructing ``X_hat`` (both norms at
+        the power-of-two scale of :func:`tucker`: squares of entries beyond ~1e154 overflowed
+        to a NaN ratio). X of zero norm: ``||X_hat||_F``."""
         if _is_xp(X):
             from . import _xp
 
             xp = _xp.namespace(X)
             if tuple(X.shape) != self.shape:
                 raise ValueError(f"X has shape {tuple(X.shape)}, the Tucker tensor {self.shape}")
-            nx = math.sqrt(_xp.sum_sq64(xp, X))
-            d = math.sqrt(_xp.sum_sq64(xp, X - self.to_tensor()))
-            return d / nx if nx > 0 else d
-        X = np.asarray(X)
-        if X.shape != self.shape:
-            raise ValueError(f"X has shape {X.shape}, the Tucker tensor {self.shape}")
-        nx = np.linalg.norm(X.ravel().astype(np.float64, copy=False))
-        d = np.linalg.norm((X - self.to_tensor()).ravel().astype(np.float64, copy=False))
-        return float(d / nx) if nx > 0 else float(d)
+            c = _tucker_scale(X)
+            D = X - self.to_tensor()
+            nx = math.sqrt(_xp.sum_sq64(xp, X * c if c != 1.0 else X))
+            d = math.sqrt(_xp.sum_sq64(xp, D * c if c != 1.0 else D))
+        else:
+            X = np.asarray(X)
+            if X.shape != self.shape:
+                raise ValueError(f"X has shape {X.shape}, the Tucker tensor {self.shape}")
+            c = _tucker_scale(X)
+            D = X - self.to_tensor()
+            if c != 1.0:
+                X, D = X * c, D * c
+            nx = float(np.linalg.norm(X.ravel().astype(np.float64, copy=False)))
+            d = float(np.linalg.norm(D.ravel().astype(np.float64, copy=False)))
+        return d / nx if nx > 0 else d / c
 
     def __iter__(self):
         """Unpacks as ``core, factors`` (TensorLy's convention)."""
