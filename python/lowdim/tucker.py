@@ -271,7 +271,7 @@ class TuckerTensor:
                 X, D = X * c, D * c
             nx = float(np.linalg.norm(X.ravel().astype(np.float64, copy=False)))
             d = float(np.linalg.norm(D.ravel().astype(np.float64, copy=False)))
-        return d / nx if nx > 0 else d / c
+        return d / nx if nx > 0 else d  # X = 0 (then c = 1): ||X_hat||_F
 
     def __iter__(self):
         """Unpacks as ``core, factors`` (TensorLy's convention)."""
