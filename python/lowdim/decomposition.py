@@ -133,9 +133,9 @@ def _pca_fit_xp(est, X):
         with np.errstate(over="ignore", invalid="ignore"):  # NumPy-backed namespaces
             mean = xp.mean(X, axis=0)
             Xc, center = X - mean, None
-        if not bool(xp.all(xp.isfinite(Xc))):
-            # NaN or infinity in X, or a centring that overflowed: LAPACK's SVD (the 'full'
-            # solver) loops forever on an infinity
+        if est.svd_solver == "full" and not bool(xp.all(xp.isfinite(Xc))):
+            # NaN or infinity in X, or a centring that overflowed: LAPACK's SVD loops forever
+            # on an infinity (the other solvers' range check reports them, renamed to X)
             raise ValueError(_NON_FINITE_CENTRED)
     if est.svd_solver == "full":
         U, S, Vh = xp.linalg.svd(Xc, full_matrices=False)
