@@ -686,9 +686,9 @@ fn exact_svd<T: Real>(a: MatRef<'_, T>, k: usize) -> Result<SvdOut<T>> {
     })
 }
 
-/// `A^T A` in f64 (lower triangle), for f32 input over row blocks converted to f64.
-/// `(c A)^T (c A)` in float64 (`c` a power of two, applied before squaring: 1 for most
-/// callers).
+/// `(c A)^T (c A)` in f64 (lower triangle), `c` a power of two applied before squaring (1 for
+/// most callers; a rescaled operator's scale for the Gram path). f32 input, or `c != 1`, goes
+/// over row blocks converted to f64.
 fn gram_f64<T: Real>(a: MatRef<'_, T>, c: f64, par: Par) -> Mat<f64> {
     let (m, n) = a.shape();
     let nt = match par {
