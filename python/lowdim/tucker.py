@@ -445,7 +445,8 @@ def tucker(
     seed = check_seed(seed)
     # Gram matrices square the entries: entries of 1e-200 gave an all-zero core certified
     # exact, 1e-160 a failed eigensolver, 1e160 an error. Out of float64's safe range X runs
-    # scaled by a power of two (exact; a copy only then) and the core is scaled back.
+    # scaled by a power of two (exact; a copy only then) and the core is scaled back: the
+    # Rust kernel does it in memory, this function on the array-API path.
     callback, bar = _resolve_progress(progress, "tucker")
     args = (ranks, tol, method, modes, order, svd, n_iter_max, float(hooi_tol), seed)
     if xp_in:
@@ -461,35 +462,15 @@ def tucker(
             T.core = T.core * (1.0 / c)
         return T
 
-    def run(X):
-        return _lowdim.tucker(X, *args, progress=callback)
-
-    # In memory the range is checked after the fact (no extra pass over X for in-range
-    # data): an overflow is the kernel's non-finite error, an underflow a norm of X below
-    # 2^-300 (squares of its entries lost their digits or vanished) or an eigensolver that
-    # failed on subnormal Gram entries. Each reruns scaled when X is out of range.
-    c = 1.0
+    # In memory the Rust kernel rescales out-of-range data itself (after the fact: in-range
+    # data pay no extra pass).
     try:
-        try:
-            out = run(X)
-        except (ValueError, np.linalg.LinAlgError) as e:
-            range_error = isinstance(e, np.linalg.LinAlgError) or "NaN or infinity" in str(e)
-            c = _tucker_scale(X) if range_error else 1.0
-            if c == 1.0:  # a NaN or an infinity in X, or not a range problem
-                raise
-            out = run(X * c)
-        else:
-            if out[4] < 2.0**-300:
-                c = _tucker_scale(X)
-                if c != 1.0:
-                    out = run(X * c)
+        core, factors, used_modes, err, _norm, n_iter, solvers, done_order = _lowdim.tucker(
+            X, *args, progress=callback
+        )
     finally:
         if bar is not None:
             bar.close()
-    core, factors, used_modes, err, _norm, n_iter, solvers, done_order = out
-    if c != 1.0:
-        with np.errstate(over="ignore", under="ignore"):  # inf / 0 beyond float64's range
-            core = core * (1.0 / c)
     T = TuckerTensor(core, factors, used_modes)
     T.certified_error = float(err)
     T.method = method

@@ -1182,7 +1182,72 @@ pub fn tucker<T: Real>(
 /// HOSVD one more for the core; HOOI: one step per mode and sweep, `total` counting
 /// `n_iter_max` sweeps, `done == total` on convergence). Returns [`Error::Interrupted`] when
 /// the hook asks to stop.
+///
+/// Scale-equivariant for every finite magnitude: the Gram matrices square the entries, so
+/// data beyond float64's safe range (`2^+-400`) overflowed (an error) or lost their digits
+/// (1e-200 gave an all-zero core certified exact). Such data rerun as a scaled copy (`c X`,
+/// `c` a power of two) and the core is scaled back. The range is checked after the fact (a
+/// non-finite or failed factorization, or `||X|| < 2^-300`), so in-range data pay nothing.
 pub fn tucker_with_progress<T: Real>(
+    x: &TensorRef<'_, T>,
+    ranks: &Ranks,
+    p: &Params,
+    par: Par,
+    progress: &dyn Progress,
+) -> Result<TuckerOut<T>> {
+    let first = tucker_run(x, ranks, p, par, progress);
+    let suspect = match &first {
+        Err(Error::NonFinite(_) | Error::LinAlg(_)) => true,
+        Ok(out) => out.norm < 2f64.powi(-300),
+        _ => false,
+    };
+    if !suspect {
+        return first;
+    }
+    let mut amax = 0.0f64;
+    walk(x, |v| amax = amax.max(v.to_f64().abs() + v.to_f64() * 0.0));
+    let (lo, hi) = (<f64 as Real>::SAFE_LO, <f64 as Real>::SAFE_HI);
+    if !amax.is_finite() || amax == 0.0 || (lo..=hi).contains(&amax) {
+        return first; // a NaN or an infinity, zeros, or not a range problem
+    }
+    let c = 2f64.powi(-(amax.log2().round() as i32));
+    let ct = T::from_f64(c);
+    let mut data = Vec::with_capacity(x.len());
+    walk(x, |v| data.push(v * ct));
+    let scaled = Tensor {
+        data,
+        shape: x.shape.clone(),
+    };
+    let mut out = tucker_run(&scaled.view(), ranks, p, par, progress)?;
+    let inv = T::from_f64(1.0 / c);
+    for v in out.core.data.iter_mut() {
+        *v *= inv;
+    }
+    out.norm /= c;
+    Ok(out)
+}
+
+/// Calls `f` on every element of `x` in C order (an odometer over any strides).
+fn walk<T: Real>(x: &TensorRef<'_, T>, mut f: impl FnMut(T)) {
+    let nd = x.ndim();
+    let mut idx = vec![0usize; nd];
+    let mut off = 0isize;
+    for _ in 0..x.len() {
+        // SAFETY: idx stays within the shape, so the constructor's contract covers `off`.
+        f(unsafe { *x.ptr.offset(off) });
+        for k in (0..nd).rev() {
+            idx[k] += 1;
+            off += x.strides[k];
+            if idx[k] < x.shape[k] {
+                break;
+            }
+            off -= x.strides[k] * x.shape[k] as isize;
+            idx[k] = 0;
+        }
+    }
+}
+
+fn tucker_run<T: Real>(
     x: &TensorRef<'_, T>,
     ranks: &Ranks,
     p: &Params,
@@ -1715,6 +1780,46 @@ mod tests {
             .map(|(a, b)| (a - b) * (a - b))
             .sum();
         (d / x.frob_sq()).sqrt()
+    }
+
+    #[test]
+    fn extreme_magnitudes_are_rescaled() {
+        // squares of 1e-200 underflow (an all-zero core certified exact) and of 1e200
+        // overflow (an error): the scaled rerun gives c times the core, the same error
+        let x = low_rank(&[12, 10, 8], &[3, 3, 3], 0.05, 4);
+        let ranks = Ranks::Fixed(vec![3, 3, 3]);
+        for method in [Method::Hosvd, Method::Sthosvd, Method::Hooi] {
+            let p = Params {
+                method,
+                ..Default::default()
+            };
+            let want = tucker(&x.view(), &ranks, &p, Par::Seq).unwrap();
+            for c in [1e-200, 1e-160, 1e160, 1e300] {
+                let xc = Tensor {
+                    data: x.data.iter().map(|v| v * c).collect(),
+                    shape: x.shape.clone(),
+                };
+                let got = tucker(&xc.view(), &ranks, &p, Par::Seq).unwrap();
+                assert!(
+                    (got.rel_error - want.rel_error).abs() < 1e-9,
+                    "{method:?} {c}"
+                );
+                assert!(
+                    (got.norm / c / want.norm - 1.0).abs() < 1e-12,
+                    "{method:?} {c}"
+                );
+                for (g, w) in got.core.data.iter().zip(&want.core.data) {
+                    assert!(
+                        (g.abs() / c - w.abs()).abs() < 1e-8 * want.norm,
+                        "{method:?} {c}"
+                    );
+                }
+            }
+        }
+        // a NaN is still an error
+        let mut bad = x.clone();
+        bad.data[5] = f64::NAN;
+        assert!(tucker(&bad.view(), &ranks, &Params::default(), Par::Seq).is_err());
     }
 
     #[test]
