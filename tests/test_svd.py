@@ -624,6 +624,86 @@ def test_sparse_unsorted_and_duplicate_indices():
     assert_same_result(lowdim.rsvd(csr, 5, seed=0, solver="randomized"), ref2, 1e-10)
 
 
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_duplicates_in_tol_mode_and_pca(fmt):
+    # a CSR/CSC matrix with unsummed duplicates (a legal scipy state): the kernels' norm
+    # squared each stored value (a^2 + b^2 for the entry a + b), so tol mode kept every
+    # column and certified a wrong error, silently. They are summed now, in a copy: the
+    # caller's matrix is not changed.
+    rng = np.random.default_rng(2)
+    dense = rng.standard_normal((50, 3)) @ rng.standard_normal((3, 30))
+    rows, cols = np.nonzero(dense)
+    major, minor = (rows, cols) if fmt == "csr" else (cols, rows)
+    # every entry stored twice, as two halves, next to each other
+    data = np.repeat(0.5 * dense[rows, cols], 2)
+    order = np.argsort(np.repeat(major, 2), kind="stable")
+    indptr = np.r_[0, np.cumsum(np.bincount(major, minlength=dense.shape[fmt == "csc"]) * 2)]
+    ctor = sp.csr_matrix if fmt == "csr" else sp.csc_matrix
+    M = ctor((data[order], np.repeat(minor, 2)[order], indptr), shape=dense.shape)
+    data_before = M.data.copy()
+    assert not M.has_canonical_format
+    for tol in (0.5, 1e-3):
+        res = lowdim.rsvd(M, tol=tol, seed=0)
+        ref = lowdim.rsvd(dense, tol=tol, seed=0)
+        assert res.S.shape == ref.S.shape
+        assert res.rel_error <= tol
+        assert_allclose(res.S, ref.S, rtol=1e-10)
+    assert_allclose(M.data, data_before, rtol=0)
+    assert lowdim.PCA(0.9, random_state=0).fit(M).n_components_ == (
+        lowdim.PCA(0.9, random_state=0).fit(dense).n_components_
+    )
+
+
+def test_sparse_float32_with_a_large_mean_keeps_the_pca_rank():
+    # the implicitly centred norm ||X||^2 - 2 mu^T X^T 1 + m ||mu||^2 took X^T 1 in float32:
+    # data of 1000 + noise lost the centred energy and PCA(0.62) kept 16 components for 3
+    rng = np.random.default_rng(0)
+    B = (1000 + rng.standard_normal((20000, 50))).astype(np.float32)
+    B[:, :3] += (5 * rng.standard_normal((20000, 1))).astype(np.float32)
+    want = lowdim.PCA(0.62, random_state=0).fit(B.astype(np.float64)).n_components_
+    assert want == 3
+    for M in (sp.csr_matrix(B), sp.csc_matrix(B), B):
+        assert lowdim.PCA(0.62, random_state=0).fit(M).n_components_ == want
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 2, 2)])
+def test_sparse_arrays_of_other_ndim_are_a_clear_error(shape):
+    if len(shape) != 2 and not hasattr(sp, "coo_array"):
+        pytest.skip("scipy without sparse arrays")
+    try:
+        A = sp.coo_array(np.ones(shape))
+    except (ValueError, TypeError):
+        pytest.skip("this scipy has no sparse arrays of this ndim")
+    with pytest.raises(ValueError, match="2-D"):
+        lowdim.rsvd(A, 1)
+
+
+@pytest.mark.parametrize("scale, rtol", [(1e-310, 1e-9), (1e-318, 1e-3)])
+def test_subnormal_data(scale, rtol):
+    # data whose largest entry is subnormal: the power of two that rescales it (2^1030) is
+    # beyond float64, became infinity, and rsvd said "A contains NaN or infinity" (tucker too).
+    # Deep in the subnormals (1e-318: about 19 bits per entry) the products with A round to
+    # the subnormal grid before the scaling, hence the looser tolerance.
+    A = build_matrix(60, 30, spectrum("fast", 30), 0) * scale
+    c = 2.0**1000  # exact: A * c holds the same digits as normal floats
+    for kw in ({"k": 5}, {"tol": 0.05}):
+        ref = lowdim.rsvd(A * c, seed=0, **kw)
+        res = lowdim.rsvd(A, seed=0, **kw)
+        assert_allclose(res.S * c, ref.S, rtol=rtol)
+    T = lowdim.tucker(A.reshape(6, 10, 30), [2, 2, 2])
+    Tref = lowdim.tucker((A * c).reshape(6, 10, 30), [2, 2, 2])
+    assert_allclose(np.abs(T.core) * c, np.abs(Tref.core), rtol=rtol)
+
+
+def test_singular_values_beyond_float64_are_a_clear_error():
+    # finite entries of 1.7e307: sigma_1 is about 3.6e308, which float64 cannot hold
+    A = np.random.default_rng(0).standard_normal((200, 60)) * 1.7e307
+    with pytest.raises(ValueError, match="beyond float64's range"):
+        lowdim.rsvd(A, 5, seed=1)
+    with pytest.raises(ValueError, match="beyond float64's range"):
+        lowdim.tucker(A.reshape(20, 10, 60), [2, 2, 2])
+
+
 def test_sparse_with_empty_rows_and_explicit_zeros():
     dense = np.zeros((40, 25))
     dense[::3, ::2] = np.arange(1, 14 * 13 + 1).reshape(14, 13)

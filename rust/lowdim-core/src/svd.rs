@@ -500,7 +500,7 @@ fn with_rescale<T: Real>(
             if amax == 0.0 {
                 return Ok(zero());
             }
-            let c = 2f64.powi(-(amax.log2().round() as i32));
+            let c = crate::scalar::pow2_near_inverse::<T>(amax);
             let scaled = crate::linop::Scaled { inner: op, c };
             let mut out = match f(&scaled) {
                 Err(Error::Rescale) => {
@@ -510,6 +510,13 @@ fn with_rescale<T: Real>(
             };
             for s in out.s.iter_mut() {
                 *s = T::from_f64(s.to_f64() / c);
+            }
+            if out.s.first().is_some_and(|s| !s.to_f64().is_finite()) {
+                return Err(Error::InvalidArgument(format!(
+                    "the largest singular value of A is beyond {}'s range (A's entries are \
+                     finite but too large); scale A down first",
+                    crate::scalar::dtype_name::<T>()
+                )));
             }
             Ok(out)
         }
@@ -1728,6 +1735,33 @@ mod tests {
             rsvd(&DenseOp { a: bad.as_ref() }, 4, &p, Par::Seq),
             Err(Error::NonFinite(_))
         ));
+    }
+
+    #[test]
+    fn subnormal_data_and_overflowing_singular_values() {
+        // 1e-310 needs a scale of 2^1030, beyond f64: it was infinity ("A contains NaN or
+        // infinity"); now the clamped 2^1023 scale gives the results of the same digits in
+        // the normal range
+        let a = test_matrix(80, 40, &[10.0, 5.0, 2.0, 1.0, 0.5], 3);
+        let c = 2f64.powi(-1030);
+        let tiny = Mat::<f64>::from_fn(80, 40, |i, j| a[(i, j)] * c);
+        let back = Mat::<f64>::from_fn(80, 40, |i, j| tiny[(i, j)] * 2f64.powi(1000));
+        let p = Params {
+            solver: Solver::Randomized,
+            ..Default::default()
+        };
+        let got = rsvd(&DenseOp { a: tiny.as_ref() }, 3, &p, Par::Seq).unwrap();
+        let want = rsvd(&DenseOp { a: back.as_ref() }, 3, &p, Par::Seq).unwrap();
+        for (g, w) in got.s.iter().zip(&want.s) {
+            assert!((g * 2f64.powi(1000) - w).abs() < 1e-9 * w, "{g} vs {w}");
+        }
+        // sigma_1 = 10 * 1.79e307 / 10 * 2 is beyond f64: a clear error, not inf or "NaN"
+        let big = Mat::<f64>::from_fn(80, 40, |i, j| a[(i, j)] * 3.0e307);
+        match rsvd(&DenseOp { a: big.as_ref() }, 3, &p, Par::Seq) {
+            Err(Error::InvalidArgument(msg)) => assert!(msg.contains("range"), "{msg}"),
+            Err(e) => panic!("{e}"),
+            Ok(out) => panic!("{:?}", out.s),
+        }
     }
 
     #[test]

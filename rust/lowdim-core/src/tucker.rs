@@ -1210,7 +1210,7 @@ pub fn tucker_with_progress<T: Real>(
     if !amax.is_finite() || amax == 0.0 || (lo..=hi).contains(&amax) {
         return first; // a NaN or an infinity, zeros, or not a range problem
     }
-    let c = 2f64.powi(-(amax.log2().round() as i32));
+    let c = crate::scalar::pow2_near_inverse::<T>(amax);
     let ct = T::from_f64(c);
     let mut data = Vec::with_capacity(x.len());
     walk(x, |v| data.push(v * ct));
@@ -1224,6 +1224,13 @@ pub fn tucker_with_progress<T: Real>(
         *v *= inv;
     }
     out.norm /= c;
+    if !out.norm.is_finite() || out.core.data.iter().any(|v| !v.to_f64().is_finite()) {
+        return Err(Error::InvalidArgument(format!(
+            "X's norm is beyond {}'s range (its entries are finite but too large): the core \
+             cannot hold it; scale X down first",
+            crate::scalar::dtype_name::<T>()
+        )));
+    }
     Ok(out)
 }
 
