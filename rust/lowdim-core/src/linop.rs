@@ -19,6 +19,13 @@ pub trait LinOp<T: Real>: Sync {
     fn apply_t(&self, out: MatMut<'_, T>, y: MatRef<'_, T>, par: Par);
     /// `||A||_F^2`, accumulated in f64 in a fixed order.
     fn frob_sq(&self, par: Par) -> f64;
+    /// `||A - 1 mu^T||_F^2` (columns centred by `mu`; with `rows`, `||A - mu 1^T||_F^2`), each
+    /// entry centred before squaring, in f64: no cancellation, unlike the expansion
+    /// `||A||^2 - 2 mu^T A^T 1 + m ||mu||^2`, which lost every digit of float32 data with a
+    /// large mean. None when the operator has no direct form.
+    fn centred_frob_sq(&self, _mu: &[T], _rows: bool, _par: Par) -> Option<f64> {
+        None
+    }
     /// `||c A||_F^2` with the scaling applied before squaring (safe for extreme magnitudes).
     fn frob_sq_scaled(&self, c: f64, par: Par) -> f64 {
         self.frob_sq(par) * c * c
@@ -197,12 +204,40 @@ impl<T: Real> LinOp<T> for DenseOp<'_, T> {
     fn frob_sq_scaled(&self, c: f64, par: Par) -> f64 {
         dense_frob_sq_scaled(self.a, c, par)
     }
+    fn centred_frob_sq(&self, mu: &[T], rows: bool, par: Par) -> Option<f64> {
+        let a = if rows { self.a.transpose() } else { self.a };
+        Some(dense_centred_frob_sq(a, mu, par))
+    }
     fn max_abs(&self, par: Par) -> f64 {
         dense_max_abs(self.a, par)
     }
     fn as_dense(&self) -> Option<MatRef<'_, T>> {
         Some(self.a)
     }
+}
+
+/// `||A - 1 mu^T||_F^2` of a dense matrix in f64, each entry centred before squaring, over
+/// its contiguous lines (columns or rows) in a fixed order (deterministic).
+pub fn dense_centred_frob_sq<T: Real>(a: MatRef<'_, T>, mu: &[T], par: Par) -> f64 {
+    let (m, n) = a.shape();
+    let by_cols = a.row_stride().unsigned_abs() == 1;
+    let line = |t: usize| -> f64 {
+        if by_cols {
+            let c = mu[t].to_f64();
+            (0..m).map(|i| (a[(i, t)].to_f64() - c).powi(2)).sum()
+        } else {
+            (0..n)
+                .map(|j| (a[(t, j)].to_f64() - mu[j].to_f64()).powi(2))
+                .sum()
+        }
+    };
+    let count = if by_cols { n } else { m };
+    let parts: Vec<f64> = if crate::threads::is_parallel(par) {
+        (0..count).into_par_iter().map(line).collect()
+    } else {
+        (0..count).map(line).collect()
+    };
+    parts.iter().sum()
 }
 
 /// `A^T` for an operator `A`.
@@ -226,6 +261,9 @@ impl<T: Real> LinOp<T> for Transposed<'_, T> {
     }
     fn frob_sq_scaled(&self, c: f64, par: Par) -> f64 {
         self.0.frob_sq_scaled(c, par)
+    }
+    fn centred_frob_sq(&self, mu: &[T], rows: bool, par: Par) -> Option<f64> {
+        self.0.centred_frob_sq(mu, !rows, par)
     }
     fn max_abs(&self, par: Par) -> f64 {
         self.0.max_abs(par)
@@ -276,6 +314,9 @@ impl<T: Real> LinOp<T> for Centered<'_, T> {
         }
     }
     fn frob_sq(&self, par: Par) -> f64 {
+        if let Some(f) = self.inner.centred_frob_sq(self.mu, false, par) {
+            return f;
+        }
         // ||A - 1 mu^T||^2 = ||A||^2 - 2 mu^T A^T 1 + m ||mu||^2, with A^T 1 from one product.
         let m = self.inner.nrows();
         let ones = Mat::<T>::from_fn(m, 1, |_, _| T::from_f64(1.0));

@@ -37,6 +37,9 @@ impl SpIndex for i64 {
 }
 
 /// A borrowed CSR matrix. Build it with [`CsrRef::new`], which validates the structure.
+/// Column indices need not be sorted, but no entry may be stored twice: the norms of
+/// [`CsrOp`] square each stored value (scipy's lazily unsummed duplicates must be summed
+/// first, as the Python layer does).
 #[derive(Clone, Copy)]
 pub struct CsrRef<'a, T, I> {
     nrows: usize,
@@ -357,6 +360,33 @@ impl<T: Real, I: SpIndex> LinOp<T> for CsrOp<'_, T, I> {
             .map(|v| (v.to_f64() * c) * (v.to_f64() * c))
             .sum()
     }
+    fn centred_frob_sq(&self, mu: &[T], rows: bool, _par: Par) -> Option<f64> {
+        // stored entries centred before squaring, plus mu^2 for each implicit zero (the
+        // entries are canonical: the bindings' caller sums duplicates)
+        let (m, n) = (self.a.nrows(), self.a.ncols());
+        let mut total = 0.0f64;
+        for i in 0..m {
+            let (cols, vals) = self.a.row(i);
+            if rows {
+                let c = mu[i].to_f64();
+                total += vals.iter().map(|v| (v.to_f64() - c).powi(2)).sum::<f64>();
+                total += (n - vals.len()) as f64 * c * c;
+            } else {
+                for (j, v) in cols.iter().zip(vals) {
+                    let c = mu[j.to_usize().unwrap_or(0)].to_f64();
+                    total += (v.to_f64() - c).powi(2);
+                }
+            }
+        }
+        if !rows {
+            let at = self.at.as_ref();
+            for (j, c) in mu.iter().enumerate() {
+                let stored = at.row(j).1.len();
+                total += (m - stored) as f64 * c.to_f64() * c.to_f64();
+            }
+        }
+        Some(total)
+    }
     fn max_abs(&self, _par: Par) -> f64 {
         self.a
             .data
@@ -377,6 +407,57 @@ mod tests {
             vec![0, 2, 1, 2, 0],
             vec![1., 2., 3., 4., 5.],
         )
+    }
+
+    #[test]
+    fn centred_norms_match_the_dense_ones() {
+        use crate::linop::{Centered, DenseOp, Transposed};
+        let (p, i, d) = example();
+        let a = CsrRef::new(4, 3, &p, &i, &d).unwrap();
+        let dense = Mat::<f64>::from_fn(4, 3, |r, c| {
+            [[1., 0., 2.], [0., 0., 0.], [0., 3., 4.], [5., 0., 0.]][r][c]
+        });
+        let want = |mu: &[f64], rows: bool| -> f64 {
+            let mut t = 0.0;
+            for r in 0..4 {
+                for c in 0..3 {
+                    let m = if rows { mu[r] } else { mu[c] };
+                    t += (dense[(r, c)] - m).powi(2);
+                }
+            }
+            t
+        };
+        let op = CsrOp::new(a);
+        let dop = DenseOp { a: dense.as_ref() };
+        let (mc, mr) = ([1000.5, -2.0, 7.25], [3.0, -1.5, 1e3, 0.0]);
+        for (o, name) in [(&op as &dyn LinOp<f64>, "csr"), (&dop, "dense")] {
+            let got = o.centred_frob_sq(&mc, false, Par::Seq).unwrap();
+            assert!((got - want(&mc, false)).abs() < 1e-9, "{name} cols");
+            let got = o.centred_frob_sq(&mr, true, Par::Seq).unwrap();
+            assert!((got - want(&mr, true)).abs() < 1e-9, "{name} rows");
+            let t = Transposed(o);
+            let got = t.centred_frob_sq(&mr, false, Par::Seq).unwrap();
+            assert!((got - want(&mr, true)).abs() < 1e-9, "{name} transposed");
+        }
+        // float32 data with a large mean: the expansion ||A||^2 - 2 mu^T A^T 1 + m ||mu||^2
+        // took A^T 1 in float32 and lost every digit of the centred norm
+        let m = 4000;
+        let vals: Vec<f32> = (0..m)
+            .map(|r| 1000.0 + ((r * 7919) % 13) as f32 * 0.1)
+            .collect();
+        let ptr: Vec<i64> = (0..=m as i64).collect();
+        let idx = vec![0i64; m];
+        let a32 = CsrRef::new(m, 1, &ptr, &idx, &vals).unwrap();
+        let mean = vals.iter().map(|&v| v as f64).sum::<f64>() / m as f64;
+        let exact: f64 = vals.iter().map(|&v| (v as f64 - mean).powi(2)).sum();
+        let op32 = CsrOp::new(a32);
+        let mu = [mean as f32];
+        let c = Centered {
+            inner: &op32,
+            mu: &mu,
+        };
+        let got = c.frob_sq(Par::Seq);
+        assert!((got - exact).abs() < 1e-3 * exact, "{got} vs {exact}");
     }
 
     #[test]
