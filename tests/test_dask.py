@@ -136,17 +136,49 @@ def test_rsvd_gram_solver(client):
         lowdim.rsvd(da.from_array(A, chunks=(100, 10)), 5, solver="gram")
 
 
-@pytest.mark.parametrize("magnitude", [1e-200, 1e-100, 1e100, 1e160])
+@pytest.mark.parametrize("magnitude", [1e-310, 1e-200, 1e-100, 1e100, 1e160])
 def test_rsvd_extreme_magnitudes(client, magnitude):
     # the power iterations scale the operator by a power of two: T^T T X would otherwise
-    # underflow (silently wrong S) or overflow
+    # underflow (silently wrong S) or overflow. At 1e-310 (subnormal entries) the fused
+    # pass's T^T T (s X) was itself subnormal: S came out 15% wrong, silently
     A = _decaying(300, 80)
     ref = lowdim.rsvd(A, 6, seed=3, solver="randomized")
-    for kw in ({}, {"power_iteration_dtype": "float32"}):
+    for chunks, kw in (
+        ((60, -1), {}),
+        ((60, -1), {"power_iteration_dtype": "float32"}),
+        ((60, 40), {}),
+    ):
         res = lowdim.rsvd(
-            da.from_array(A * magnitude, chunks=(60, -1)), 6, seed=3, compute=True, **kw
+            da.from_array(A * magnitude, chunks=chunks), 6, seed=3, compute=True, **kw
         )
         np.testing.assert_allclose(res.S / magnitude, ref.S, rtol=1e-9)
+
+
+def test_subnormal_data_and_overflowing_singular_values():
+    # the power of two that rescales subnormal data (1e-310: 2^1030) is not a float64:
+    # tol mode, PCA and tucker raised OverflowError; now it is clamped to 2^1023 and the
+    # results are those of the same data in range (scaled exactly). Singular values beyond
+    # float64's range (finite entries of 1.7e307) were returned as inf with a warning.
+    A = _decaying(120, 30, seed=5) * 1e-310
+    c = 2.0**1000  # exact: A * c holds the same digits in the normal range
+    with dask.config.set(scheduler="synchronous"):
+        Ad = da.from_array(A, chunks=(40, 10))
+        res = lowdim.rsvd(Ad, tol=0.3, seed=2, compute=True)
+        ref = lowdim.rsvd(A * c, tol=0.3, seed=2)
+        np.testing.assert_allclose(res.S * c, ref.S, rtol=1e-9)
+        assert res.rel_error == pytest.approx(ref.rel_error, rel=1e-9)
+        p = lowdim.PCA(3, random_state=0).fit(Ad)
+        pref = lowdim.PCA(3, random_state=0).fit(A * c)
+        np.testing.assert_allclose(
+            p.explained_variance_ratio_, pref.explained_variance_ratio_, rtol=1e-9
+        )
+        X = A[:24].reshape(4, 6, 30)
+        T = lowdim.tucker(da.from_array(X, chunks=(2, 6, 30)), [2, 2, 2])
+        Tref = lowdim.tucker(X * c, [2, 2, 2])
+        np.testing.assert_allclose(np.abs(T.core) * c, np.abs(Tref.core), rtol=1e-8)
+        big = da.from_array(np.random.default_rng(0).standard_normal((200, 60)) * 1.7e307)
+        with pytest.raises(ValueError, match="beyond float64's range"):
+            lowdim.rsvd(big.rechunk((50, 20)), tol=0.9, seed=1, compute=True)
 
 
 @pytest.mark.parametrize("wide", [False, True])

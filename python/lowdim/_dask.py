@@ -39,6 +39,7 @@ from ._validation import (
     check_int,
     check_seed,
     check_tol,
+    pow2_near_inverse,
     pow2_scale,
     result_dtype,
 )
@@ -232,12 +233,23 @@ def _apply_t_part(b, y, r=None, c=None, *, trans, dt):
     return np.asarray(z, dtype=dt)[None]
 
 
-def _gram_apply_part(b, x, r=None, c=None, *, trans, dt):
-    """``T_i^T (T_i X)`` for a row block holding whole rows (the Rust fused kernel for dense
-    blocks, which reads the block once), centred implicitly when (r, c) are given."""
+def _gram_apply_part(b, x, s, r=None, c=None, *, trans, dt):
+    """``T_i^T (T_i X)`` times a power of two, for a row block holding whole rows (the Rust
+    fused kernel for dense blocks, which reads the block once), centred implicitly when
+    (r, c) are given; ``s`` is the power of two near ``1 / max|T|``. In-range blocks give
+    ``T_i^T T_i (s X)`` (about ``max|T| |X|``); out-of-range ones (``max|T|`` below 2^-400
+    or above 2^400) are scaled first, ``(s T_i)^T (s T_i) X``: ``T_i^T T_i (s X)`` would
+    leave the normal range (subnormal digits near 1e-308 went wrong silently). The caller
+    orthonormalizes the result, so the factor does not matter."""
     _worker_threads()
     x, r, c = _aligned(x), _aligned(r), _aligned(c)
     b = _block(b, trans, dt)
+    s = np.dtype(dt).type(s)
+    if SAFE_F64[0] <= s <= SAFE_F64[1]:
+        x = x * s
+    else:
+        b = b * s  # a copy of the block, for out-of-range data only
+        c = None if c is None else c * s
     if sp.issparse(b):
         z = _dense(b.T @ _dense(b @ x))
     else:
@@ -412,10 +424,11 @@ class _Op:
         args = [self.A, self.ti, Y, "ik", *self._centre_args()]
         return self._summed(_apply_t_part, args, self.dtype)
 
-    def gram_apply(self, X):
-        """``T^T (T X)`` in one pass (whole-row blocks only)."""
+    def gram_apply(self, X, scale):
+        """``T^T (T X)`` times a power of two in one pass (whole-row blocks only); ``scale``
+        is the lazy power of two near ``1 / max|T|`` (see ``_gram_apply_part``)."""
         X = _shared(X.rechunk((self.col_chunks, -1)))
-        args = [self.A, self.ti, X, "jk", *self._centre_args()]
+        args = [self.A, self.ti, X, "jk", scale, "", *self._centre_args()]
         return self._summed(_gram_apply_part, args, self.dtype)
 
     def gram_apply_f32(self, X, scale):
@@ -668,7 +681,7 @@ def rsvd(
         X = X.astype(np.float64)
     for _ in range(q if not (fused and power_f32) else 0):
         if fused:
-            X = _orth(op.gram_apply(X * scale))
+            X = _orth(op.gram_apply(X, scale))
         else:
             Y = op.apply(X * scale)
             if normalizer != "none":
@@ -738,7 +751,10 @@ def _residual_sq_part(b, us, v, r=None, c=None, *, trans, dt):
     return np.full((1, 1), float(np.einsum("ij,ij->", d, d, dtype=np.float64)))
 
 
-_NON_FINITE_X = "X contains NaN or infinity; remove or impute it first"
+_NON_FINITE_X = (
+    "X contains NaN or infinity (or values so large that their sums overflow); remove, "
+    "impute or rescale them first"
+)
 
 
 def _finite_or_raise(x: float) -> None:
@@ -795,7 +811,7 @@ def _rsvd_tol(op: _Op, tol, q, block_size, seed, compute):
             U = da.zeros((mt, 0), dtype=dt, chunks=(op.row_chunks, 0))
             V = da.zeros((nt, 0), dtype=dt, chunks=(op.col_chunks, 0))
             return _tol_result(op, U, da.zeros((0,), dtype=dt), V, 0.0, compute)
-        scale = 2.0 ** -round(math.log2(amax))
+        scale = pow2_near_inverse(amax, 1023 if dt == np.float64 else 127)
         op = op.scaled(scale)
         frob2 = float(_compute(op.frob_sq())[0])
         if unsafe(frob2):
@@ -849,7 +865,14 @@ def _rsvd_tol(op: _Op, tol, q, block_size, seed, compute):
     if err2 < 1e3 * eps * frob2 and op.plain_dense:
         # near the rounding floor the indicator says little: measure the residual (one pass)
         err2 = float(_compute(op.residual_sq(Ut * s[:k].astype(dt), Vt))[0])
-    S = da.from_array((s[:k] / scale).astype(dt), chunks=-1)
+    with np.errstate(over="ignore"):
+        s_out = (s[:k] / scale).astype(dt)
+    if k and not np.isfinite(s_out[0]):
+        raise ValueError(
+            f"the largest singular value of A is beyond {np.dtype(dt).name}'s range (A's "
+            "entries are finite but too large); scale A down first"
+        )
+    S = da.from_array(s_out, chunks=-1)
     return _tol_result(op, Ut, S, Vt, math.sqrt(err2 / frob2), compute)
 
 

@@ -79,14 +79,18 @@ def _check_nonempty(shape, name: str) -> None:
 def check_matrix(A, name: str = "A", allow_csc: bool = True) -> Operand:
     """Validate a 2-D dense array or scipy.sparse matrix/array."""
     if sp.issparse(A):
+        if A.ndim != 2:
+            raise ValueError(
+                f"{name} must be a 2-D matrix, got a {A.ndim}-D sparse array of shape {A.shape}"
+            )
         m, n = A.shape
         _check_nonempty(A.shape, name)
         dtype = result_dtype(A.dtype, name)
         if A.format == "csc" and allow_csc:
+            A = _summed(A)
             payload = _csr_tuple(A.data, A.indices, A.indptr, n, m, dtype)
             return Operand(payload, (m, n), dtype, True, transposed=True)
-        if A.format != "csr":
-            A = A.tocsr()
+        A = _summed(A.tocsr())
         payload = _csr_tuple(A.data, A.indices, A.indptr, m, n, dtype)
         return Operand(payload, (m, n), dtype, True)
     if not isinstance(A, np.ndarray):
@@ -163,4 +167,30 @@ def pow2_scale(amax: float, safe: tuple[float, float] = SAFE_F64) -> float:
     lo, hi = safe
     if amax == 0.0 or not math.isfinite(amax) or lo <= amax <= hi:
         return 1.0
-    return 2.0 ** -round(math.log2(amax))
+    return pow2_near_inverse(amax, 127 if hi <= SAFE_F32[1] else 1023)
+
+
+def pow2_near_inverse(amax: float, emax: int = 1023) -> float:
+    """The power of two nearest ``1 / amax`` (finite amax > 0), its exponent clamped to the
+    normal range ``[1 - emax, emax]`` of the data's dtype (1023: float64, 127: float32), so
+    that it is finite in that dtype: a subnormal ``amax`` scales to below 1, not to
+    infinity."""
+    e = -round(math.log2(amax))
+    return math.ldexp(1.0, max(min(e, emax), 1 - emax))
+
+
+def _summed(M):
+    """A CSR/CSC matrix with sorted indices and no duplicate entries (summed, as scipy does):
+    ``M`` itself when it is canonical, else a canonical copy of its sparse arrays (never a
+    change to the caller's arrays, which may be read-only). Duplicates broke the kernels'
+    norms (each stored value squared: a^2 + b^2 for the entry a + b)."""
+    if not M.has_canonical_format:
+        M = M.copy()
+        M.sum_duplicates()
+    return M
+
+
+def canonical_csr(M):
+    """``M`` (a scipy.sparse matrix or array) as a canonical ``csr_matrix`` (see
+    :func:`_summed`)."""
+    return _summed(sp.csr_matrix(M))
