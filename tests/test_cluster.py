@@ -267,7 +267,83 @@ def test_zero_points_do_not_crash():
         assert labels.shape == (60,)
 
 
+def test_a_subnormal_point_does_not_empty_the_representation():
+    # the unit-norm scaling 1 / (max |x| ||x / max|x|||) overflowed for a point of subnormal
+    # entries (1e-310): its row became inf/NaN and LSR returned an empty representation
+    # (accuracy 0.38), SSC-OMP lost edges of other points
+    X, y = union_of_subspaces(3, 2, 10, 40, seed=0)
+    Xs = X.copy()
+    Xs[0] *= 1e-310
+    for name in ("ssc-omp", "lsr", "ensc"):
+        ref = ALL[name](3, random_state=0).fit(X)
+        got = ALL[name](3, random_state=0).fit(Xs)
+        assert got.representation_matrix_.nnz == ref.representation_matrix_.nnz, name
+        np.testing.assert_allclose(
+            got.representation_matrix_.toarray(), ref.representation_matrix_.toarray(), atol=1e-6
+        )
+        assert clustering_accuracy(y, got.labels_) == clustering_accuracy(y, ref.labels_)
+
+
+def test_ensc_runs_out_of_rounds_with_a_warning_and_rejects_a_useless_gamma():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, _ = union_of_subspaces(3, 5, 20, 100, noise=0.1, seed=0)
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
+        EnSC(3, support_size=1, max_iter=1, random_state=0).fit(X)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        EnSC(3, random_state=0).fit(X)  # the defaults converge
+        EnSC(3, tau=0.0, max_iter=1, random_state=0).fit(X)  # closed form: no rounds
+    # gamma <= 1 with tau > 0 gives c = 0 for every point (the gamma contract): labels of an
+    # edgeless graph, silently, before
+    with pytest.raises(ValueError, match="gamma"):
+        EnSC(3, gamma=0.5).fit(X)
+    EnSC(3, gamma=0.5, tau=0.0, random_state=0).fit(X)  # ridge: any gamma > 0 works
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_boolean_and_complex_points_are_rejected(name):
+    X, _ = union_of_subspaces(3, 2, 10, 20, seed=0)
+    with pytest.raises(TypeError, match="boolean"):
+        ALL[name](3).fit(X > 0)
+    with pytest.raises(ValueError, match="Complex data not supported") as info:
+        ALL[name](3).fit(X.astype(complex))
+    assert len(str(info.value)) < 200  # not scikit-learn's message with the whole array
+
+
 # ------------------------------------------------------------ spectral_clustering
+def test_spectral_clustering_weights_near_the_float64_limit():
+    # the degrees of weights of 1e308 summed to infinity: S = 0, eigenvalues [0, 0] and
+    # one block split, silently
+    tri = np.ones((3, 3)) - np.eye(3)
+    ref = spectral_clustering(sp.block_diag([tri, tri]).tocsr(), 2, random_state=0)
+    for c in (1e308, 1e-308):
+        W = sp.block_diag([tri * c] * 2).tocsr()
+        labels, ev = spectral_clustering(W, 2, random_state=0, return_eigenvalues=True)
+        np.testing.assert_array_equal(labels, ref)
+        np.testing.assert_allclose(ev, 1.0, atol=1e-8)
+
+
+def test_spectral_clustering_leaves_the_callers_matrix_alone():
+    # sp.csr_matrix shares the caller's arrays and the check sorted them in place (and
+    # failed on read-only arrays with "WRITEBACKIFCOPY base is read-only")
+    indices = np.array([2, 1, 2, 0, 1, 0, 5, 4, 5, 3, 4, 3])
+    W = sp.csr_matrix((np.ones(12), indices.copy(), np.arange(0, 13, 2)), shape=(6, 6))
+    labels = spectral_clustering(W, 2, random_state=0)
+    np.testing.assert_array_equal(W.indices, indices)
+    for a in (W.data, W.indices, W.indptr):
+        a.flags.writeable = False
+    np.testing.assert_array_equal(spectral_clustering(W, 2, random_state=0), labels)
+    assert clustering_accuracy([0, 0, 0, 1, 1, 1], labels) == 1.0
+
+
+def test_spectral_clustering_of_an_edgeless_graph_warns():
+    with pytest.warns(RuntimeWarning, match="no edges"):
+        spectral_clustering(sp.eye(5).tocsr(), 2, random_state=0)
+
+
 def test_spectral_clustering_blocks_and_eigengap():
     rng = np.random.default_rng(0)
     sizes = [30, 50, 20]

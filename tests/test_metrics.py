@@ -152,3 +152,23 @@ def test_union_of_subspaces_bad_input():
         union_of_subspaces(2, 1, 3, 10, dtype=np.int64)
     with pytest.raises(ValueError, match="n_per_subspace"):
         union_of_subspaces(2, 1, 3, 0)
+
+
+def test_spe_sums_duplicate_entries():
+    # a CSR matrix with unsummed duplicates (1 and -1 at the same place): each stored value
+    # counted with its own |value|, so the error was 2/3 for a matrix whose entry is 0
+    C = sp.csr_matrix(
+        (np.array([1.0, -1.0, 1.0]), np.array([2, 2, 1]), np.array([0, 3, 3, 3])), shape=(3, 3)
+    )
+    indices = C.indices.copy()
+    assert subspace_preserving_error(C, [0, 0, 1]) == subspace_preserving_error(
+        C.toarray(), [0, 0, 1]
+    )
+    np.testing.assert_array_equal(C.indices, indices)  # the caller's matrix is unchanged
+
+
+def test_mixed_label_types_and_empty_connectivity_are_clear_errors():
+    with pytest.raises(TypeError, match="mixes label types"):
+        clustering_accuracy(np.array([None, 1, 1], dtype=object), [0, 1, 1])
+    with pytest.raises(ValueError, match="no points"):
+        connectivity(np.zeros((0, 0)), [])

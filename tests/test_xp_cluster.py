@@ -497,6 +497,19 @@ def _affinity_pair():
     return LSR(4, n_nonzero=15, random_state=0).fit(X).affinity_matrix_, y
 
 
+def test_spectral_clustering_weights_near_the_float64_limit_in_namespace(public):
+    # as the Rust kernel: the degrees of weights of 1e308 summed to infinity (S = 0)
+    from lowdim.cluster import spectral_clustering
+
+    to, back, mod = public
+    W, y = _affinity_pair()
+    kw = dict(n_init=5, random_state=0, return_eigenvalues=True)
+    ref, rev = spectral_clustering(to(W.toarray()), 4, **kw)
+    labels, ev = spectral_clustering(to(W.toarray() * 1e308), 4, **kw)
+    np.testing.assert_array_equal(back(labels), back(ref))
+    np.testing.assert_allclose(back(ev), back(rev), rtol=1e-10)
+
+
 @pytest.mark.parametrize("n_clusters", [4, None])
 def test_spectral_clustering_dense_in_namespace(public, n_clusters):
     from lowdim.cluster import spectral_clustering

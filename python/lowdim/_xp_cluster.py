@@ -44,6 +44,7 @@ import math
 
 import numpy as np
 
+from ._validation import pow2_near_inverse
 from ._xp import _as, _from_host, _is_cupy, namespace, to_host
 
 # ----------------------------------------------------------------------------- helpers
@@ -748,8 +749,17 @@ def spectral(xp, W, n_clusters, max_clusters, n_init, seed, like):
     sps, _ = _sparse(xp)
     n = W.shape[0]
     ncomp = n_clusters if n_clusters is not None else min(max_clusters + 1, n)
+    from .cluster import warn_if_edgeless
+
+    warn_if_edgeless(W)
     W = W.astype(np.float64)
     dense = _dense_module(xp)
+    if W.data.shape[0]:
+        # S does not change when W is scaled: a power of two near 1 / max W (exact) keeps the
+        # degrees of weights near 1e308 finite (as the Rust kernel)
+        wmax = float(W.data.max())
+        if 0.0 < wmax < math.inf:
+            W = W * pow2_near_inverse(wmax)
     deg = W @ dense.ones((n,), dtype=dense.float64)
     deg = dense.asarray(deg).reshape(-1)
     dinv = dense.where(deg > 0, 1.0 / dense.sqrt(dense.where(deg > 0, deg, 1.0)), 0.0)

@@ -20,16 +20,18 @@ curved manifolds (circles), these methods are the wrong model.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import normalize
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _lowdim
 from ._progress import resolve as _resolve_progress
-from ._validation import SAFE_F32, SAFE_F64, check_int, check_seed, pow2_scale
+from ._validation import SAFE_F32, SAFE_F64, canonical_csr, check_int, check_seed, pow2_scale
 from ._xp import is_xp_array
 
 __all__ = [
@@ -79,6 +81,20 @@ def _csr_payload(W: sp.csr_matrix):
     )
 
 
+def _check_kind(X) -> None:
+    """Reject boolean and complex points before scikit-learn's validation, which casts
+    booleans silently and puts the whole complex array into its message (scikit-learn's
+    estimator checks expect "Complex data not supported" in a ValueError)."""
+    kind = getattr(getattr(X, "dtype", None), "kind", None)
+    if kind == "c":
+        raise ValueError(
+            f"Complex data not supported: X has dtype {X.dtype}; subspace clustering "
+            "takes real points (e.g. stack the real and imaginary parts as features)"
+        )
+    if kind == "b":
+        raise TypeError("X has boolean dtype; convert it to float32 or float64 first")
+
+
 def _reject_xp(X, what: str) -> None:
     """A guard of the NumPy (Rust) path: array-API input (CuPy, ...) is dispatched to its own
     path before validation, so it never reaches here; if it did, fail rather than copy it to
@@ -95,7 +111,7 @@ def _reject_xp(X, what: str) -> None:
 def _check_affinity(affinity) -> sp.csr_matrix:
     _reject_xp(affinity, "spectral_clustering")
     if sp.issparse(affinity):
-        W = sp.csr_matrix(affinity)
+        W = canonical_csr(affinity)
     else:
         a = np.asarray(affinity)
         if a.ndim != 2:
@@ -109,8 +125,6 @@ def _check_affinity(affinity) -> sp.csr_matrix:
         raise TypeError(f"affinity must be real, got dtype {W.dtype}")
     if W.dtype not in (np.float32, np.float64):
         W = W.astype(np.float64)
-    W.sum_duplicates()
-    W.sort_indices()
     if not np.all(np.isfinite(W.data)):
         raise ValueError("affinity contains NaN or infinity")
     if np.any(W.data < 0):
@@ -188,13 +202,33 @@ def spectral_clustering(
     n_clusters, n_init, max_clusters, seed = _spectral_args(
         W.shape[0], n_clusters, n_init, max_clusters, random_state
     )
-    labels, evals, _ = _lowdim.spectral_clustering(
-        _csr_payload(W), n_clusters or 0, max_clusters, n_init, seed
-    )
-    labels = np.asarray(labels, dtype=np.int64)
+    labels, evals, _ = _rust_spectral(W, n_clusters, max_clusters, n_init, seed)
     if return_eigenvalues:
         return labels, np.asarray(evals, dtype=np.float64)
     return labels
+
+
+def warn_if_edgeless(W) -> None:
+    """Warn when the affinity graph has no edge between distinct points: every partition is
+    then as good as any other, and the labels say nothing about the data."""
+    n = W.shape[0]
+    if n > 1 and W.nnz == int((W.diagonal() != 0).sum()):
+        warnings.warn(
+            "the affinity graph has no edges between distinct points: the labels are "
+            "arbitrary (for EnSC, raise gamma; for SSCOMP/TSC, check the data)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _rust_spectral(W, n_clusters, max_clusters, n_init, seed):
+    """``(labels int64, eigenvalues float64, k)`` of the Rust spectral kernel on a checked
+    CSR affinity."""
+    warn_if_edgeless(W)
+    labels, evals, k = _lowdim.spectral_clustering(
+        _csr_payload(W), n_clusters or 0, max_clusters, n_init, seed
+    )
+    return np.asarray(labels, dtype=np.int64), np.asarray(evals, dtype=np.float64), int(k)
 
 
 def _spectral_args(n, n_clusters, n_init, max_clusters, random_state):
@@ -274,6 +308,7 @@ class _SubspaceClustering(ClusterMixin, BaseEstimator):
 
     def _validate(self, X):
         _reject_xp(X, type(self).__name__)
+        _check_kind(X)
         X = validate_data(
             self,
             X,
@@ -288,12 +323,9 @@ class _SubspaceClustering(ClusterMixin, BaseEstimator):
 
     def _spectral(self, W, n_clusters, n_init, seed):
         max_clusters = max(1, min(_DEFAULT_MAX_CLUSTERS, W.shape[0] - 1))
-        labels, evals, k = _lowdim.spectral_clustering(
-            _csr_payload(W), n_clusters or 0, max_clusters, n_init, seed
+        self.labels_, self.eigenvalues_, self.n_clusters_ = _rust_spectral(
+            W, n_clusters, max_clusters, n_init, seed
         )
-        self.labels_ = np.asarray(labels, dtype=np.int64)
-        self.eigenvalues_ = np.asarray(evals, dtype=np.float64)
-        self.n_clusters_ = int(k)
 
 
 def _representation(C: sp.csr_matrix) -> sp.csr_matrix:
@@ -516,6 +548,11 @@ class EnSC(_SelfExpressive):
     def _params(self):
         gamma = _check_positive(self.gamma, "gamma")
         tau = _check_positive(self.tau, "tau", low=0.0, high=1.0, low_open=False)
+        if tau > 0 and gamma <= 1:
+            raise ValueError(
+                f"gamma={gamma} with tau={tau} makes every coefficient 0 (gamma > 1 is needed "
+                "for nonzero coefficients; 5 to 500 is the useful range)"
+            )
         n_nonzero = check_int(self.n_nonzero, "n_nonzero", 1)
         support = check_int(self.support_size, "support_size", 1)
         max_iter = check_int(self.max_iter, "max_iter", 1)
@@ -524,15 +561,29 @@ class EnSC(_SelfExpressive):
 
     def _kernel(self, X):
         indptr, indices, data, n_iter = self._with_progress(_lowdim.ensc, X, *self._params())
-        self.n_iter_ = max(int(n_iter), 1)  # tau = 0 is solved in closed form: one step
+        self._set_n_iter(n_iter)
         return indptr, indices, data
 
     def _xp_kernel(self, X):
         from . import _xp_ensc
 
         *pieces, n_iter = _xp_run(self, _xp_ensc.ensc, X, *self._params())
-        self.n_iter_ = max(int(n_iter), 1)
+        self._set_n_iter(n_iter)
         return pieces
+
+    def _set_n_iter(self, n_iter):
+        """``n_iter_`` from the kernel's most rounds (0 for tau = 0, solved in closed form:
+        one step); a ConvergenceWarning when some point used every round (its last round's
+        support was not checked for violations)."""
+        n_iter = int(n_iter)
+        self.n_iter_ = max(n_iter, 1)
+        if n_iter >= self.max_iter:
+            warnings.warn(
+                f"EnSC used all max_iter={self.max_iter} active-set rounds for some points: "
+                "their coefficients may not be optimal; increase max_iter",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
 
 
 class LSR(_SelfExpressive):
@@ -754,6 +805,7 @@ class KSubspaces(ClusterMixin, BaseEstimator):
         """
         if is_xp_array(X):
             return self._fit_xp(X)
+        _check_kind(X)
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         k, dim, n_init, max_iter, seed = self._params(*X.shape)
         X, c = _safe_scaled(np, X)
@@ -809,6 +861,7 @@ class KSubspaces(ClusterMixin, BaseEstimator):
         check_is_fitted(self, "bases_")
         if is_xp_array(X) or is_xp_array(self.bases_):
             return self._predict_xp(X)
+        _check_kind(X)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         X, _ = _safe_scaled(np, X)
         proj = np.einsum("nd,kde->nke", X, self.bases_.astype(X.dtype, copy=False))

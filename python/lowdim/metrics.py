@@ -11,6 +11,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
+from ._validation import canonical_csr
+
 __all__ = ["clustering_accuracy", "connectivity", "subspace_preserving_error"]
 
 
@@ -22,6 +24,14 @@ def _labels(y, name: str) -> np.ndarray:
         if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
             return y
         raise ValueError(f"{name} must hold integer or string labels, got dtype {y.dtype}")
+    if y.dtype.kind == "O":
+        try:
+            np.unique(y)
+        except TypeError:
+            kinds = sorted({type(v).__name__ for v in y.tolist()})
+            raise TypeError(
+                f"{name} mixes label types ({', '.join(kinds)}); use integers or strings throughout"
+            ) from None
     return y
 
 
@@ -69,7 +79,7 @@ def clustering_accuracy(labels_true, labels_pred) -> float:
 
 
 def _square_sparse(C, name: str) -> sp.csr_matrix:
-    C = sp.csr_matrix(C) if not sp.issparse(C) else C.tocsr()
+    C = canonical_csr(C) if sp.issparse(C) else sp.csr_matrix(C)
     if C.ndim != 2 or C.shape[0] != C.shape[1]:
         raise ValueError(f"{name} must be a square (n_samples x n_samples) matrix, got {C.shape}")
     if C.dtype.kind not in "fiub":
@@ -192,5 +202,6 @@ def connectivity(representation, labels_true) -> float:
         lam = _algebraic_connectivity(W[idx][:, idx].tocsr())
         best = lam if best is None else min(best, lam)
     if best is None:
-        raise ValueError("every class has a single point: connectivity is undefined")
+        what = "there are no points" if y.shape[0] == 0 else "every class has a single point"
+        raise ValueError(f"{what}: connectivity is undefined")
     return best

@@ -288,9 +288,16 @@ fn normalized_affinity<T: Real, I: SpIndex>(w: CsrRef<'_, T, I>) -> Result<Csr<f
         ));
     }
     drop(wt);
+    // S = D^-1/2 W D^-1/2 does not change when W is scaled: scale by a power of two near
+    // 1 / max W (exact), or the degrees of weights near 1e308 sum to infinity (S = 0).
+    let c = if wmax > 0.0 && wmax.is_finite() {
+        crate::scalar::pow2_near_inverse::<f64>(wmax)
+    } else {
+        1.0
+    };
     let dinv: Vec<f64> = (0..n)
         .map(|i| {
-            let d: f64 = row_of(&ws, i).1.iter().map(|v| v.to_f64()).sum();
+            let d: f64 = row_of(&ws, i).1.iter().map(|v| v.to_f64() * c).sum();
             if d > 0.0 {
                 1.0 / d.sqrt()
             } else {
@@ -301,8 +308,8 @@ fn normalized_affinity<T: Real, I: SpIndex>(w: CsrRef<'_, T, I>) -> Result<Csr<f
     let mut data = Vec::with_capacity(ws.data.len());
     for i in 0..n {
         let (cols, vals) = row_of(&ws, i);
-        for (c, v) in cols.iter().zip(vals) {
-            data.push(v.to_f64() * dinv[i] * dinv[c.to_usize().unwrap_or(0)]);
+        for (col, v) in cols.iter().zip(vals) {
+            data.push(v.to_f64() * c * dinv[i] * dinv[col.to_usize().unwrap_or(0)]);
         }
     }
     Ok(Csr {
@@ -659,6 +666,24 @@ mod tests {
             assert_eq!(labels[r], labels[(r / 80) * 80]);
         }
         assert_eq!(labels[0], 0);
+    }
+
+    #[test]
+    fn weights_near_the_float64_limit_give_the_same_clustering() {
+        // degrees of weights of 3e307 summed to infinity: S = 0, eigenvalues 0
+        let (p, i, d) = graph(3, 40, 6, 0);
+        let n = 120;
+        let w = CsrRef::new(n, n, &p, &i, &d).unwrap();
+        let (labels, vals, _) = spectral_clustering(w, Some(3), 10, 3, 0, Par::Seq).unwrap();
+        for c in [3e307, 1e-310] {
+            let big: Vec<f64> = d.iter().map(|v| v * c).collect();
+            let wb = CsrRef::new(n, n, &p, &i, &big).unwrap();
+            let (lb, vb, _) = spectral_clustering(wb, Some(3), 10, 3, 0, Par::Seq).unwrap();
+            assert_eq!(lb, labels, "scale {c}");
+            for (a, b) in vb.iter().zip(&vals) {
+                assert!((a - b).abs() < 1e-6, "scale {c}: {vb:?} vs {vals:?}");
+            }
+        }
     }
 
     #[test]

@@ -187,10 +187,11 @@ pub(crate) fn normalize<T: Real>(x: MatRef<'_, T>, par: Par) -> Result<Points<T>
             let v = src[k].to_f64() / m;
             acc += v * v;
         }
-        let scale = 1.0 / (m * acc.sqrt());
+        // (x / m) / ||x / m||: 1 / (m ||x / m||) overflows for a row of subnormal entries
+        let norm = acc.sqrt();
         let mut acc2 = 0.0f64;
         for k in 0..d {
-            let v = T::from_f64(src[k].to_f64() * scale);
+            let v = T::from_f64(src[k].to_f64() / m / norm);
             row[k] = v;
             acc2 += v.to_f64() * v.to_f64();
         }
@@ -652,6 +653,27 @@ mod tests {
         let mut w = vec![0.5f64; 40];
         w[33] = -0.7;
         assert_eq!(argmax_abs(&w), Some((0.7, 33)));
+    }
+
+    #[test]
+    fn normalize_a_subnormal_row() {
+        // 1 / (m ||x / m||) overflowed for a row of subnormal entries: inf / NaN rows
+        let x = faer::Mat::<f64>::from_fn(2, 3, |i, j| {
+            let v = [3.0, -4.0, 0.0][j];
+            if i == 0 {
+                v * 1e-310
+            } else {
+                v
+            }
+        });
+        let pts = normalize(x.as_ref(), Par::Seq).unwrap();
+        for i in 0..2 {
+            let r = pts.row(i);
+            assert!(
+                (r[0] - 0.6).abs() < 1e-12 && (r[1] + 0.8).abs() < 1e-12,
+                "{r:?}"
+            );
+        }
     }
 
     #[test]
