@@ -179,6 +179,31 @@ def test_rank_deficient_exact_recovery(prob):
     assert_allclose(res.S, s_true[:k], rtol=0, atol=resid_tol(A.dtype) * s_true[0])
 
 
+def test_svd_result_attributes_have_defaults_and_survive_copies():
+    # rel_error and solver are documented attributes: a user-built result has them (None),
+    # and _replace, pickle and copy keep the computed ones (they were lost or missing)
+    import copy
+    import pickle
+
+    res = lowdim.SVDResult(np.eye(2), np.ones(2), np.eye(2))
+    assert res.rel_error is None and res.solver is None
+    U, S, Vh = res
+    assert S.shape == (2,)
+    A = np.random.default_rng(0).standard_normal((30, 12))
+    got = lowdim.rsvd(A, tol=0.5, seed=0)
+    assert got.rel_error is not None and got.solver == "randqb"
+    for other in (
+        got._replace(S=got.S * 2),
+        pickle.loads(pickle.dumps(got)),
+        copy.copy(got),
+        copy.deepcopy(got),
+    ):
+        assert isinstance(other, lowdim.SVDResult)
+        assert other.rel_error == got.rel_error and other.solver == got.solver
+    assert got._replace(S=got.S * 2).S[0] == 2 * got.S[0]
+    assert lowdim.rsvd(A, 3, seed=0)._replace(S=None).rel_error is None
+
+
 def test_one_row_and_one_column(rng):
     for shape in ((1, 7), (9, 1), (1, 1)):
         A = rng.standard_normal(shape)

@@ -35,13 +35,36 @@ class SVDResult(_SVDFields):
         Right singular vectors, orthonormal rows.
     rel_error : float or None
         In ``tol`` mode, the relative Frobenius error ``||A - U S Vh||_F / ||A||_F``
-        certified by the adaptive algorithm; None in ``k`` mode.
-    solver : str
-        The algorithm used: ``"randomized"``, ``"gram"``, ``"exact"`` or ``"randqb"``.
+        certified by the adaptive algorithm; None in ``k`` mode and for a result built by
+        hand (``SVDResult(U, S, Vh)``).
+    solver : str or None
+        The algorithm used: ``"randomized"``, ``"gram"``, ``"exact"`` or ``"randqb"``; None
+        for a result built by hand.
+
+    ``rel_error`` and ``solver`` are attributes, not fields (the result unpacks as three
+    arrays): keywords of the constructor, kept by ``_replace``, ``copy`` and ``pickle``.
     """
 
-    rel_error: float | None
-    solver: str
+    # class-level defaults: a result that never had them set still has both attributes
+    rel_error: float | None = None
+    solver: str | None = None
+
+    def __new__(cls, U, S, Vh, rel_error=None, solver=None):
+        self = super().__new__(cls, U, S, Vh)
+        if rel_error is not None:
+            self.rel_error = rel_error
+        if solver is not None:
+            self.solver = solver
+        return self
+
+    def _replace(self, /, **kwargs):
+        """A copy with the given fields replaced; ``rel_error`` and ``solver`` are kept (or
+        replaced when given as keywords)."""
+        attrs = {"rel_error": self.rel_error, "solver": self.solver}
+        for name in attrs:
+            if name in kwargs:
+                attrs[name] = kwargs.pop(name)
+        return type(self)(*super()._replace(**kwargs), **attrs)
 
 
 def _is_dask(A) -> bool:
@@ -173,10 +196,7 @@ def _run_rsvd(
         # payload held A^T = U' S Vh'  =>  A = Vh'^T S U'^T
         U, Vh = np.ascontiguousarray(Vh.T), np.ascontiguousarray(U.T)
         _flip_signs(U, Vh)
-    res = SVDResult(U, S, Vh)
-    res.rel_error = rel_error
-    res.solver = used
-    return res
+    return SVDResult(U, S, Vh, rel_error=rel_error, solver=used)
 
 
 def rsvd(
