@@ -204,6 +204,26 @@ def test_svd_result_attributes_have_defaults_and_survive_copies():
     assert lowdim.rsvd(A, 3, seed=0)._replace(S=None).rel_error is None
 
 
+def test_sparse_csc_factors_have_the_documented_order():
+    # U Fortran-ordered and Vh C-ordered for every input (CSC ran on A^T and made U C-ordered)
+    for shape in ((60, 40), (40, 60)):
+        A = sp.random(*shape, density=0.2, random_state=1)
+        U, S, Vh = np.linalg.svd(A.toarray())
+        for kw in ({"k": 3}, {"tol": 0.5}):
+            for M in (A.tocsr(), A.tocsc(), A.tocoo(), A.toarray()):
+                res = lowdim.rsvd(M, seed=0, n_iter=20, **kw)
+                assert res.U.flags.f_contiguous and res.Vh.flags.c_contiguous, (shape, M.format)
+                assert_sign_convention(res.U)
+                if "k" in kw:
+                    assert_allclose(res.S, S[:3], rtol=1e-8)
+                    assert_allclose(
+                        (res.U * res.S) @ res.Vh, (U[:, :3] * S[:3]) @ Vh[:3], atol=1e-5
+                    )
+                else:
+                    R = A.toarray() - (res.U * res.S) @ res.Vh
+                    assert np.linalg.norm(R) <= 0.5 * np.linalg.norm(S) * (1 + 1e-12)
+
+
 def test_one_row_and_one_column(rng):
     for shape in ((1, 7), (9, 1), (1, 1)):
         A = rng.standard_normal(shape)

@@ -193,8 +193,10 @@ def _run_rsvd(
         if bar is not None:
             bar.close()
     if op.transposed:
-        # payload held A^T = U' S Vh'  =>  A = Vh'^T S U'^T
-        U, Vh = np.ascontiguousarray(Vh.T), np.ascontiguousarray(U.T)
+        # payload held A^T = U' S Vh'  =>  A = Vh'^T S U'^T. The kernel's Vh' is C-ordered
+        # and its U' Fortran-ordered, so the transposes are already a Fortran-ordered U and a
+        # C-ordered Vh: views of the fresh arrays, no copy
+        U, Vh = Vh.T, U.T
         _flip_signs(U, Vh)
     return SVDResult(U, S, Vh, rel_error=rel_error, solver=used)
 
