@@ -392,6 +392,29 @@ def test_type_errors():
         lowdim.mode_product(sp.coo_matrix(np.ones((4, 3))), np.ones((2, 4)), 0)
 
 
+def test_tensor_arguments_are_named_in_type_errors():
+    # tucker_to_tensor named none of its arguments ("A has dtype object" for a sparse core,
+    # "A has boolean dtype" for a bool one): the sparse check comes first, and the message
+    # names core, factors[i], X or M
+    core, fs = np.ones((2, 2)), [np.eye(2)] * 2
+    with pytest.raises(TypeError, match=r"^core is a scipy.sparse .*toarray"):
+        lowdim.tucker_to_tensor(sp.csr_matrix(core), fs)
+    with pytest.raises(TypeError, match=r"^factors\[1\] is a scipy.sparse .*toarray"):
+        lowdim.tucker_to_tensor(core, [fs[0], sp.csr_matrix(fs[1])])
+    with pytest.raises(TypeError, match=r"^core has boolean dtype"):
+        lowdim.tucker_to_tensor(core.astype(bool), fs)
+    with pytest.raises(TypeError, match=r"^factors\[0\] has complex dtype"):
+        lowdim.tucker_to_tensor(core, [fs[0].astype(complex), fs[1]])
+    with pytest.raises(TypeError, match=r"^X has boolean dtype"):
+        lowdim.mode_product(core.astype(bool), fs[0], 0)
+    with pytest.raises(TypeError, match=r"^M has dtype object"):
+        lowdim.mode_product(core, fs[0].astype(object), 0)
+    with pytest.raises(TypeError, match=r"^M is a scipy.sparse .*toarray"):
+        lowdim.mode_product(core, sp.csr_matrix(fs[0]), 0)
+    with pytest.raises(TypeError, match=r"^core is a scipy.sparse .*toarray"):
+        lowdim.TuckerTensor(sp.csr_matrix(core), fs)
+
+
 @pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e-160, 1e160, 1e300])
 @pytest.mark.parametrize("method", ["hosvd", "sthosvd", "hooi"])
 @pytest.mark.parametrize("kw", [{"rank": 3}, {"tol": 0.5}, {"rank": 3, "svd": "randomized"}])
