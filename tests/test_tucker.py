@@ -415,6 +415,33 @@ def test_tensor_arguments_are_named_in_type_errors():
         lowdim.TuckerTensor(sp.csr_matrix(core), fs)
 
 
+def test_out_sharing_memory_with_an_input_is_a_value_error():
+    # the Rust bindings refused it with "TypeError: The given array is already borrowed"
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((3, 3, 3))
+    fs = [np.eye(3)] * 3
+    for call in (
+        lambda out: lowdim.mode_product(Y, np.eye(3), 0, out=out),
+        lambda out: lowdim.tucker_to_tensor(Y, fs, out=out),
+    ):
+        with pytest.raises(ValueError, match="out must not share memory"):
+            call(Y)
+    big = np.zeros((6, 3, 3))
+    with pytest.raises(ValueError, match="out must not share memory"):
+        lowdim.mode_product(big[1:4], np.eye(3), 0, out=big[:3])  # overlapping views
+    np.testing.assert_array_equal(lowdim.mode_product(big[3:], np.eye(3), 0, out=big[:3]), 0)
+    M = np.zeros((3, 3, 3))
+    with pytest.raises(ValueError, match="out must not share memory"):
+        lowdim.mode_product(Y, M[0], 1, out=M)
+    with pytest.raises(ValueError, match="out must not share memory"):
+        lowdim.tucker_to_tensor(Y, [np.eye(3), M[:, :, 0], np.eye(3)], out=M)
+    # a separate buffer still works, and so does one that only needs a dtype conversion
+    out = np.empty((3, 3, 3))
+    np.testing.assert_allclose(lowdim.mode_product(Y, np.eye(3), 0, out=out), Y)
+    Yi = np.arange(27, dtype=np.int64).reshape(3, 3, 3)
+    np.testing.assert_array_equal(lowdim.mode_product(Yi, np.eye(3), 0, out=out), Yi)
+
+
 @pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e-160, 1e160, 1e300])
 @pytest.mark.parametrize("method", ["hosvd", "sthosvd", "hooi"])
 @pytest.mark.parametrize("kw", [{"rank": 3}, {"tol": 0.5}, {"rank": 3, "svd": "randomized"}])

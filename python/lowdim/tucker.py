@@ -519,7 +519,11 @@ def _tucker_xp(X, ranks, tol, method, modes, order, svd, n_iter_max, hooi_tol, s
     return T
 
 
-def _check_out(out, shape, dtype):
+def _check_out(out, shape, dtype, inputs=()):
+    """``out`` checked against the result's shape and dtype and against the ``(name, array)``
+    pairs the kernel reads (as passed to it, after any dtype conversion): the products are
+    not computed in place, and the Rust bindings refuse an output that overlaps an input
+    ("TypeError: The given array is already borrowed")."""
     if out is None:
         return None
     if not isinstance(out, np.ndarray):
@@ -530,6 +534,14 @@ def _check_out(out, shape, dtype):
         )
     if not (out.flags.c_contiguous and out.flags.writeable and out.dtype.isnative):
         raise ValueError("out must be a writeable, C-contiguous, native-byte-order array")
+    # may_share_memory compares memory bounds (cheap, and as conservative as the bindings'
+    # own check); the result is not defined when out overlaps what is being read
+    shared = [name for name, a in inputs if np.may_share_memory(out, a)]
+    if shared:
+        raise ValueError(
+            f"out must not share memory with the inputs ({', '.join(shared)}): the product is "
+            "not computed in place; pass a separate array"
+        )
     return out
 
 
@@ -594,7 +606,8 @@ def tucker_to_tensor(core, factors, *, modes=None, out=None) -> np.ndarray:
     shape = list(core.shape)
     for m, f in zip(modes, fs, strict=True):
         shape[m] = f.shape[0]
-    return _lowdim.tucker_to_tensor(core, fs, modes, _check_out(out, shape, dtype))
+    inputs = [("core", core)] + [(f"factors[{i}]", f) for i, f in enumerate(fs)]
+    return _lowdim.tucker_to_tensor(core, fs, modes, _check_out(out, shape, dtype, inputs))
 
 
 def _xp_common(xp, named):
@@ -711,5 +724,6 @@ def mode_product(X, M, mode, transpose=False, *, out=None) -> np.ndarray:
         )
     shape = list(X.shape)
     shape[mode] = M.shape[1] if transpose else M.shape[0]
-    out = _check_out(out, shape, dtype)
-    return _lowdim.mode_product(X, _native(M, dtype), mode, bool(transpose), out)
+    M = _native(M, dtype)
+    out = _check_out(out, shape, dtype, [("X", X), ("M", M)])
+    return _lowdim.mode_product(X, M, mode, bool(transpose), out)
