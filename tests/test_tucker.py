@@ -442,6 +442,23 @@ def test_out_sharing_memory_with_an_input_is_a_value_error():
     np.testing.assert_array_equal(lowdim.mode_product(Yi, np.eye(3), 0, out=out), Yi)
 
 
+def test_tucker_tensor_accepts_a_scalar_mode():
+    # tucker(..., modes=0) took a scalar; TuckerTensor raised "'int' object is not iterable"
+    core, f = np.ones((2, 3)), np.ones((4, 2))
+    T = lowdim.TuckerTensor(core, [f], modes=0)
+    assert T.modes == (0,) and T.shape == (4, 3)
+    assert lowdim.TuckerTensor(core, [f], modes=np.int64(0)).modes == (0,)
+    assert lowdim.TuckerTensor(core, [np.ones((5, 3))], modes=-1).modes == (1,)
+    np.testing.assert_allclose(T.to_tensor(), f @ core)
+    X = np.random.default_rng(0).standard_normal((4, 3, 5))
+    assert (
+        lowdim.tucker(X, 2, modes=1).modes
+        == lowdim.TuckerTensor(*lowdim.tucker(X, 2, modes=1), modes=1).modes
+    )
+    with pytest.raises(TypeError, match="modes"):
+        lowdim.TuckerTensor(core, [f], modes="0")
+
+
 @pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e-160, 1e160, 1e300])
 @pytest.mark.parametrize("method", ["hosvd", "sthosvd", "hooi"])
 @pytest.mark.parametrize("kw", [{"rank": 3}, {"tol": 0.5}, {"rank": 3, "svd": "randomized"}])

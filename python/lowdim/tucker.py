@@ -211,7 +211,7 @@ class TuckerTensor:
                     "partial Tucker tensor"
                 )
             modes = range(core.ndim)
-        modes = tuple(_check_modes(list(modes), core.ndim))
+        modes = tuple(_check_modes(modes, core.ndim))
         if len(modes) != len(factors):
             raise ValueError(f"{len(factors)} factors given for {len(modes)} modes")
         for m, f in zip(modes, factors, strict=True):
