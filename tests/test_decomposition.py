@@ -403,8 +403,40 @@ def test_bad_solver_options():
         TruncatedSVD(2, algorithm="arpack").fit(X)
     with pytest.raises(ValueError, match="power_iteration_normalizer"):
         PCA(2, svd_solver="randomized", power_iteration_normalizer="bogus").fit(X)
-    with pytest.raises(ValueError, match="n_iter"):
+    with pytest.raises(ValueError, match="^iterated_power must be 'auto'"):
         PCA(2, svd_solver="randomized", iterated_power="bogus").fit(X)
+
+
+@pytest.mark.parametrize("xp_path", [False, True])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_errors_name_the_estimator_parameters(sparse, xp_path):
+    # rsvd validates the estimators' parameters: its messages said n_iter / seed / solver
+    # ("n_iter=-1 is out of range", "seed must be ...") for iterated_power / random_state /
+    # svd_solver and algorithm
+    if xp_path and sparse:
+        pytest.skip("the array-API path takes cupyx sparse only (CuPy)")
+    X = _data(50, 10)
+    X = sp.csr_matrix(X) if sparse else X
+    if xp_path:
+        import array_api_strict as xs
+
+        X = xs.asarray(X)
+    cases = [
+        (PCA(2, iterated_power=-1), ValueError, r"^iterated_power=-1 is out of range"),
+        (PCA(2, iterated_power=1.5), TypeError, r"^iterated_power must be an integer"),
+        (PCA(2, iterated_power="x"), ValueError, r"^iterated_power must be 'auto'"),
+        (PCA(2, random_state="x"), TypeError, r"^random_state must be None, an int"),
+        (PCA(2, random_state=-1), ValueError, r"^random_state=-1 must be in"),
+        (PCA(2, n_oversamples=-1), ValueError, r"^n_oversamples=-1 is out of range"),
+        (PCA(0.5, iterated_power=-1), ValueError, r"^iterated_power=-1 is out of range"),
+        (TruncatedSVD(2, n_iter=-1), ValueError, r"^n_iter=-1 is out of range"),
+        (TruncatedSVD(2, random_state="x"), TypeError, r"^random_state must be None"),
+    ]
+    if sparse:
+        cases.append((TruncatedSVD(2, algorithm="gram"), ValueError, r"^algorithm='gram' needs"))
+    for est, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            est.fit(X)
 
 
 def test_non_finite_rejected():

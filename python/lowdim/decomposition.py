@@ -148,8 +148,8 @@ def _pca_fit_xp(est, X):
     else:
         try:
             U, S, Vh = _xp.rsvd(Xc, k, tol=tol, center=center, **est._rsvd_params())
-        except ValueError as e:
-            raise _renamed(e, "X") from None
+        except (ValueError, TypeError) as e:
+            raise _renamed(e, est._rsvd_names()) from None
     U, Vh = _xp.flip_signs(xp, U, Vh, u_based=False)
     ncomp = int(S.shape[0])
     # variances of c X (c = 1 unless squares of X leave float64's range), scaled back
@@ -193,8 +193,8 @@ def _tsvd_fit_transform_xp(est, X):
         )
     try:
         U, S, Vh = _xp.rsvd(X, int(nc), **est._rsvd_params())
-    except ValueError as e:
-        raise _renamed(e, "X") from None
+    except (ValueError, TypeError) as e:
+        raise _renamed(e, est._rsvd_names()) from None
     U, Vh = _xp.flip_signs(xp, U, Vh, u_based=False)
     Xt = U * S
     est.components_ = Vh
@@ -230,6 +230,17 @@ class _BaseSVDEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             "power_iteration_normalizer": self.power_iteration_normalizer,
             "seed": self.random_state,
             "solver": getattr(self, self._solver_name),
+        }
+
+    def _rsvd_names(self) -> dict:
+        """rsvd's names of the matrix and of :meth:`_rsvd_params`' keywords -> this
+        estimator's, for the messages of rsvd's validation and kernels (``svd._renamed``):
+        ``PCA(iterated_power=-1)`` says ``iterated_power=-1 is out of range``, not n_iter."""
+        return {
+            "A": "X",
+            "n_iter": self._n_iter_name,
+            "seed": "random_state",
+            "solver": self._solver_name,
         }
 
     def __sklearn_tags__(self):
@@ -398,7 +409,9 @@ class PCA(_BaseSVDEstimator):
                 k = int(np.searchsorted(ratio, 1.0 - tol**2, side="left")) + 1
             U, S, Vh = U[:, :k], S[:k], Vh[:k]
         else:
-            res = _run_rsvd(op, k, tol, center=center, name="X", **self._rsvd_params())
+            res = _run_rsvd(
+                op, k, tol, center=center, name=self._rsvd_names(), **self._rsvd_params()
+            )
             U, S, Vh = res
         # scikit-learn >= 1.5 fixes the signs of PCA by the components (v-based svd_flip).
         _flip_signs(U, Vh, u_based=False)
@@ -541,7 +554,7 @@ class TruncatedSVD(_BaseSVDEstimator):
                 f"n_components={nc} must be between 1 and min(n_samples, n_features)={min(X.shape)}"
             )
         op = check_matrix(X)
-        U, S, Vh = _run_rsvd(op, int(nc), None, name="X", **self._rsvd_params())
+        U, S, Vh = _run_rsvd(op, int(nc), None, name=self._rsvd_names(), **self._rsvd_params())
         # scikit-learn >= 1.5 fixes the signs of TruncatedSVD by the components.
         _flip_signs(U, Vh, u_based=False)
         Xt = U * S
