@@ -439,6 +439,34 @@ def test_errors_name_the_estimator_parameters(sparse, xp_path):
             est.fit(X)
 
 
+@pytest.mark.parametrize("xp_path", [False, True])
+@pytest.mark.parametrize("make", [lambda: PCA(3, whiten=True), lambda: TruncatedSVD(3)])
+def test_inverse_transform_validates_its_input(make, xp_path):
+    # 1-D input came back 1-D (scikit-learn raises) and a wrong width gave NumPy's matmul
+    # message
+    X = _data(40, 8)
+    wrap = np.asarray
+    if xp_path:
+        import array_api_strict as xs
+
+        wrap = xs.asarray
+    est = make().fit(wrap(X))
+    Z = est.transform(wrap(X))
+    assert_allclose(np.asarray(est.inverse_transform(Z)), np.asarray(est.inverse_transform(Z)))
+    with pytest.raises(ValueError, match="2-D|2D"):
+        est.inverse_transform(wrap(np.asarray(Z)[0]))
+    with pytest.raises(ValueError, match="2-D|2D"):
+        est.inverse_transform(wrap(np.ones((2, 3, 1))))
+    with pytest.raises(ValueError, match=r"has 4 columns.*3 components"):
+        est.inverse_transform(wrap(np.ones((5, 4))))
+    if not xp_path:
+        sk = (SkPCA(3, whiten=True) if isinstance(est, PCA) else SkTruncatedSVD(3)).fit(X)
+        with pytest.raises(ValueError):
+            sk.inverse_transform(np.asarray(Z)[0])
+        # lists are still accepted (as array-likes are by scikit-learn)
+        assert_allclose(est.inverse_transform(Z.tolist()), est.inverse_transform(Z))
+
+
 def test_non_finite_rejected():
     X = _data(50, 10)
     X[3, 4] = np.nan

@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _lowdim
 from ._validation import Operand, check_matrix, pow2_scale
@@ -253,6 +253,28 @@ class _BaseSVDEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     def _n_features_out(self):
         return self.components_.shape[0]
 
+    def _check_projections(self, X):
+        """The input of inverse_transform: 2-D with one column per component (scikit-learn
+        raises on 1-D input; a wrong width gave NumPy's matmul message). NumPy path: through
+        ``check_array`` (float32/float64, finite); array-API arrays keep their namespace."""
+        if is_xp_array(X):
+            ndim, shape = X.ndim, tuple(X.shape)
+        else:
+            X = check_array(X, dtype=[np.float64, np.float32], allow_nd=True)
+            ndim, shape = X.ndim, X.shape
+        k = self.components_.shape[0]
+        if ndim != 2:
+            raise ValueError(
+                f"X must be a 2-D array of projections of shape (n_samples, {k}), got {ndim}-D "
+                f"with shape {shape}"
+            )
+        if shape[1] != k:
+            raise ValueError(
+                f"X has {shape[1]} columns, but {type(self).__name__} has {k} components: "
+                f"inverse_transform takes projections of shape (n_samples, {k})"
+            )
+        return X
+
     def _validate(self, X, reset: bool):
         return validate_data(
             self,
@@ -459,6 +481,7 @@ class PCA(_BaseSVDEstimator):
     def inverse_transform(self, X):
         """Map projections back to the input space."""
         check_is_fitted(self)
+        X = self._check_projections(X)
         if is_xp_array(X):
             from . import _xp
 
@@ -466,7 +489,6 @@ class PCA(_BaseSVDEstimator):
             if self.whiten:
                 X = X * xp.sqrt(self.explained_variance_)
             return X @ self.components_ + self.mean_
-        X = np.asarray(X)
         if self.whiten:
             X = X * np.sqrt(self.explained_variance_)
         return X @ self.components_ + self.mean_
@@ -587,6 +609,4 @@ class TruncatedSVD(_BaseSVDEstimator):
     def inverse_transform(self, X):
         """Map projections back to the input space."""
         check_is_fitted(self)
-        if is_xp_array(X):
-            return X @ self.components_
-        return np.asarray(X) @ self.components_
+        return self._check_projections(X) @ self.components_
