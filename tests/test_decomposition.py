@@ -260,6 +260,59 @@ def test_pca_variance_fraction(frac, kind, solver):
     assert_allclose(ours.explained_variance_ratio_[:r], ref.explained_variance_ratio_, rtol=1e-6)
 
 
+ZERO_VARIANCE = {
+    "zeros": np.zeros((10, 5)),
+    "ones": np.ones((10, 5)),
+    # columns whose means are exact (0.1 is not: its mean differs from 0.1 by a rounding,
+    # and the centred data are a rank-1 matrix of 1e-17)
+    "constant columns": np.tile([3.0, 0.0, -7.0, 0.5, 1e3], (12, 1)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ZERO_VARIANCE))
+@pytest.mark.parametrize(
+    ("solver", "kind"),
+    [(s, "dense") for s in PCA_SOLVERS]
+    + [("auto", "sparse"), ("randomized", "sparse")]
+    + [(s, "xp") for s in PCA_SOLVERS]
+    + [("auto", "xp sparse")],
+)
+def test_pca_variance_fraction_on_zero_variance_data(name, solver, kind):
+    # A float n_components on data without variance raised IndexError (rsvd's tol mode
+    # returns rank 0 for a zero matrix), LinAlgError or 5 components of rounding noise
+    # (sparse), or kept every component (svd_solver='full'). scikit-learn keeps 1 (its
+    # ratios are NaN there; lowdim's are 0, as for an integer n_components).
+    X = ZERO_VARIANCE[name]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sk = SkPCA(0.5, svd_solver="full").fit(X)
+    assert sk.n_components_ == 1
+    est = PCA(0.5, svd_solver=solver, random_state=0)
+    if kind == "sparse":
+        est.fit(sp.csr_matrix(X))
+    elif kind == "xp":
+        import array_api_strict as xs
+
+        est.fit(xs.asarray(X))
+    elif kind == "xp sparse":  # the array-API code on scipy.sparse (the CuPy sparse route)
+        from lowdim import decomposition as dec
+
+        dec._pca_fit_xp(est, sp.csr_matrix(X))
+    else:
+        est.fit(X)
+    assert est.n_components_ == 1
+    for attr in ("components_", "explained_variance_", "singular_values_", "mean_"):
+        assert_allclose(np.asarray(getattr(est, attr)), getattr(sk, attr), atol=0, err_msg=attr)
+    assert_array_equal(np.asarray(est.explained_variance_ratio_), [0.0])
+    assert est.noise_variance_ == sk.noise_variance_ == 0.0
+    if kind not in ("xp", "xp sparse"):
+        assert_array_equal(est.transform(X), np.zeros((X.shape[0], 1)))
+        assert_array_equal(est.inverse_transform(est.transform(X)), X)
+        assert_array_equal(
+            PCA(0.5, svd_solver=solver).fit_transform(X if kind == "dense" else sp.csr_matrix(X)),
+            np.zeros((X.shape[0], 1)),
+        )
+
+
 @given(
     prob=problems(kinds=("fast", "slow", "flat", "rankdef"), dtypes=(np.float64,)),
     frac=st.sampled_from([0.5, 0.75, 0.9, 0.95, 0.99]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 
 import numpy as np
 import scipy.sparse as sp
@@ -68,6 +69,59 @@ def _variance_scale(s0: float) -> float:
     return pow2_scale(s0, (2.0**-300, 2.0**300))
 
 
+def _fraction_rank(s: np.ndarray, tol: float) -> int:
+    """The number of components kept by ``PCA(n_components=1 - tol**2)`` from all singular
+    values ``s`` (host, descending): the fewest whose share of ``sum(s**2)`` reaches the
+    fraction, and 1 for data without variance (scikit-learn's answer: its ratios are NaN
+    there; every component kept before, or one past the last on array_api_strict)."""
+    s2 = (s.astype(np.float64) * _variance_scale(float(s[0]))) ** 2
+    total = float(np.sum(s2))
+    if not total > 0.0:
+        return 1
+    k = int(np.searchsorted(np.cumsum(s2) / total, 1.0 - tol**2, side="left")) + 1
+    return min(k, s.shape[0])  # a cumulative ratio a rounding short of 1
+
+
+def _constant_columns(X):
+    """The column values of a canonical CSR matrix (scipy or cupyx) whose columns are all
+    constant, else None: exact at any magnitude, O(nnz), nothing densified. A float
+    ``n_components`` needs it on sparse input: the tol mode of rsvd sees the implicitly
+    centred matrix through ``||X||^2 - n ||mean||^2``, which is a rounding residue (or 0,
+    and then a failed rescale) for such data, and scipy's mean of a column of ones is
+    1 - 2^-53."""
+    data, indices = X.data, X.indices
+    mod = np if isinstance(data, np.ndarray) else sys.modules[type(data).__module__.split(".")[0]]
+    m, n = X.shape
+    ref = mod.zeros(n, dtype=data.dtype)
+    ref[indices] = data  # one stored value of each column (0 for an empty one)
+    if bool(mod.any(data != ref[indices])):
+        return None
+    # a column with implicit zeros is constant only if its stored values are 0 too
+    nnz = mod.bincount(indices, minlength=n)
+    if bool(mod.any((nnz < m) & (ref != 0))):
+        return None
+    return ref
+
+
+def _zero_svd(m: int, n: int, dtype, xp=None, like=None):
+    """The rank-1 SVD ``(U, S, Vh)`` of centred data that are exactly 0 (rsvd's tol mode
+    returns rank 0 for them): any unit vector is a principal axis; the first coordinate
+    axis, as LAPACK's SVD of a zero matrix (so scikit-learn's full solver) gives. NumPy
+    arrays, or arrays of namespace ``xp`` on the device of ``like``."""
+    if xp is None:
+        Vh = np.zeros((1, n), dtype)
+        Vh[0, 0] = 1.0
+        return np.zeros((m, 1), dtype, order="F"), np.zeros(1, dtype), Vh
+    from . import _xp
+
+    dev = _xp._device(like)
+    return (
+        xp.zeros((m, 1), dtype=dtype, device=dev),
+        xp.zeros((1,), dtype=dtype, device=dev),
+        xp.eye(1, n, dtype=dtype, device=dev),
+    )
+
+
 def _pca_target(nc, kmax):
     """(k, tol) from PCA's n_components."""
     if nc is None:
@@ -122,12 +176,15 @@ def _pca_fit_xp(est, X):
             f"svd_solver must be 'auto', 'randomized', 'gram' or 'full', got {est.svd_solver!r}"
         )
     sparse = _xp.is_sparse(X)
+    zero_var = None  # the column values of sparse data without variance (tol mode)
     if sparse:
         # implicit centring: the mean is never subtracted from the sparse matrix
         if est.svd_solver in ("full", "gram"):
             raise ValueError(f"svd_solver={est.svd_solver!r} needs dense input")
         op = _xp._Op(xp, X, dt, True)
-        mean = op.col_sums() / n_samples
+        if tol is not None:
+            zero_var = _constant_columns(X)
+        mean = op.col_sums() / n_samples if zero_var is None else zero_var
         Xc, center = X, mean
     else:
         with np.errstate(over="ignore", invalid="ignore"):  # NumPy-backed namespaces
@@ -140,21 +197,24 @@ def _pca_fit_xp(est, X):
     if est.svd_solver == "full":
         U, S, Vh = xp.linalg.svd(Xc, full_matrices=False)
         if tol is not None:
-            s2 = _xp.to_host(S).astype(np.float64)
-            s2 = (s2 * _variance_scale(float(s2[0]))) ** 2
-            ratio = np.cumsum(s2) / max(np.sum(s2), np.finfo(np.float64).tiny)
-            k = int(np.searchsorted(ratio, 1.0 - tol**2, side="left")) + 1
+            k = _fraction_rank(_xp.to_host(S), tol)
         U, S, Vh = U[:, :k], S[:k], Vh[:k, :]
+    elif zero_var is not None:
+        U, S, Vh = _zero_svd(n_samples, n_features, dt, xp, X.data)
     else:
         try:
             U, S, Vh = _xp.rsvd(Xc, k, tol=tol, center=center, **est._rsvd_params())
         except (ValueError, TypeError) as e:
             raise _renamed(e, est._rsvd_names()) from None
+        if S.shape[0] == 0:  # tol mode on centred data that are exactly 0
+            U, S, Vh = _zero_svd(n_samples, n_features, dt, xp, Xc)
     U, Vh = _xp.flip_signs(xp, U, Vh, u_based=False)
     ncomp = int(S.shape[0])
     # variances of c X (c = 1 unless squares of X leave float64's range), scaled back
     c = _variance_scale(float(S[0]))
-    if sparse:
+    if zero_var is not None:
+        total_var = 0.0
+    elif sparse:
         op = _xp._Op(xp, X * c if c != 1.0 else X, dt, True)
         op.c = mean * c if c != 1.0 else mean
         total_var = op.frob_sq() / (n_samples - 1)
@@ -403,11 +463,19 @@ class PCA(_BaseSVDEstimator):
                 f"got {self.svd_solver!r}"
             )
         mean = np.asarray(X.mean(axis=0), dtype=X.dtype).ravel()
-        self.mean_ = mean
+        zero_var = None  # the column values of sparse data without variance (tol mode)
         if sp.issparse(X):
             if self.svd_solver in ("full", "gram"):
                 raise ValueError(f"svd_solver={self.svd_solver!r} needs dense input")
-            op = check_matrix(X.tocsr() if X.format != "csr" else X, allow_csc=False)
+            Xr = X.tocsr() if X.format != "csr" else X
+            if tol is not None:
+                if not Xr.has_canonical_format:
+                    Xr = Xr.copy()
+                    Xr.sum_duplicates()
+                zero_var = _constant_columns(Xr)
+                if zero_var is not None:
+                    mean = zero_var
+            op = check_matrix(Xr, allow_csc=False)
             center = mean
             var_src, var_mean = X, mean
         else:
@@ -419,6 +487,7 @@ class PCA(_BaseSVDEstimator):
             op = Operand(Xc, Xc.shape, Xc.dtype, False)
             center = None
             var_src, var_mean = Xc, np.zeros_like(mean)
+        self.mean_ = mean
         if self.svd_solver == "full":
             if not math.isfinite(_lowdim.max_abs(op.payload)):
                 # centring overflowed (|x - mean| beyond float64's range): LAPACK's SVD loops
@@ -426,21 +495,26 @@ class PCA(_BaseSVDEstimator):
                 raise ValueError(_NON_FINITE_CENTRED)
             U, S, Vh = np.linalg.svd(op.payload, full_matrices=False)
             if tol is not None:
-                S2 = (S.astype(np.float64) * _variance_scale(float(S[0]))) ** 2
-                ratio = np.cumsum(S2) / max(np.sum(S2), np.finfo(np.float64).tiny)
-                k = int(np.searchsorted(ratio, 1.0 - tol**2, side="left")) + 1
+                k = _fraction_rank(S, tol)
             U, S, Vh = U[:, :k], S[:k], Vh[:k]
+        elif zero_var is not None:
+            U, S, Vh = _zero_svd(n_samples, n_features, X.dtype)
         else:
             res = _run_rsvd(
                 op, k, tol, center=center, name=self._rsvd_names(), **self._rsvd_params()
             )
             U, S, Vh = res
+            if S.shape[0] == 0:  # tol mode on centred data that are exactly 0
+                U, S, Vh = _zero_svd(n_samples, n_features, X.dtype)
         # scikit-learn >= 1.5 fixes the signs of PCA by the components (v-based svd_flip).
         _flip_signs(U, Vh, u_based=False)
         ncomp = S.shape[0]
         # variances of c X (c = 1 unless squares of X leave float64's range), scaled back
         c = _variance_scale(float(S[0]))
-        total_var = _column_variance_sum(var_src, var_mean, ddof=1, c=c)
+        if zero_var is None:
+            total_var = _column_variance_sum(var_src, var_mean, ddof=1, c=c)
+        else:
+            total_var = 0.0  # (sum x^2 - n mean^2 can leave a rounding residue)
         ev = ((S.astype(np.float64) * c) ** 2) / (n_samples - 1)
         self.components_ = Vh
         self.singular_values_ = S
