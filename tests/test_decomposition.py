@@ -146,6 +146,92 @@ def test_pca_whiten_matches_sklearn(solver):
     assert_allclose(Xb, ref.inverse_transform(ref.transform(X)), atol=1e-8)
 
 
+def _wrap(kind):
+    if kind == "xp":
+        import array_api_strict as xs
+
+        return xs.asarray
+    return sp.csr_matrix if kind == "sparse" else np.asarray
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse", "xp"])
+@pytest.mark.parametrize("solver", PCA_SOLVERS)
+def test_pca_whiten_zero_variance(solver, kind):
+    # transform divided by sqrt(explained_variance_) = 0: NaN / inf. scikit-learn clips the
+    # divisor at eps; fit_transform must agree with transform (U * sqrt(n - 1) is an
+    # arbitrary unit vector's multiple for a zero singular value), inverse_transform with
+    # both
+    if kind == "sparse" and solver in ("full", "gram"):
+        pytest.skip("dense solvers")
+    wrap = _wrap(kind)
+    Z = np.zeros((10, 4))
+    est = PCA(2, whiten=True, svd_solver=solver, random_state=0)
+    got = np.asarray(est.fit_transform(wrap(Z)))
+    with np.errstate(invalid="ignore", divide="ignore"):  # scikit-learn's ratios 0 / 0
+        ref = SkPCA(2, whiten=True, svd_solver="full").fit(Z)
+    assert_array_equal(np.asarray(est.transform(wrap(Z))), ref.transform(Z))
+    assert_array_equal(ref.transform(Z), 0.0)
+    assert_array_equal(got, 0.0)
+    assert_array_equal(np.asarray(est.inverse_transform(est.transform(wrap(Z)))), Z)
+    # a constant column: four components with variance, one without
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 5)) @ rng.standard_normal((5, 5))
+    X[:, 2] = 5.0
+    est = PCA(5, whiten=True, svd_solver=solver, random_state=0)
+    ft = np.asarray(est.fit_transform(wrap(X)))
+    t = np.asarray(est.transform(wrap(X)))
+    assert np.isfinite(ft).all() and np.isfinite(t).all()
+    ref = SkPCA(5, whiten=True, svd_solver="full").fit(X)
+    assert_allclose(t[:, :4], ref.transform(X)[:, :4], atol=1e-8)
+    assert_allclose(ft[:, :4], t[:, :4], atol=1e-8)
+    # the fifth: the projection on a direction of zero variance, a rounding error, over eps
+    # (scikit-learn's values are such errors too)
+    assert np.abs(t[:, 4]).max() < 1e3 and np.abs(ft[:, 4]).max() < 1e3
+    P = np.asarray(est.inverse_transform(_wrap("xp" if kind == "xp" else "dense")(t)))
+    assert_allclose(P, X, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse", "xp"])
+@pytest.mark.parametrize("solver", PCA_SOLVERS)
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+def test_pca_whiten_at_extreme_scales(scale, solver, kind):
+    # the variances are 0 / inf there (by design: the honest float64 values), and transform
+    # divided by their square roots: all-0 or +-inf while fit_transform was finite. The
+    # whitening now comes from the scaled variances: whitened data are scale-invariant
+    if kind == "sparse" and solver in ("full", "gram"):
+        pytest.skip("dense solvers")
+    wrap = _wrap(kind)
+    X = _data(60, 12)
+    ref = PCA(3, whiten=True, svd_solver=solver, random_state=0)
+    Zr = np.asarray(ref.fit_transform(wrap(X)))
+    est = PCA(3, whiten=True, svd_solver=solver, random_state=0)
+    with np.errstate(all="raise"):  # no overflow reaches NumPy's warnings
+        Z = np.asarray(est.fit_transform(wrap(X * scale)))
+        T = np.asarray(est.transform(wrap(X * scale)))
+        B = np.asarray(est.inverse_transform(est.transform(wrap(X * scale))))
+    ev = np.asarray(est.explained_variance_)
+    assert np.all(ev == (np.inf if scale > 1 else 0.0))
+    assert_allclose(Z, Zr, rtol=1e-9, atol=1e-9)
+    assert_allclose(T, Zr, rtol=1e-9, atol=1e-9)
+    assert_allclose(B / scale, np.asarray(ref.inverse_transform(ref.transform(wrap(X)))), atol=1e-9)
+
+
+@pytest.mark.parametrize("scale", [1e21, 1e-30])
+def test_pca_whiten_float32_out_of_range_variances(scale):
+    # float32 variances overflow (1e21 data) or underflow below eps (1e-30): scikit-learn's
+    # rule (the divisor clipped at eps32) holds for the small data; the large ones must not
+    # give all-0
+    X = (_data(60, 12) * scale).astype(np.float32)
+    est = PCA(3, whiten=True, random_state=0)
+    Z = est.fit_transform(X)
+    T = est.transform(X)
+    assert Z.dtype == T.dtype == np.float32
+    assert np.isfinite(T).all()
+    assert_allclose(T, Z, rtol=1e-3, atol=1e-3 * np.abs(Z).max())
+    if scale > 1:
+        assert np.abs(T).max() > 0.1
+
+
 @pytest.mark.parametrize("solver", ["auto", "randomized", "gram"])
 def test_pca_float32_preserved(solver):
     X64 = _data(150, 20, kind="fast")

@@ -69,6 +69,30 @@ def _variance_scale(s0: float) -> float:
     return pow2_scale(s0, (2.0**-300, 2.0**300))
 
 
+def _whitening(xp, S, n_samples: int):
+    """``(scale, factor)`` of a whitened PCA with singular values ``S`` (an array of
+    namespace ``xp``, on its device; NumPy: ``xp = np``): ``transform`` divides the centred
+    projections by ``scale`` and ``inverse_transform`` multiplies by it, ``fit_transform``
+    multiplies U by ``factor``, so that fit_transform(X) == transform(X).
+
+    ``scale`` is scikit-learn's ``sqrt(explained_variance_)`` clipped from below at the
+    dtype's eps, computed as ``S / sqrt(n - 1)`` at the power-of-two scale of
+    :func:`_variance_scale` (the variances themselves are 0 or inf for data beyond
+    ``2^+-300``: transform gave all-0 or +-inf there while fit_transform was finite); the
+    clip applies at that scale. ``factor`` is ``sqrt(n - 1)`` where the scale is not
+    clipped (scikit-learn's ``U * sqrt(n - 1)``), else ``S / scale``: 0 for a component
+    without variance, whose U column is an arbitrary unit vector."""
+    c = _variance_scale(float(S[0]))
+    eps = float(np.finfo(np.float32 if S.dtype == xp.float32 else np.float64).eps)
+    root = math.sqrt(n_samples - 1)
+    s = xp.astype(S, xp.float64) * c
+    std = s / root
+    clipped = std < eps
+    scale = xp.clip(std, min=eps) * (1.0 / c)
+    factor = xp.where(clipped, s / eps, xp.full_like(s, root))
+    return xp.astype(scale, S.dtype), xp.astype(factor, S.dtype)
+
+
 def _fraction_rank(s: np.ndarray, tol: float) -> int:
     """The number of components kept by ``PCA(n_components=1 - tol**2)`` from all singular
     values ``s`` (host, descending): the fewest whose share of ``sum(s**2)`` reaches the
@@ -358,7 +382,10 @@ class PCA(_BaseSVDEstimator):
     copy : bool, default True
         If False, dense float input is centred in place (saves one copy of X).
     whiten : bool, default False
-        Scale the projections to unit variance.
+        Scale the projections to unit variance: divided by ``sqrt(explained_variance_)``,
+        clipped from below at the dtype's eps as in scikit-learn (a component without
+        variance does not give NaN or infinity). For data beyond ``2^+-300``, whose
+        variances are 0 or inf in float64, the scale comes from the singular values.
     svd_solver : {"auto", "randomized", "gram", "full"}, default "auto"
         "auto" lets lowdim pick (Gram + eigh for tall-skinny dense data, exact SVD when all
         components are wanted, randomized otherwise); "full" is LAPACK's exact SVD (dense
@@ -436,7 +463,8 @@ class PCA(_BaseSVDEstimator):
         return self
 
     def fit_transform(self, X, y=None):
-        """Fit on X and return its projection (``U * S``, or ``U * sqrt(n - 1)`` whitened)."""
+        """Fit on X and return its projection: ``U * S``, or whitened ``U * sqrt(n - 1)``
+        (``U * S / eps`` for a component whose scale is clipped), equal to ``transform(X)``."""
         if _is_dask(X):
             from . import _dask
 
@@ -444,12 +472,14 @@ class PCA(_BaseSVDEstimator):
         elif is_xp_array(X):
             U, S = _pca_fit_xp(self, X)
             if self.whiten:
-                return U * (float(self.n_samples_ - 1) ** 0.5)
+                from . import _xp
+
+                return U * _whitening(_xp.namespace(S), S, self.n_samples_)[1]
             return U * S
         else:
             U, S = self._fit(X)
         if self.whiten:
-            return U * np.sqrt(self.n_samples_ - 1, dtype=U.dtype)
+            return U * _whitening(np, np.asarray(S), self.n_samples_)[1]
         return U * S
 
     def _fit(self, X):
@@ -543,13 +573,13 @@ class PCA(_BaseSVDEstimator):
             xp, X, _ = _xp_validate(self, X, False)
             Xt = X @ self.components_.T - self.mean_ @ self.components_.T
             if self.whiten:
-                Xt = Xt / xp.sqrt(self.explained_variance_)
+                Xt = Xt / _whitening(xp, self.singular_values_, self.n_samples_)[0]
             return Xt
         X = self._validate(X, reset=False)
         Xt = X @ self.components_.T
         Xt = np.asarray(Xt) - (self.mean_ @ self.components_.T)
         if self.whiten:
-            Xt /= np.sqrt(self.explained_variance_)
+            Xt /= _whitening(np, self.singular_values_, self.n_samples_)[0]
         return Xt
 
     def inverse_transform(self, X):
@@ -561,10 +591,10 @@ class PCA(_BaseSVDEstimator):
 
             xp = _xp.namespace(X)
             if self.whiten:
-                X = X * xp.sqrt(self.explained_variance_)
+                X = X * _whitening(xp, self.singular_values_, self.n_samples_)[0]
             return X @ self.components_ + self.mean_
         if self.whiten:
-            X = X * np.sqrt(self.explained_variance_)
+            X = X * _whitening(np, self.singular_values_, self.n_samples_)[0]
         return X @ self.components_ + self.mean_
 
 
