@@ -146,6 +146,92 @@ def test_pca_whiten_matches_sklearn(solver):
     assert_allclose(Xb, ref.inverse_transform(ref.transform(X)), atol=1e-8)
 
 
+def _wrap(kind):
+    if kind == "xp":
+        import array_api_strict as xs
+
+        return xs.asarray
+    return sp.csr_matrix if kind == "sparse" else np.asarray
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse", "xp"])
+@pytest.mark.parametrize("solver", PCA_SOLVERS)
+def test_pca_whiten_zero_variance(solver, kind):
+    # transform divided by sqrt(explained_variance_) = 0: NaN / inf. scikit-learn clips the
+    # divisor at eps; fit_transform must agree with transform (U * sqrt(n - 1) is an
+    # arbitrary unit vector's multiple for a zero singular value), inverse_transform with
+    # both
+    if kind == "sparse" and solver in ("full", "gram"):
+        pytest.skip("dense solvers")
+    wrap = _wrap(kind)
+    Z = np.zeros((10, 4))
+    est = PCA(2, whiten=True, svd_solver=solver, random_state=0)
+    got = np.asarray(est.fit_transform(wrap(Z)))
+    with np.errstate(invalid="ignore", divide="ignore"):  # scikit-learn's ratios 0 / 0
+        ref = SkPCA(2, whiten=True, svd_solver="full").fit(Z)
+    assert_array_equal(np.asarray(est.transform(wrap(Z))), ref.transform(Z))
+    assert_array_equal(ref.transform(Z), 0.0)
+    assert_array_equal(got, 0.0)
+    assert_array_equal(np.asarray(est.inverse_transform(est.transform(wrap(Z)))), Z)
+    # a constant column: four components with variance, one without
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 5)) @ rng.standard_normal((5, 5))
+    X[:, 2] = 5.0
+    est = PCA(5, whiten=True, svd_solver=solver, random_state=0)
+    ft = np.asarray(est.fit_transform(wrap(X)))
+    t = np.asarray(est.transform(wrap(X)))
+    assert np.isfinite(ft).all() and np.isfinite(t).all()
+    ref = SkPCA(5, whiten=True, svd_solver="full").fit(X)
+    assert_allclose(t[:, :4], ref.transform(X)[:, :4], atol=1e-8)
+    assert_allclose(ft[:, :4], t[:, :4], atol=1e-8)
+    # the fifth: the projection on a direction of zero variance, a rounding error, over eps
+    # (scikit-learn's values are such errors too)
+    assert np.abs(t[:, 4]).max() < 1e3 and np.abs(ft[:, 4]).max() < 1e3
+    P = np.asarray(est.inverse_transform(_wrap("xp" if kind == "xp" else "dense")(t)))
+    assert_allclose(P, X, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse", "xp"])
+@pytest.mark.parametrize("solver", PCA_SOLVERS)
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+def test_pca_whiten_at_extreme_scales(scale, solver, kind):
+    # the variances are 0 / inf there (by design: the honest float64 values), and transform
+    # divided by their square roots: all-0 or +-inf while fit_transform was finite. The
+    # whitening now comes from the scaled variances: whitened data are scale-invariant
+    if kind == "sparse" and solver in ("full", "gram"):
+        pytest.skip("dense solvers")
+    wrap = _wrap(kind)
+    X = _data(60, 12)
+    ref = PCA(3, whiten=True, svd_solver=solver, random_state=0)
+    Zr = np.asarray(ref.fit_transform(wrap(X)))
+    est = PCA(3, whiten=True, svd_solver=solver, random_state=0)
+    with np.errstate(all="raise"):  # no overflow reaches NumPy's warnings
+        Z = np.asarray(est.fit_transform(wrap(X * scale)))
+        T = np.asarray(est.transform(wrap(X * scale)))
+        B = np.asarray(est.inverse_transform(est.transform(wrap(X * scale))))
+    ev = np.asarray(est.explained_variance_)
+    assert np.all(ev == (np.inf if scale > 1 else 0.0))
+    assert_allclose(Z, Zr, rtol=1e-9, atol=1e-9)
+    assert_allclose(T, Zr, rtol=1e-9, atol=1e-9)
+    assert_allclose(B / scale, np.asarray(ref.inverse_transform(ref.transform(wrap(X)))), atol=1e-9)
+
+
+@pytest.mark.parametrize("scale", [1e21, 1e-30])
+def test_pca_whiten_float32_out_of_range_variances(scale):
+    # float32 variances overflow (1e21 data) or underflow below eps (1e-30): scikit-learn's
+    # rule (the divisor clipped at eps32) holds for the small data; the large ones must not
+    # give all-0
+    X = (_data(60, 12) * scale).astype(np.float32)
+    est = PCA(3, whiten=True, random_state=0)
+    Z = est.fit_transform(X)
+    T = est.transform(X)
+    assert Z.dtype == T.dtype == np.float32
+    assert np.isfinite(T).all()
+    assert_allclose(T, Z, rtol=1e-3, atol=1e-3 * np.abs(Z).max())
+    if scale > 1:
+        assert np.abs(T).max() > 0.1
+
+
 @pytest.mark.parametrize("solver", ["auto", "randomized", "gram"])
 def test_pca_float32_preserved(solver):
     X64 = _data(150, 20, kind="fast")
@@ -258,6 +344,59 @@ def test_pca_variance_fraction(frac, kind, solver):
         assert ours.n_components_ == ref.n_components_
     r = ref.n_components_
     assert_allclose(ours.explained_variance_ratio_[:r], ref.explained_variance_ratio_, rtol=1e-6)
+
+
+ZERO_VARIANCE = {
+    "zeros": np.zeros((10, 5)),
+    "ones": np.ones((10, 5)),
+    # columns whose means are exact (0.1 is not: its mean differs from 0.1 by a rounding,
+    # and the centred data are a rank-1 matrix of 1e-17)
+    "constant columns": np.tile([3.0, 0.0, -7.0, 0.5, 1e3], (12, 1)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ZERO_VARIANCE))
+@pytest.mark.parametrize(
+    ("solver", "kind"),
+    [(s, "dense") for s in PCA_SOLVERS]
+    + [("auto", "sparse"), ("randomized", "sparse")]
+    + [(s, "xp") for s in PCA_SOLVERS]
+    + [("auto", "xp sparse")],
+)
+def test_pca_variance_fraction_on_zero_variance_data(name, solver, kind):
+    # A float n_components on data without variance raised IndexError (rsvd's tol mode
+    # returns rank 0 for a zero matrix), LinAlgError or 5 components of rounding noise
+    # (sparse), or kept every component (svd_solver='full'). scikit-learn keeps 1 (its
+    # ratios are NaN there; lowdim's are 0, as for an integer n_components).
+    X = ZERO_VARIANCE[name]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sk = SkPCA(0.5, svd_solver="full").fit(X)
+    assert sk.n_components_ == 1
+    est = PCA(0.5, svd_solver=solver, random_state=0)
+    if kind == "sparse":
+        est.fit(sp.csr_matrix(X))
+    elif kind == "xp":
+        import array_api_strict as xs
+
+        est.fit(xs.asarray(X))
+    elif kind == "xp sparse":  # the array-API code on scipy.sparse (the CuPy sparse route)
+        from lowdim import decomposition as dec
+
+        dec._pca_fit_xp(est, sp.csr_matrix(X))
+    else:
+        est.fit(X)
+    assert est.n_components_ == 1
+    for attr in ("components_", "explained_variance_", "singular_values_", "mean_"):
+        assert_allclose(np.asarray(getattr(est, attr)), getattr(sk, attr), atol=0, err_msg=attr)
+    assert_array_equal(np.asarray(est.explained_variance_ratio_), [0.0])
+    assert est.noise_variance_ == sk.noise_variance_ == 0.0
+    if kind not in ("xp", "xp sparse"):
+        assert_array_equal(est.transform(X), np.zeros((X.shape[0], 1)))
+        assert_array_equal(est.inverse_transform(est.transform(X)), X)
+        assert_array_equal(
+            PCA(0.5, svd_solver=solver).fit_transform(X if kind == "dense" else sp.csr_matrix(X)),
+            np.zeros((X.shape[0], 1)),
+        )
 
 
 @given(
@@ -403,8 +542,68 @@ def test_bad_solver_options():
         TruncatedSVD(2, algorithm="arpack").fit(X)
     with pytest.raises(ValueError, match="power_iteration_normalizer"):
         PCA(2, svd_solver="randomized", power_iteration_normalizer="bogus").fit(X)
-    with pytest.raises(ValueError, match="n_iter"):
+    with pytest.raises(ValueError, match="^iterated_power must be 'auto'"):
         PCA(2, svd_solver="randomized", iterated_power="bogus").fit(X)
+
+
+@pytest.mark.parametrize("xp_path", [False, True])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_errors_name_the_estimator_parameters(sparse, xp_path):
+    # rsvd validates the estimators' parameters: its messages said n_iter / seed / solver
+    # ("n_iter=-1 is out of range", "seed must be ...") for iterated_power / random_state /
+    # svd_solver and algorithm
+    if xp_path and sparse:
+        pytest.skip("the array-API path takes cupyx sparse only (CuPy)")
+    X = _data(50, 10)
+    X = sp.csr_matrix(X) if sparse else X
+    if xp_path:
+        import array_api_strict as xs
+
+        X = xs.asarray(X)
+    cases = [
+        (PCA(2, iterated_power=-1), ValueError, r"^iterated_power=-1 is out of range"),
+        (PCA(2, iterated_power=1.5), TypeError, r"^iterated_power must be an integer"),
+        (PCA(2, iterated_power="x"), ValueError, r"^iterated_power must be 'auto'"),
+        (PCA(2, random_state="x"), TypeError, r"^random_state must be None, an int"),
+        (PCA(2, random_state=-1), ValueError, r"^random_state=-1 must be in"),
+        (PCA(2, n_oversamples=-1), ValueError, r"^n_oversamples=-1 is out of range"),
+        (PCA(0.5, iterated_power=-1), ValueError, r"^iterated_power=-1 is out of range"),
+        (TruncatedSVD(2, n_iter=-1), ValueError, r"^n_iter=-1 is out of range"),
+        (TruncatedSVD(2, random_state="x"), TypeError, r"^random_state must be None"),
+    ]
+    if sparse:
+        cases.append((TruncatedSVD(2, algorithm="gram"), ValueError, r"^algorithm='gram' needs"))
+    for est, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            est.fit(X)
+
+
+@pytest.mark.parametrize("xp_path", [False, True])
+@pytest.mark.parametrize("make", [lambda: PCA(3, whiten=True), lambda: TruncatedSVD(3)])
+def test_inverse_transform_validates_its_input(make, xp_path):
+    # 1-D input came back 1-D (scikit-learn raises) and a wrong width gave NumPy's matmul
+    # message
+    X = _data(40, 8)
+    wrap = np.asarray
+    if xp_path:
+        import array_api_strict as xs
+
+        wrap = xs.asarray
+    est = make().fit(wrap(X))
+    Z = est.transform(wrap(X))
+    assert_allclose(np.asarray(est.inverse_transform(Z)), np.asarray(est.inverse_transform(Z)))
+    with pytest.raises(ValueError, match="2-D|2D"):
+        est.inverse_transform(wrap(np.asarray(Z)[0]))
+    with pytest.raises(ValueError, match="2-D|2D"):
+        est.inverse_transform(wrap(np.ones((2, 3, 1))))
+    with pytest.raises(ValueError, match=r"has 4 columns.*3 components"):
+        est.inverse_transform(wrap(np.ones((5, 4))))
+    if not xp_path:
+        sk = (SkPCA(3, whiten=True) if isinstance(est, PCA) else SkTruncatedSVD(3)).fit(X)
+        with pytest.raises(ValueError):
+            sk.inverse_transform(np.asarray(Z)[0])
+        # lists are still accepted (as array-likes are by scikit-learn)
+        assert_allclose(est.inverse_transform(Z.tolist()), est.inverse_transform(Z))
 
 
 def test_non_finite_rejected():

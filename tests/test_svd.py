@@ -179,6 +179,51 @@ def test_rank_deficient_exact_recovery(prob):
     assert_allclose(res.S, s_true[:k], rtol=0, atol=resid_tol(A.dtype) * s_true[0])
 
 
+def test_svd_result_attributes_have_defaults_and_survive_copies():
+    # rel_error and solver are documented attributes: a user-built result has them (None),
+    # and _replace, pickle and copy keep the computed ones (they were lost or missing)
+    import copy
+    import pickle
+
+    res = lowdim.SVDResult(np.eye(2), np.ones(2), np.eye(2))
+    assert res.rel_error is None and res.solver is None
+    U, S, Vh = res
+    assert S.shape == (2,)
+    A = np.random.default_rng(0).standard_normal((30, 12))
+    got = lowdim.rsvd(A, tol=0.5, seed=0)
+    assert got.rel_error is not None and got.solver == "randqb"
+    for other in (
+        got._replace(S=got.S * 2),
+        pickle.loads(pickle.dumps(got)),
+        copy.copy(got),
+        copy.deepcopy(got),
+    ):
+        assert isinstance(other, lowdim.SVDResult)
+        assert other.rel_error == got.rel_error and other.solver == got.solver
+    assert got._replace(S=got.S * 2).S[0] == 2 * got.S[0]
+    assert lowdim.rsvd(A, 3, seed=0)._replace(S=None).rel_error is None
+
+
+def test_sparse_csc_factors_have_the_documented_order():
+    # U Fortran-ordered and Vh C-ordered for every input (CSC ran on A^T and made U C-ordered)
+    for shape in ((60, 40), (40, 60)):
+        A = sp.random(*shape, density=0.2, random_state=1)
+        U, S, Vh = np.linalg.svd(A.toarray())
+        for kw in ({"k": 3}, {"tol": 0.5}):
+            for M in (A.tocsr(), A.tocsc(), A.tocoo(), A.toarray()):
+                res = lowdim.rsvd(M, seed=0, n_iter=20, **kw)
+                assert res.U.flags.f_contiguous and res.Vh.flags.c_contiguous, (shape, M.format)
+                assert_sign_convention(res.U)
+                if "k" in kw:
+                    assert_allclose(res.S, S[:3], rtol=1e-8)
+                    assert_allclose(
+                        (res.U * res.S) @ res.Vh, (U[:, :3] * S[:3]) @ Vh[:3], atol=1e-5
+                    )
+                else:
+                    R = A.toarray() - (res.U * res.S) @ res.Vh
+                    assert np.linalg.norm(R) <= 0.5 * np.linalg.norm(S) * (1 + 1e-12)
+
+
 def test_one_row_and_one_column(rng):
     for shape in ((1, 7), (9, 1), (1, 1)):
         A = rng.standard_normal(shape)

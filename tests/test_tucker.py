@@ -392,6 +392,73 @@ def test_type_errors():
         lowdim.mode_product(sp.coo_matrix(np.ones((4, 3))), np.ones((2, 4)), 0)
 
 
+def test_tensor_arguments_are_named_in_type_errors():
+    # tucker_to_tensor named none of its arguments ("A has dtype object" for a sparse core,
+    # "A has boolean dtype" for a bool one): the sparse check comes first, and the message
+    # names core, factors[i], X or M
+    core, fs = np.ones((2, 2)), [np.eye(2)] * 2
+    with pytest.raises(TypeError, match=r"^core is a scipy.sparse .*toarray"):
+        lowdim.tucker_to_tensor(sp.csr_matrix(core), fs)
+    with pytest.raises(TypeError, match=r"^factors\[1\] is a scipy.sparse .*toarray"):
+        lowdim.tucker_to_tensor(core, [fs[0], sp.csr_matrix(fs[1])])
+    with pytest.raises(TypeError, match=r"^core has boolean dtype"):
+        lowdim.tucker_to_tensor(core.astype(bool), fs)
+    with pytest.raises(TypeError, match=r"^factors\[0\] has complex dtype"):
+        lowdim.tucker_to_tensor(core, [fs[0].astype(complex), fs[1]])
+    with pytest.raises(TypeError, match=r"^X has boolean dtype"):
+        lowdim.mode_product(core.astype(bool), fs[0], 0)
+    with pytest.raises(TypeError, match=r"^M has dtype object"):
+        lowdim.mode_product(core, fs[0].astype(object), 0)
+    with pytest.raises(TypeError, match=r"^M is a scipy.sparse .*toarray"):
+        lowdim.mode_product(core, sp.csr_matrix(fs[0]), 0)
+    with pytest.raises(TypeError, match=r"^core is a scipy.sparse .*toarray"):
+        lowdim.TuckerTensor(sp.csr_matrix(core), fs)
+
+
+def test_out_sharing_memory_with_an_input_is_a_value_error():
+    # the Rust bindings refused it with "TypeError: The given array is already borrowed"
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((3, 3, 3))
+    fs = [np.eye(3)] * 3
+    for call in (
+        lambda out: lowdim.mode_product(Y, np.eye(3), 0, out=out),
+        lambda out: lowdim.tucker_to_tensor(Y, fs, out=out),
+    ):
+        with pytest.raises(ValueError, match="out must not share memory"):
+            call(Y)
+    big = np.zeros((6, 3, 3))
+    with pytest.raises(ValueError, match="out must not share memory"):
+        lowdim.mode_product(big[1:4], np.eye(3), 0, out=big[:3])  # overlapping views
+    np.testing.assert_array_equal(lowdim.mode_product(big[3:], np.eye(3), 0, out=big[:3]), 0)
+    M = np.zeros((3, 3, 3))
+    with pytest.raises(ValueError, match="out must not share memory"):
+        lowdim.mode_product(Y, M[0], 1, out=M)
+    with pytest.raises(ValueError, match="out must not share memory"):
+        lowdim.tucker_to_tensor(Y, [np.eye(3), M[:, :, 0], np.eye(3)], out=M)
+    # a separate buffer still works, and so does one that only needs a dtype conversion
+    out = np.empty((3, 3, 3))
+    np.testing.assert_allclose(lowdim.mode_product(Y, np.eye(3), 0, out=out), Y)
+    Yi = np.arange(27, dtype=np.int64).reshape(3, 3, 3)
+    np.testing.assert_array_equal(lowdim.mode_product(Yi, np.eye(3), 0, out=out), Yi)
+
+
+def test_tucker_tensor_accepts_a_scalar_mode():
+    # tucker(..., modes=0) took a scalar; TuckerTensor raised "'int' object is not iterable"
+    core, f = np.ones((2, 3)), np.ones((4, 2))
+    T = lowdim.TuckerTensor(core, [f], modes=0)
+    assert T.modes == (0,) and T.shape == (4, 3)
+    assert lowdim.TuckerTensor(core, [f], modes=np.int64(0)).modes == (0,)
+    assert lowdim.TuckerTensor(core, [np.ones((5, 3))], modes=-1).modes == (1,)
+    np.testing.assert_allclose(T.to_tensor(), f @ core)
+    X = np.random.default_rng(0).standard_normal((4, 3, 5))
+    assert (
+        lowdim.tucker(X, 2, modes=1).modes
+        == lowdim.TuckerTensor(*lowdim.tucker(X, 2, modes=1), modes=1).modes
+    )
+    with pytest.raises(TypeError, match="modes"):
+        lowdim.TuckerTensor(core, [f], modes="0")
+
+
 @pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e-160, 1e160, 1e300])
 @pytest.mark.parametrize("method", ["hosvd", "sthosvd", "hooi"])
 @pytest.mark.parametrize("kw", [{"rank": 3}, {"tol": 0.5}, {"rank": 3, "svd": "randomized"}])

@@ -404,6 +404,20 @@ def test_mode_product_xp_dtype_out_and_errors():
         lowdim.mode_product(X, M32, 1, out=xs.zeros((3, 3, 5), dtype=xs.float32))
 
 
+def test_tensor_functions_xp_name_their_arguments():
+    # the array-API path named every argument "A" ("A has boolean dtype")
+    core = xs.asarray(np.ones((2, 2)))
+    eye = xs.asarray(np.eye(2))
+    with pytest.raises(TypeError, match=r"^core has boolean dtype"):
+        lowdim.tucker_to_tensor(xs.astype(core, xs.bool), [eye, eye])
+    with pytest.raises(TypeError, match=r"^factors\[1\] has boolean dtype"):
+        lowdim.tucker_to_tensor(core, [eye, xs.astype(eye, xs.bool)])
+    with pytest.raises(TypeError, match=r"^X has boolean dtype"):
+        lowdim.mode_product(xs.astype(core, xs.bool), eye, 0)
+    with pytest.raises(TypeError, match=r"^M has boolean dtype"):
+        lowdim.mode_product(core, xs.astype(eye, xs.bool), 0)
+
+
 def test_tucker_to_tensor_matches_rust(backend):
     to, back, public, mod = backend
     rng = np.random.default_rng(5)

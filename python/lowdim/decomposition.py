@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _lowdim
 from ._validation import Operand, check_matrix, pow2_scale
@@ -66,6 +67,83 @@ def _variance_scale(s0: float) -> float:
     are scaled back (inf or 0 where float64 cannot hold them). The exact power of two leaves
     in-range data bit-identical."""
     return pow2_scale(s0, (2.0**-300, 2.0**300))
+
+
+def _whitening(xp, S, n_samples: int):
+    """``(scale, factor)`` of a whitened PCA with singular values ``S`` (an array of
+    namespace ``xp``, on its device; NumPy: ``xp = np``): ``transform`` divides the centred
+    projections by ``scale`` and ``inverse_transform`` multiplies by it, ``fit_transform``
+    multiplies U by ``factor``, so that fit_transform(X) == transform(X).
+
+    ``scale`` is scikit-learn's ``sqrt(explained_variance_)`` clipped from below at the
+    dtype's eps, computed as ``S / sqrt(n - 1)`` at the power-of-two scale of
+    :func:`_variance_scale` (the variances themselves are 0 or inf for data beyond
+    ``2^+-300``: transform gave all-0 or +-inf there while fit_transform was finite); the
+    clip applies at that scale. ``factor`` is ``sqrt(n - 1)`` where the scale is not
+    clipped (scikit-learn's ``U * sqrt(n - 1)``), else ``S / scale``: 0 for a component
+    without variance, whose U column is an arbitrary unit vector."""
+    c = _variance_scale(float(S[0]))
+    eps = float(np.finfo(np.float32 if S.dtype == xp.float32 else np.float64).eps)
+    root = math.sqrt(n_samples - 1)
+    s = xp.astype(S, xp.float64) * c
+    std = s / root
+    clipped = std < eps
+    scale = xp.clip(std, min=eps) * (1.0 / c)
+    factor = xp.where(clipped, s / eps, xp.full_like(s, root))
+    return xp.astype(scale, S.dtype), xp.astype(factor, S.dtype)
+
+
+def _fraction_rank(s: np.ndarray, tol: float) -> int:
+    """The number of components kept by ``PCA(n_components=1 - tol**2)`` from all singular
+    values ``s`` (host, descending): the fewest whose share of ``sum(s**2)`` reaches the
+    fraction, and 1 for data without variance (scikit-learn's answer: its ratios are NaN
+    there; every component kept before, or one past the last on array_api_strict)."""
+    s2 = (s.astype(np.float64) * _variance_scale(float(s[0]))) ** 2
+    total = float(np.sum(s2))
+    if not total > 0.0:
+        return 1
+    k = int(np.searchsorted(np.cumsum(s2) / total, 1.0 - tol**2, side="left")) + 1
+    return min(k, s.shape[0])  # a cumulative ratio a rounding short of 1
+
+
+def _constant_columns(X):
+    """The column values of a canonical CSR matrix (scipy or cupyx) whose columns are all
+    constant, else None: exact at any magnitude, O(nnz), nothing densified. A float
+    ``n_components`` needs it on sparse input: the tol mode of rsvd sees the implicitly
+    centred matrix through ``||X||^2 - n ||mean||^2``, which is a rounding residue (or 0,
+    and then a failed rescale) for such data, and scipy's mean of a column of ones is
+    1 - 2^-53."""
+    data, indices = X.data, X.indices
+    mod = np if isinstance(data, np.ndarray) else sys.modules[type(data).__module__.split(".")[0]]
+    m, n = X.shape
+    ref = mod.zeros(n, dtype=data.dtype)
+    ref[indices] = data  # one stored value of each column (0 for an empty one)
+    if bool(mod.any(data != ref[indices])):
+        return None
+    # a column with implicit zeros is constant only if its stored values are 0 too
+    nnz = mod.bincount(indices, minlength=n)
+    if bool(mod.any((nnz < m) & (ref != 0))):
+        return None
+    return ref
+
+
+def _zero_svd(m: int, n: int, dtype, xp=None, like=None):
+    """The rank-1 SVD ``(U, S, Vh)`` of centred data that are exactly 0 (rsvd's tol mode
+    returns rank 0 for them): any unit vector is a principal axis; the first coordinate
+    axis, as LAPACK's SVD of a zero matrix (so scikit-learn's full solver) gives. NumPy
+    arrays, or arrays of namespace ``xp`` on the device of ``like``."""
+    if xp is None:
+        Vh = np.zeros((1, n), dtype)
+        Vh[0, 0] = 1.0
+        return np.zeros((m, 1), dtype, order="F"), np.zeros(1, dtype), Vh
+    from . import _xp
+
+    dev = _xp._device(like)
+    return (
+        xp.zeros((m, 1), dtype=dtype, device=dev),
+        xp.zeros((1,), dtype=dtype, device=dev),
+        xp.eye(1, n, dtype=dtype, device=dev),
+    )
 
 
 def _pca_target(nc, kmax):
@@ -122,12 +200,15 @@ def _pca_fit_xp(est, X):
             f"svd_solver must be 'auto', 'randomized', 'gram' or 'full', got {est.svd_solver!r}"
         )
     sparse = _xp.is_sparse(X)
+    zero_var = None  # the column values of sparse data without variance (tol mode)
     if sparse:
         # implicit centring: the mean is never subtracted from the sparse matrix
         if est.svd_solver in ("full", "gram"):
             raise ValueError(f"svd_solver={est.svd_solver!r} needs dense input")
         op = _xp._Op(xp, X, dt, True)
-        mean = op.col_sums() / n_samples
+        if tol is not None:
+            zero_var = _constant_columns(X)
+        mean = op.col_sums() / n_samples if zero_var is None else zero_var
         Xc, center = X, mean
     else:
         with np.errstate(over="ignore", invalid="ignore"):  # NumPy-backed namespaces
@@ -140,21 +221,24 @@ def _pca_fit_xp(est, X):
     if est.svd_solver == "full":
         U, S, Vh = xp.linalg.svd(Xc, full_matrices=False)
         if tol is not None:
-            s2 = _xp.to_host(S).astype(np.float64)
-            s2 = (s2 * _variance_scale(float(s2[0]))) ** 2
-            ratio = np.cumsum(s2) / max(np.sum(s2), np.finfo(np.float64).tiny)
-            k = int(np.searchsorted(ratio, 1.0 - tol**2, side="left")) + 1
+            k = _fraction_rank(_xp.to_host(S), tol)
         U, S, Vh = U[:, :k], S[:k], Vh[:k, :]
+    elif zero_var is not None:
+        U, S, Vh = _zero_svd(n_samples, n_features, dt, xp, X.data)
     else:
         try:
             U, S, Vh = _xp.rsvd(Xc, k, tol=tol, center=center, **est._rsvd_params())
-        except ValueError as e:
-            raise _renamed(e, "X") from None
+        except (ValueError, TypeError) as e:
+            raise _renamed(e, est._rsvd_names()) from None
+        if S.shape[0] == 0:  # tol mode on centred data that are exactly 0
+            U, S, Vh = _zero_svd(n_samples, n_features, dt, xp, Xc)
     U, Vh = _xp.flip_signs(xp, U, Vh, u_based=False)
     ncomp = int(S.shape[0])
     # variances of c X (c = 1 unless squares of X leave float64's range), scaled back
     c = _variance_scale(float(S[0]))
-    if sparse:
+    if zero_var is not None:
+        total_var = 0.0
+    elif sparse:
         op = _xp._Op(xp, X * c if c != 1.0 else X, dt, True)
         op.c = mean * c if c != 1.0 else mean
         total_var = op.frob_sq() / (n_samples - 1)
@@ -193,8 +277,8 @@ def _tsvd_fit_transform_xp(est, X):
         )
     try:
         U, S, Vh = _xp.rsvd(X, int(nc), **est._rsvd_params())
-    except ValueError as e:
-        raise _renamed(e, "X") from None
+    except (ValueError, TypeError) as e:
+        raise _renamed(e, est._rsvd_names()) from None
     U, Vh = _xp.flip_signs(xp, U, Vh, u_based=False)
     Xt = U * S
     est.components_ = Vh
@@ -232,6 +316,17 @@ class _BaseSVDEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             "solver": getattr(self, self._solver_name),
         }
 
+    def _rsvd_names(self) -> dict:
+        """rsvd's names of the matrix and of :meth:`_rsvd_params`' keywords -> this
+        estimator's, for the messages of rsvd's validation and kernels (``svd._renamed``):
+        ``PCA(iterated_power=-1)`` says ``iterated_power=-1 is out of range``, not n_iter."""
+        return {
+            "A": "X",
+            "n_iter": self._n_iter_name,
+            "seed": "random_state",
+            "solver": self._solver_name,
+        }
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
@@ -241,6 +336,28 @@ class _BaseSVDEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     @property
     def _n_features_out(self):
         return self.components_.shape[0]
+
+    def _check_projections(self, X):
+        """The input of inverse_transform: 2-D with one column per component (scikit-learn
+        raises on 1-D input; a wrong width gave NumPy's matmul message). NumPy path: through
+        ``check_array`` (float32/float64, finite); array-API arrays keep their namespace."""
+        if is_xp_array(X):
+            ndim, shape = X.ndim, tuple(X.shape)
+        else:
+            X = check_array(X, dtype=[np.float64, np.float32], allow_nd=True)
+            ndim, shape = X.ndim, X.shape
+        k = self.components_.shape[0]
+        if ndim != 2:
+            raise ValueError(
+                f"X must be a 2-D array of projections of shape (n_samples, {k}), got {ndim}-D "
+                f"with shape {shape}"
+            )
+        if shape[1] != k:
+            raise ValueError(
+                f"X has {shape[1]} columns, but {type(self).__name__} has {k} components: "
+                f"inverse_transform takes projections of shape (n_samples, {k})"
+            )
+        return X
 
     def _validate(self, X, reset: bool):
         return validate_data(
@@ -265,7 +382,10 @@ class PCA(_BaseSVDEstimator):
     copy : bool, default True
         If False, dense float input is centred in place (saves one copy of X).
     whiten : bool, default False
-        Scale the projections to unit variance.
+        Scale the projections to unit variance: divided by ``sqrt(explained_variance_)``,
+        clipped from below at the dtype's eps as in scikit-learn (a component without
+        variance does not give NaN or infinity). For data beyond ``2^+-300``, whose
+        variances are 0 or inf in float64, the scale comes from the singular values.
     svd_solver : {"auto", "randomized", "gram", "full"}, default "auto"
         "auto" lets lowdim pick (Gram + eigh for tall-skinny dense data, exact SVD when all
         components are wanted, randomized otherwise); "full" is LAPACK's exact SVD (dense
@@ -343,7 +463,8 @@ class PCA(_BaseSVDEstimator):
         return self
 
     def fit_transform(self, X, y=None):
-        """Fit on X and return its projection (``U * S``, or ``U * sqrt(n - 1)`` whitened)."""
+        """Fit on X and return its projection: ``U * S``, or whitened ``U * sqrt(n - 1)``
+        (``U * S / eps`` for a component whose scale is clipped), equal to ``transform(X)``."""
         if _is_dask(X):
             from . import _dask
 
@@ -351,12 +472,14 @@ class PCA(_BaseSVDEstimator):
         elif is_xp_array(X):
             U, S = _pca_fit_xp(self, X)
             if self.whiten:
-                return U * (float(self.n_samples_ - 1) ** 0.5)
+                from . import _xp
+
+                return U * _whitening(_xp.namespace(S), S, self.n_samples_)[1]
             return U * S
         else:
             U, S = self._fit(X)
         if self.whiten:
-            return U * np.sqrt(self.n_samples_ - 1, dtype=U.dtype)
+            return U * _whitening(np, np.asarray(S), self.n_samples_)[1]
         return U * S
 
     def _fit(self, X):
@@ -370,11 +493,19 @@ class PCA(_BaseSVDEstimator):
                 f"got {self.svd_solver!r}"
             )
         mean = np.asarray(X.mean(axis=0), dtype=X.dtype).ravel()
-        self.mean_ = mean
+        zero_var = None  # the column values of sparse data without variance (tol mode)
         if sp.issparse(X):
             if self.svd_solver in ("full", "gram"):
                 raise ValueError(f"svd_solver={self.svd_solver!r} needs dense input")
-            op = check_matrix(X.tocsr() if X.format != "csr" else X, allow_csc=False)
+            Xr = X.tocsr() if X.format != "csr" else X
+            if tol is not None:
+                if not Xr.has_canonical_format:
+                    Xr = Xr.copy()
+                    Xr.sum_duplicates()
+                zero_var = _constant_columns(Xr)
+                if zero_var is not None:
+                    mean = zero_var
+            op = check_matrix(Xr, allow_csc=False)
             center = mean
             var_src, var_mean = X, mean
         else:
@@ -386,6 +517,7 @@ class PCA(_BaseSVDEstimator):
             op = Operand(Xc, Xc.shape, Xc.dtype, False)
             center = None
             var_src, var_mean = Xc, np.zeros_like(mean)
+        self.mean_ = mean
         if self.svd_solver == "full":
             if not math.isfinite(_lowdim.max_abs(op.payload)):
                 # centring overflowed (|x - mean| beyond float64's range): LAPACK's SVD loops
@@ -393,19 +525,26 @@ class PCA(_BaseSVDEstimator):
                 raise ValueError(_NON_FINITE_CENTRED)
             U, S, Vh = np.linalg.svd(op.payload, full_matrices=False)
             if tol is not None:
-                S2 = (S.astype(np.float64) * _variance_scale(float(S[0]))) ** 2
-                ratio = np.cumsum(S2) / max(np.sum(S2), np.finfo(np.float64).tiny)
-                k = int(np.searchsorted(ratio, 1.0 - tol**2, side="left")) + 1
+                k = _fraction_rank(S, tol)
             U, S, Vh = U[:, :k], S[:k], Vh[:k]
+        elif zero_var is not None:
+            U, S, Vh = _zero_svd(n_samples, n_features, X.dtype)
         else:
-            res = _run_rsvd(op, k, tol, center=center, name="X", **self._rsvd_params())
+            res = _run_rsvd(
+                op, k, tol, center=center, name=self._rsvd_names(), **self._rsvd_params()
+            )
             U, S, Vh = res
+            if S.shape[0] == 0:  # tol mode on centred data that are exactly 0
+                U, S, Vh = _zero_svd(n_samples, n_features, X.dtype)
         # scikit-learn >= 1.5 fixes the signs of PCA by the components (v-based svd_flip).
         _flip_signs(U, Vh, u_based=False)
         ncomp = S.shape[0]
         # variances of c X (c = 1 unless squares of X leave float64's range), scaled back
         c = _variance_scale(float(S[0]))
-        total_var = _column_variance_sum(var_src, var_mean, ddof=1, c=c)
+        if zero_var is None:
+            total_var = _column_variance_sum(var_src, var_mean, ddof=1, c=c)
+        else:
+            total_var = 0.0  # (sum x^2 - n mean^2 can leave a rounding residue)
         ev = ((S.astype(np.float64) * c) ** 2) / (n_samples - 1)
         self.components_ = Vh
         self.singular_values_ = S
@@ -434,28 +573,28 @@ class PCA(_BaseSVDEstimator):
             xp, X, _ = _xp_validate(self, X, False)
             Xt = X @ self.components_.T - self.mean_ @ self.components_.T
             if self.whiten:
-                Xt = Xt / xp.sqrt(self.explained_variance_)
+                Xt = Xt / _whitening(xp, self.singular_values_, self.n_samples_)[0]
             return Xt
         X = self._validate(X, reset=False)
         Xt = X @ self.components_.T
         Xt = np.asarray(Xt) - (self.mean_ @ self.components_.T)
         if self.whiten:
-            Xt /= np.sqrt(self.explained_variance_)
+            Xt /= _whitening(np, self.singular_values_, self.n_samples_)[0]
         return Xt
 
     def inverse_transform(self, X):
         """Map projections back to the input space."""
         check_is_fitted(self)
+        X = self._check_projections(X)
         if is_xp_array(X):
             from . import _xp
 
             xp = _xp.namespace(X)
             if self.whiten:
-                X = X * xp.sqrt(self.explained_variance_)
+                X = X * _whitening(xp, self.singular_values_, self.n_samples_)[0]
             return X @ self.components_ + self.mean_
-        X = np.asarray(X)
         if self.whiten:
-            X = X * np.sqrt(self.explained_variance_)
+            X = X * _whitening(np, self.singular_values_, self.n_samples_)[0]
         return X @ self.components_ + self.mean_
 
 
@@ -541,7 +680,7 @@ class TruncatedSVD(_BaseSVDEstimator):
                 f"n_components={nc} must be between 1 and min(n_samples, n_features)={min(X.shape)}"
             )
         op = check_matrix(X)
-        U, S, Vh = _run_rsvd(op, int(nc), None, name="X", **self._rsvd_params())
+        U, S, Vh = _run_rsvd(op, int(nc), None, name=self._rsvd_names(), **self._rsvd_params())
         # scikit-learn >= 1.5 fixes the signs of TruncatedSVD by the components.
         _flip_signs(U, Vh, u_based=False)
         Xt = U * S
@@ -574,6 +713,4 @@ class TruncatedSVD(_BaseSVDEstimator):
     def inverse_transform(self, X):
         """Map projections back to the input space."""
         check_is_fitted(self)
-        if is_xp_array(X):
-            return X @ self.components_
-        return np.asarray(X) @ self.components_
+        return self._check_projections(X) @ self.components_

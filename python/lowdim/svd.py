@@ -35,13 +35,36 @@ class SVDResult(_SVDFields):
         Right singular vectors, orthonormal rows.
     rel_error : float or None
         In ``tol`` mode, the relative Frobenius error ``||A - U S Vh||_F / ||A||_F``
-        certified by the adaptive algorithm; None in ``k`` mode.
-    solver : str
-        The algorithm used: ``"randomized"``, ``"gram"``, ``"exact"`` or ``"randqb"``.
+        certified by the adaptive algorithm; None in ``k`` mode and for a result built by
+        hand (``SVDResult(U, S, Vh)``).
+    solver : str or None
+        The algorithm used: ``"randomized"``, ``"gram"``, ``"exact"`` or ``"randqb"``; None
+        for a result built by hand.
+
+    ``rel_error`` and ``solver`` are attributes, not fields (the result unpacks as three
+    arrays): keywords of the constructor, kept by ``_replace``, ``copy`` and ``pickle``.
     """
 
-    rel_error: float | None
-    solver: str
+    # class-level defaults: a result that never had them set still has both attributes
+    rel_error: float | None = None
+    solver: str | None = None
+
+    def __new__(cls, U, S, Vh, rel_error=None, solver=None):
+        self = super().__new__(cls, U, S, Vh)
+        if rel_error is not None:
+            self.rel_error = rel_error
+        if solver is not None:
+            self.solver = solver
+        return self
+
+    def _replace(self, /, **kwargs):
+        """A copy with the given fields replaced; ``rel_error`` and ``solver`` are kept (or
+        replaced when given as keywords)."""
+        attrs = {"rel_error": self.rel_error, "solver": self.solver}
+        for name in attrs:
+            if name in kwargs:
+                attrs[name] = kwargs.pop(name)
+        return type(self)(*super()._replace(**kwargs), **attrs)
 
 
 def _is_dask(A) -> bool:
@@ -98,16 +121,45 @@ def _check_power_dtype(power_iteration_dtype) -> bool:
     return dt == np.float32
 
 
-def _renamed(e: ValueError, name: str) -> ValueError:
-    """The kernels' ValueError about their operand ``A`` ("A contains NaN or infinity ..."),
-    naming the caller's matrix instead (the estimators' users passed X); others unchanged."""
+def _renamed(e: Exception, names) -> Exception:
+    """An error of rsvd's validation or kernels that names rsvd's own operand or parameter
+    (``"A contains NaN or infinity ..."``, ``"n_iter=-1 is out of range ..."``, ``"seed must
+    be ..."``), naming the caller's instead: ``names`` maps rsvd's names to the caller's (a
+    str: the caller's name for ``A``), e.g. the estimators' ``{"A": "X", "n_iter":
+    "iterated_power", "seed": "random_state", "solver": "svd_solver"}``. The messages start
+    with the name they are about (followed by a space or ``=``); other errors are returned
+    unchanged, and a renamed one keeps its type (ValueError, TypeError, LinAlgError)."""
+    if isinstance(names, str):
+        names = {"A": names}
     msg = str(e)
-    if name == "A" or not msg.startswith("A "):
+    for old, new in names.items():
+        if old != new and msg.startswith(old) and msg[len(old) : len(old) + 1] in (" ", "="):
+            msg = new + msg[len(old) :]
+            if old == "A":
+                msg = msg.replace(" with A ", f" with {new} ")
+            break
+    else:
         return e
-    return ValueError(name + msg[1:].replace(" with A ", f" with {name} "))
+    try:
+        return type(e)(msg)
+    except Exception:  # pragma: no cover - an exception type with another signature
+        return ValueError(msg)
 
 
-def _run_rsvd(
+def _run_rsvd(op: Operand, k, tol, *, name="A", **kwargs) -> SVDResult:
+    """Validated arguments -> Rust kernel -> SVDResult (shared by rsvd, PCA, TruncatedSVD).
+    ``name``: the caller's name for the matrix, or a dict from rsvd's names to the caller's
+    (see :func:`_renamed`), used in every message of the validation and the kernel."""
+    try:
+        return _rsvd_numpy(op, k, tol, **kwargs)
+    except (ValueError, TypeError) as e:
+        renamed = _renamed(e, name)
+        if renamed is e:
+            raise
+        raise renamed from None
+
+
+def _rsvd_numpy(
     op: Operand,
     k,
     tol,
@@ -121,10 +173,8 @@ def _run_rsvd(
     center=None,
     progress=False,
     power_iteration_dtype=None,
-    name="A",
 ) -> SVDResult:
-    """Validated arguments -> Rust kernel -> SVDResult (shared by rsvd, PCA, TruncatedSVD;
-    ``name`` is the caller's name for the matrix, used in the kernel's error messages)."""
+    """:func:`_run_rsvd` without the renaming of its errors."""
     m, n = op.shape
     if (k is None) == (tol is None):
         raise ValueError("give exactly one of k (a fixed rank) and tol (an error tolerance)")
@@ -164,19 +214,16 @@ def _run_rsvd(
             callback,
             power_f32,
         )
-    except ValueError as e:
-        raise _renamed(e, name) from None
     finally:
         if bar is not None:
             bar.close()
     if op.transposed:
-        # payload held A^T = U' S Vh'  =>  A = Vh'^T S U'^T
-        U, Vh = np.ascontiguousarray(Vh.T), np.ascontiguousarray(U.T)
+        # payload held A^T = U' S Vh'  =>  A = Vh'^T S U'^T. The kernel's Vh' is C-ordered
+        # and its U' Fortran-ordered, so the transposes are already a Fortran-ordered U and a
+        # C-ordered Vh: views of the fresh arrays, no copy
+        U, Vh = Vh.T, U.T
         _flip_signs(U, Vh)
-    res = SVDResult(U, S, Vh)
-    res.rel_error = rel_error
-    res.solver = used
-    return res
+    return SVDResult(U, S, Vh, rel_error=rel_error, solver=used)
 
 
 def rsvd(

@@ -83,10 +83,11 @@ def _check_modes(modes, ndim: int, name: str = "modes") -> list[int]:
     return out
 
 
-def _common_dtype(*arrays) -> np.dtype:
-    dts = [
-        result_dtype(np.asarray(a).dtype if not hasattr(a, "dtype") else a.dtype) for a in arrays
-    ]
+def _common_dtype(named) -> np.dtype:
+    """The dtype a computation on the ``(name, array)`` pairs runs in (float32 if all are
+    float32, else float64), or a TypeError naming the argument. Callers reject sparse
+    matrices first (:func:`_reject_sparse`: ``np.asarray`` makes them 0-d object arrays)."""
+    dts = [result_dtype(a.dtype, name) for name, a in named]
     return np.dtype(np.float32) if all(d == np.float32 for d in dts) else np.dtype(np.float64)
 
 
@@ -196,6 +197,9 @@ class TuckerTensor:
 
     def __init__(self, core, factors, modes=None):
         if not _is_xp(core):  # array-API arrays (e.g. CuPy) stay on their device
+            factors = list(factors)
+            for name, a in [("core", core)] + [(f"factors[{i}]", f) for i, f in enumerate(factors)]:
+                _reject_sparse(a, name)
             core = np.asarray(core)
             factors = [np.asarray(f) for f in factors]
         else:
@@ -207,7 +211,7 @@ class TuckerTensor:
                     "partial Tucker tensor"
                 )
             modes = range(core.ndim)
-        modes = tuple(_check_modes(list(modes), core.ndim))
+        modes = tuple(_check_modes(modes, core.ndim))
         if len(modes) != len(factors):
             raise ValueError(f"{len(factors)} factors given for {len(modes)} modes")
         for m, f in zip(modes, factors, strict=True):
@@ -515,7 +519,11 @@ def _tucker_xp(X, ranks, tol, method, modes, order, svd, n_iter_max, hooi_tol, s
     return T
 
 
-def _check_out(out, shape, dtype):
+def _check_out(out, shape, dtype, inputs=()):
+    """``out`` checked against the result's shape and dtype and against the ``(name, array)``
+    pairs the kernel reads (as passed to it, after any dtype conversion): the products are
+    not computed in place, and the Rust bindings refuse an output that overlaps an input
+    ("TypeError: The given array is already borrowed")."""
     if out is None:
         return None
     if not isinstance(out, np.ndarray):
@@ -526,6 +534,14 @@ def _check_out(out, shape, dtype):
         )
     if not (out.flags.c_contiguous and out.flags.writeable and out.dtype.isnative):
         raise ValueError("out must be a writeable, C-contiguous, native-byte-order array")
+    # may_share_memory compares memory bounds (cheap, and as conservative as the bindings'
+    # own check); the result is not defined when out overlaps what is being read
+    shared = [name for name, a in inputs if np.may_share_memory(out, a)]
+    if shared:
+        raise ValueError(
+            f"out must not share memory with the inputs ({', '.join(shared)}): the product is "
+            "not computed in place; pass a separate array"
+        )
     return out
 
 
@@ -567,9 +583,13 @@ def tucker_to_tensor(core, factors, *, modes=None, out=None) -> np.ndarray:
         raise TypeError("pass core and factors, or call TuckerTensor.to_tensor()")
     if _is_xp(core):
         return _tucker_to_tensor_xp(core, factors, modes, out)
+    _reject_sparse(core, "core")
+    factors = list(factors)
+    for i, f in enumerate(factors):
+        _reject_sparse(f, f"factors[{i}]")
     core = np.asarray(core)
     factors = [np.asarray(f) for f in factors]
-    dtype = _common_dtype(core, *factors)
+    dtype = _common_dtype([("core", core)] + [(f"factors[{i}]", f) for i, f in enumerate(factors)])
     core = _check_tensor(core.astype(dtype, copy=False), "core", 1)
     nd = core.ndim
     modes = list(range(nd)) if modes is None else _check_modes(modes, nd)
@@ -586,13 +606,15 @@ def tucker_to_tensor(core, factors, *, modes=None, out=None) -> np.ndarray:
     shape = list(core.shape)
     for m, f in zip(modes, fs, strict=True):
         shape[m] = f.shape[0]
-    return _lowdim.tucker_to_tensor(core, fs, modes, _check_out(out, shape, dtype))
+    inputs = [("core", core)] + [(f"factors[{i}]", f) for i, f in enumerate(fs)]
+    return _lowdim.tucker_to_tensor(core, fs, modes, _check_out(out, shape, dtype, inputs))
 
 
-def _xp_common(xp, *arrays):
+def _xp_common(xp, named):
+    """:func:`_common_dtype` for the ``(name, array)`` pairs of an array-API call."""
     from . import _xp
 
-    dts = [_xp.float_dtype(xp, a) for a in arrays]
+    dts = [_xp.float_dtype(xp, a, name) for name, a in named]
     return xp.float32 if all(d == xp.float32 for d in dts) else xp.float64
 
 
@@ -613,7 +635,7 @@ def _tucker_to_tensor_xp(core, factors, modes, out):
 
     factors = list(factors)
     xp = _xp.namespace(core, *factors)
-    dt = _xp_common(xp, core, *factors)
+    dt = _xp_common(xp, [("core", core)] + [(f"factors[{i}]", f) for i, f in enumerate(factors)])
     core = _xp.check_xp_tensor(xp.astype(core, dt) if core.dtype != dt else core, "core", 1)
     nd = core.ndim
     modes = list(range(nd)) if modes is None else _check_modes(modes, nd)
@@ -634,7 +656,7 @@ def _mode_product_xp(X, M, mode, transpose, out):
     from . import _xp
 
     xp = _xp.namespace(X, M)
-    dt = _xp_common(xp, X, M)
+    dt = _xp_common(xp, [("X", X), ("M", M)])
     X = _xp.check_xp_tensor(X if X.dtype == dt else xp.astype(X, dt), "X", 1)
     M = M if M.dtype == dt else xp.astype(M, dt)
     mode = _check_mode(mode, X.ndim)
@@ -689,7 +711,7 @@ def mode_product(X, M, mode, transpose=False, *, out=None) -> np.ndarray:
     _reject_sparse(M, "M")
     X = np.asarray(X)
     M = np.asarray(M)
-    dtype = _common_dtype(X, M)
+    dtype = _common_dtype([("X", X), ("M", M)])
     X = _check_tensor(X.astype(dtype, copy=False), "X", 1)
     mode = _check_mode(mode, X.ndim)
     if M.ndim != 2:
@@ -702,5 +724,6 @@ def mode_product(X, M, mode, transpose=False, *, out=None) -> np.ndarray:
         )
     shape = list(X.shape)
     shape[mode] = M.shape[1] if transpose else M.shape[0]
-    out = _check_out(out, shape, dtype)
-    return _lowdim.mode_product(X, _native(M, dtype), mode, bool(transpose), out)
+    M = _native(M, dtype)
+    out = _check_out(out, shape, dtype, [("X", X), ("M", M)])
+    return _lowdim.mode_product(X, M, mode, bool(transpose), out)
