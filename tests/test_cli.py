@@ -175,6 +175,8 @@ def test_tucker_image_is_h_w_3(files, name):
         (["cluster", "s.npz", "-n", "3"], "not a sparse one"),
         (["cluster", "v.npy", "-n", "3"], "needs a 2-D matrix"),
         (["cluster", "u.npy", "-n", "3", "-o", "nodir/l.npy"], "does not exist"),
+        (["cluster", "u.npy", "-n", "3", "-o", "l.npz"], "must be a .npy file"),
+        (["cluster", "u.npy", "-n", "3", "-o", "l"], "must be a .npy file"),
     ],
 )
 def test_errors_are_one_line_with_exit_2(files, args, message):
@@ -227,6 +229,22 @@ def test_cluster_each_method_recovers_the_subspaces(files, name, method, extra):
     from lowdim.metrics import clustering_accuracy
 
     assert clustering_accuracy(files["y"], labels) == 1.0
+
+
+@pytest.mark.parametrize("name", ["l.npz", "l", "l.NPY"])
+def test_cluster_rejects_an_output_that_is_not_npy_before_any_work(tmp_path, files, name):
+    # np.save appends .npy to any other name: "wrote l.npz" used to leave l.npz.npy behind
+    r = run_cli("cluster", files["dir"] / "u.npy", "-n", "3", "-o", name, cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == "", (r.stdout, r.stderr)
+    assert f"-o {name}: the output must be a .npy file" in r.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_cluster_writes_exactly_the_named_file(tmp_path, files):
+    r = run_cli("cluster", files["dir"] / "u.npy", "-n", "3", "-o", "out.npy", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "wrote     out.npy (120 labels)" in r.stdout
+    assert os.listdir(tmp_path) == ["out.npy"]
 
 
 def test_cluster_estimates_the_number_of_clusters(files):

@@ -289,13 +289,15 @@ def load_array(path: str, key: str | None = None, *, image_gray: bool = False):
     )
 
 
-def output_path(args, what: str) -> Path:
-    """``-o`` (checked before any work is done), else ``<INPUT stem>.<what>.npz`` here."""
+def output_path(args, what: str, suffix: str = ".npz") -> Path:
+    """``-o`` (checked before any work is done), else ``<INPUT stem>.<what><suffix>`` here.
+    ``-o`` must end in ``suffix``: np.save / np.savez append it to any other name, so the file
+    written would not be the one named."""
     if not args.output:
-        return Path(Path(args.input).stem + f".{what}.npz")
+        return Path(Path(args.input).stem + f".{what}{suffix}")
     path = Path(args.output)
-    if path.suffix != ".npz":
-        raise CLIError(f"-o {path}: the output must be a .npz file")
+    if path.suffix != suffix:
+        raise CLIError(f"-o {path}: the output must be a {suffix} file")
     if not path.parent.is_dir():
         raise CLIError(f"-o {path}: directory {path.parent} does not exist")
     return path
@@ -535,12 +537,7 @@ def cmd_cluster(args) -> int:
     import lowdim
     from lowdim.metrics import clustering_accuracy
 
-    if args.output is not None:
-        out = Path(args.output)
-        if not out.parent.exists():
-            raise CLIError(f"-o {out}: directory {out.parent} does not exist")
-    else:
-        out = Path(Path(args.input).stem + ".labels.npy")
+    out = output_path(args, "labels", ".npy")
     X = load_array(args.input, args.key)
     if sp.issparse(X):
         raise CLIError(f"{args.input}: cluster needs a dense matrix, not a sparse one")
