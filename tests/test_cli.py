@@ -15,7 +15,7 @@ import lowdim
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from lowdim.cli import demo, figure_pixels, main
+from lowdim.cli import demo, figure_pixels, load_array, main
 
 TIMEOUT = 120
 
@@ -69,6 +69,21 @@ def files(tmp_path_factory):
     np.save(d / "y.npy", y)
     np.save(d / "y_short.npy", y[:10])
     return {"dir": d, "A": A, "X": X, "S": S, "U": U, "y": y}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1,2,3\n4,5,6\n7,8,10\n",
+        "x,y,z\n1,2,3\n4,5,6\n7,8,10\n",
+        "1\t2\t3\n4\t5\t6\n7\t8\t10\n",
+    ],
+)
+def test_text_with_a_utf8_bom_keeps_every_row(tmp_path, text):
+    # Excel writes "CSV UTF-8" with a BOM: it used to make the first data row a "header"
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    np.testing.assert_array_equal(load_array(str(path)), [[1, 2, 3], [4, 5, 6], [7, 8, 10]])
 
 
 def check_svd_output(path, A, k):

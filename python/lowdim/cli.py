@@ -190,7 +190,8 @@ def load_text(path: Path):
     delimiter is detected from the first data line and a non-numeric header line is skipped."""
     import numpy as np
 
-    with open(path, encoding="utf-8", errors="replace") as f:
+    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first line
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         lines = [ln for ln in (f.readline() for _ in range(2)) if ln]
     lines = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
@@ -202,7 +203,8 @@ def load_text(path: Path):
     except ValueError:
         skip = 1  # a header line
     try:
-        a = np.loadtxt(path, delimiter=delim, skiprows=skip, ndmin=2, dtype=np.float64)
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            a = np.loadtxt(f, delimiter=delim, skiprows=skip, ndmin=2, dtype=np.float64)
     except ValueError as e:
         raise CLIError(f"{path}: cannot read it as a table of numbers ({_one_line(e)})") from e
     if a.size == 0:
