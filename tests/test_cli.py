@@ -15,7 +15,7 @@ import lowdim
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from lowdim.cli import demo, figure_pixels, load_array, main
+from lowdim.cli import CLIError, demo, figure_pixels, load_array, main
 
 TIMEOUT = 120
 
@@ -84,6 +84,32 @@ def test_text_with_a_utf8_bom_keeps_every_row(tmp_path, text):
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbf" + text.encode())
     np.testing.assert_array_equal(load_array(str(path)), [[1, 2, 3], [4, 5, 6], [7, 8, 10]])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# c\nx,y,z\n1,2,3\n4,5,6\n",
+        "\n\nx,y,z\n1,2,3\n4,5,6\n",
+        "# c1\n# c2\n1,2,3\n4,5,6\n",
+        "# c1\n\n  # c2\nx,y,z\n\n1,2,3\n# between\n4,5,6\n",
+        "1,2,3 # first point\n4,5,6\n",
+        "x y z\n1 2 3\n4 5 6\n",
+    ],
+)
+def test_text_header_is_found_after_comment_and_blank_lines(tmp_path, text):
+    # the header is the first line that is neither blank nor a comment, not the first line
+    path = tmp_path / "c.csv"
+    path.write_text(text)
+    np.testing.assert_array_equal(load_array(str(path)), [[1, 2, 3], [4, 5, 6]])
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only\n# comments\n"])
+def test_text_without_data_lines_says_so(tmp_path, text):
+    path = tmp_path / "c.csv"
+    path.write_text(text)
+    with pytest.raises(CLIError, match="c.csv: no data"):
+        load_array(str(path))
 
 
 def check_svd_output(path, A, k):

@@ -185,23 +185,35 @@ def _sniff_delimiter(line: str) -> str | None:
     return None  # whitespace
 
 
+def _first_content_line(f) -> tuple[int, str] | None:
+    """``(index, text)`` of the first line of ``f`` that is neither blank nor only a comment,
+    with any ``# comment`` cut off; None when there is none."""
+    for i, line in enumerate(f):
+        text = line.split("#", 1)[0].strip()
+        if text:
+            return i, text
+    return None
+
+
 def load_text(path: Path):
     """A CSV/TSV (or whitespace-separated) file of numbers as a 2-D float64 array; the
-    delimiter is detected from the first data line and a non-numeric header line is skipped."""
+    delimiter is detected from the first line that is neither blank nor a ``#`` comment,
+    and that line is skipped when it is a non-numeric header."""
     import numpy as np
 
     # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first line
     with open(path, encoding="utf-8-sig", errors="replace") as f:
-        lines = [ln for ln in (f.readline() for _ in range(2)) if ln]
-    lines = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
-        raise CLIError(f"{path}: no data (the file is empty)")
-    delim = _sniff_delimiter(lines[0])
+        first = _first_content_line(f)
+    if first is None:
+        raise CLIError(f"{path}: no data (the file is empty or holds only comments)")
+    index, line = first
+    delim = _sniff_delimiter(line)
     skip = 0
     try:
-        [float(t) for t in lines[0].strip().split(delim) if t.strip()]
+        [float(t) for t in line.split(delim) if t.strip()]
     except ValueError:
-        skip = 1  # a header line
+        # a header line; skiprows counts every line before it, blank and comment lines too
+        skip = index + 1
     try:
         with open(path, encoding="utf-8-sig", errors="replace") as f:
             a = np.loadtxt(f, delimiter=delim, skiprows=skip, ndmin=2, dtype=np.float64)
