@@ -55,6 +55,7 @@ def files(tmp_path_factory):
     np.savez(d / "x.npz", X=X)
     (d / "empty.csv").write_text("")
     (d / "bad.csv").write_text("1,2,3\n4,five,6\n")
+    (d / "header.csv").write_text("x,y,z\n")
     (d / "notes.xyz").write_text("hello")
     from PIL import Image
 
@@ -206,6 +207,7 @@ def test_tucker_image_is_h_w_3(files, name):
         (["svd", "a.npy", "-k", "2", "--key", "A"], "--key applies to .npz"),
         (["svd", "empty.csv", "-k", "1"], "empty"),
         (["svd", "bad.csv", "-k", "1"], "cannot read it as a table of numbers"),
+        (["svd", "header.csv", "-k", "1"], "header.csv: no data rows"),  # no loadtxt warning
         (["svd", "notes.xyz", "-k", "1"], "unknown file type .xyz"),
         (["svd", "a.npy", "-k", "2", "-o", "out.txt"], "must be a .npz file"),
         (["svd", "a.npy", "-k", "2", "-o", "nodir/out.npz"], "does not exist"),

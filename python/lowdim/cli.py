@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,7 +216,9 @@ def load_text(path: Path):
         # a header line; skiprows counts every line before it, blank and comment lines too
         skip = index + 1
     try:
-        with open(path, encoding="utf-8-sig", errors="replace") as f:
+        with open(path, encoding="utf-8-sig", errors="replace") as f, warnings.catch_warnings():
+            # "input contained no data": said below in the one error line
+            warnings.simplefilter("ignore", UserWarning)
             a = np.loadtxt(f, delimiter=delim, skiprows=skip, ndmin=2, dtype=np.float64)
     except ValueError as e:
         raise CLIError(f"{path}: cannot read it as a table of numbers ({_one_line(e)})") from e
@@ -736,8 +739,6 @@ def demo_sparse(ctx: DemoContext) -> None:
 
 def demo_photo(ctx: DemoContext) -> None:
     """Tucker compression of scikit-learn's bundled photo at several tolerances."""
-    import warnings
-
     import numpy as np
     from sklearn.datasets import load_sample_image
 
