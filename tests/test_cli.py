@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -184,6 +185,74 @@ def test_tucker_image_is_h_w_3(files, name):
         assert z["core"].ndim == 3
     r = run_cli("tucker", name, "--rank", "5", "-o", "img1.npz", cwd=d)
     assert r.returncode == 0 and "5 x 5 x 3" in r.stdout
+
+
+@pytest.mark.parametrize("name", ["g16.png", "g16.tif"])
+def test_16_bit_images_load_scaled_into_0_1(tmp_path, name):
+    # Pillow's convert("L") / convert("RGB") clip 16-bit values at 255: every pixel was 1.0
+    from PIL import Image
+
+    arr = (np.arange(12 * 10).reshape(12, 10) * 546).astype(np.uint16)
+    path = tmp_path / name
+    Image.fromarray(arr).save(path)
+    np.testing.assert_array_equal(load_array(str(path), image_gray=True), arr / 65535)
+    rgb = load_array(str(path))
+    assert rgb.shape == (12, 10, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(rgb[..., c], arr / 65535)
+
+
+def test_a_16_bit_png_opened_as_mode_i_loads_scaled_into_0_1(tmp_path, monkeypatch):
+    # Pillow < 10 opens a 16-bit gray PNG as mode "I" (32-bit), not "I;16"
+    from PIL import Image
+
+    arr = (np.arange(12 * 10).reshape(12, 10) * 546).astype(np.uint16)
+    Image.fromarray(arr).save(tmp_path / "g16.png")
+    open_image = Image.open
+
+    def open_as_mode_i(path):
+        with open_image(path) as im:
+            as_i = im.convert("I")
+        as_i.format = "PNG"
+        return as_i
+
+    monkeypatch.setattr(Image, "open", open_as_mode_i)
+    got = load_array(str(tmp_path / "g16.png"), image_gray=True)
+    np.testing.assert_array_equal(got, arr / 65535)
+
+
+def test_8_bit_images_load_scaled_into_0_1(files):
+    from PIL import Image
+
+    path = files["dir"] / "im.png"
+    with Image.open(path) as im:
+        rgb, gray = np.asarray(im), np.asarray(im.convert("L"))
+    np.testing.assert_array_equal(load_array(str(path)), rgb / 255)
+    np.testing.assert_array_equal(load_array(str(path), image_gray=True), gray / 255)
+
+
+def test_float_images_in_0_1_load_as_they_are(tmp_path):
+    from PIL import Image
+
+    arr = np.linspace(0, 1, 20, dtype=np.float32).reshape(4, 5)
+    Image.fromarray(arr).save(tmp_path / "f.tif")
+    np.testing.assert_array_equal(load_array(str(tmp_path / "f.tif"), image_gray=True), arr)
+    assert load_array(str(tmp_path / "f.tif")).shape == (4, 5, 3)
+
+
+@pytest.mark.parametrize(
+    "arr,message",
+    [
+        (np.linspace(0, 3, 20, dtype=np.float32).reshape(4, 5), "values outside [0, 1]"),
+        ((np.arange(20) * 100000).astype(np.int32).reshape(4, 5), "32-bit integer image"),
+    ],
+)
+def test_images_without_a_known_range_are_rejected(tmp_path, arr, message):
+    from PIL import Image
+
+    Image.fromarray(arr).save(tmp_path / "m.tif")
+    with pytest.raises(CLIError, match=f"m.tif: .*{re.escape(message)}"):
+        load_array(str(tmp_path / "m.tif"), image_gray=True)
 
 
 @pytest.mark.parametrize(

@@ -227,17 +227,42 @@ def load_text(path: Path):
     return a
 
 
+# Pillow modes of more than 8 bits per sample (the others are converted to 8-bit "L"/"RGB"):
+# 16-bit unsigned integers, and the full range of a PNG opened as "I" (Pillow < 10 opens
+# 16-bit gray PNGs so; a PNG has at most 16 bits per sample).
+_MODES_16_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
 def load_image(path: Path, gray: bool = False):
-    """An image as an H x W x 3 float64 tensor in [0, 1] (H x W with ``gray``)."""
+    """An image as an H x W x 3 float64 tensor in [0, 1] (H x W with ``gray``): 8-bit images
+    are divided by 255 and 16-bit ones by 65535; a float image must hold values in [0, 1]. A
+    32-bit integer image, whose range is unknown, is rejected."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            im = im.convert("L" if gray else "RGB")
-            return np.asarray(im, dtype=np.float64) / 255.0
+            if im.mode in _MODES_16_BIT or (im.mode == "I" and im.format == "PNG"):
+                a = np.asarray(im).astype(np.float64) / 65535.0
+            elif im.mode == "I":
+                raise CLIError(
+                    f"{path}: a 32-bit integer image has no known range to scale into [0, 1]; "
+                    "save it as 8- or 16-bit, or as .npy"
+                )
+            elif im.mode == "F":
+                a = np.asarray(im).astype(np.float64)
+                if not (np.isfinite(a).all() and a.min() >= 0.0 and a.max() <= 1.0):
+                    raise CLIError(
+                        f"{path}: a float image with values outside [0, 1] "
+                        f"(from {a.min():g} to {a.max():g}); save it as .npy"
+                    )
+            else:
+                im = im.convert("L" if gray else "RGB")
+                return np.asarray(im).astype(np.float64) / 255.0
     except UnidentifiedImageError as e:
         raise CLIError(f"{path}: not an image Pillow can read") from e
+    # one channel of more than 8 bits: gray, or repeated into R, G and B
+    return a if gray else np.repeat(a[:, :, None], 3, axis=2)
 
 
 def _npz_is_sparse(z) -> bool:
