@@ -58,6 +58,7 @@ def files(tmp_path_factory):
     (d / "bad.csv").write_text("1,2,3\n4,five,6\n")
     (d / "header.csv").write_text("x,y,z\n")
     (d / "notes.xyz").write_text("hello")
+    np.savez(d / "scalar.npz", a=np.float64(3))
     from PIL import Image
 
     img = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
@@ -278,6 +279,14 @@ def test_images_without_a_known_range_are_rejected(tmp_path, arr, message):
         (["svd", "bad.csv", "-k", "1"], "cannot read it as a table of numbers"),
         (["svd", "header.csv", "-k", "1"], "header.csv: no data rows"),  # no loadtxt warning
         (["svd", "notes.xyz", "-k", "1"], "unknown file type .xyz"),
+        (
+            ["svd", "scalar.npz", "-k", "1"],
+            "scalar.npz: svd needs a 2-D matrix, but it holds a single number (a 0-D array)",
+        ),
+        (
+            ["tucker", "scalar.npz", "--rank", "1"],
+            "scalar.npz: tucker needs an array of at least 2 dimensions, but it holds a single",
+        ),
         (["svd", "a.npy", "-k", "2", "-o", "out.txt"], "must be a .npz file"),
         (["svd", "a.npy", "-k", "2", "-o", "nodir/out.npz"], "does not exist"),
         (["cluster", "u.npy", "--method", "kss"], "needs --n-clusters"),

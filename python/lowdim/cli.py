@@ -386,10 +386,17 @@ def _matrix_of(a, path):
     a = np.asarray(a)
     if a.ndim != 2:
         raise CLIError(
-            f"{path}: svd needs a 2-D matrix, but the array has shape {a.shape} "
-            f"({a.ndim}-D)" + ("; use lowdim tucker for tensors" if a.ndim > 2 else "")
+            f"{path}: svd needs a 2-D matrix, but {_shape_desc(a)}"
+            + ("; use lowdim tucker for tensors" if a.ndim > 2 else "")
         )
     return a
+
+
+def _shape_desc(a) -> str:
+    """``it holds a single number (a 0-D array)`` or ``the array has shape (5,) (1-D)``."""
+    if a.ndim == 0:
+        return "it holds a single number (a 0-D array)"
+    return f"the array has shape {a.shape} ({a.ndim}-D)"
 
 
 @command(
@@ -496,8 +503,7 @@ def cmd_tucker(args) -> int:
     X = np.asarray(X)
     if X.ndim < 2:
         raise CLIError(
-            f"{args.input}: tucker needs an array of at least 2 dimensions, but it has shape "
-            f"{X.shape}"
+            f"{args.input}: tucker needs an array of at least 2 dimensions, but {_shape_desc(X)}"
         )
     rank = args.rank
     if rank is not None and len(rank) == 1:
