@@ -58,7 +58,7 @@ def files(tmp_path_factory):
     (d / "bad.csv").write_text("1,2,3\n4,five,6\n")
     (d / "header.csv").write_text("x,y,z\n")
     (d / "notes.xyz").write_text("hello")
-    np.savez(d / "scalar.npz", a=np.float64(3))
+    _broken_numpy_files(d, A)
     from PIL import Image
 
     img = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
@@ -113,6 +113,33 @@ def test_text_without_data_lines_says_so(tmp_path, text):
     path.write_text(text)
     with pytest.raises(CLIError, match="c.csv: no data"):
         load_array(str(path))
+
+
+def _broken_numpy_files(d, A):
+    """.npy / .npz files that np.load cannot read, or that hold no numeric array."""
+    import zipfile
+
+    np.savez(d / "stored.npz", A=A)
+    b = bytearray((d / "stored.npz").read_bytes())
+    b[3000:3100] = bytes(100)  # inside A's data: "Bad CRC-32" when read
+    (d / "crc.npz").write_bytes(bytes(b))
+    np.savez_compressed(d / "deflated.npz", A=A)
+    good = (d / "deflated.npz").read_bytes()
+    b = bytearray(good)
+    b[100:300] = bytes(v ^ 0x55 for v in b[100:300])  # zlib.error: invalid deflate stream
+    (d / "zlib.npz").write_bytes(bytes(b))
+    (d / "cut.npz").write_bytes(good[:500])
+    (d / "cut.npy").write_bytes((d / "a.npy").read_bytes()[:500])
+    (d / "empty.npy").write_bytes(b"")
+    (d / "garbage.npy").write_bytes(b"hello world " * 20)
+    (d / "garbage.npz").write_bytes(b"hello world " * 20)
+    (d / "zip.npy").write_bytes((d / "a.npz").read_bytes())
+    (d / "npy.npz").write_bytes((d / "a.npy").read_bytes())
+    np.save(d / "obj.npy", np.array([1, None], dtype=object), allow_pickle=True)
+    np.savez(d / "obj.npz", a=np.array([1, None], dtype=object))
+    with zipfile.ZipFile(d / "txt.npz", "w") as zf:
+        zf.writestr("notes.txt", "hello")
+    np.savez(d / "scalar.npz", a=np.float64(3))
 
 
 def check_svd_output(path, A, k):
@@ -279,6 +306,20 @@ def test_images_without_a_known_range_are_rejected(tmp_path, arr, message):
         (["svd", "bad.csv", "-k", "1"], "cannot read it as a table of numbers"),
         (["svd", "header.csv", "-k", "1"], "header.csv: no data rows"),  # no loadtxt warning
         (["svd", "notes.xyz", "-k", "1"], "unknown file type .xyz"),
+        (["svd", "crc.npz", "-k", "1"], "crc.npz: a corrupted .npz archive: cannot read 'A'"),
+        (["svd", "zlib.npz", "-k", "1"], "zlib.npz: a corrupted .npz archive: cannot read 'A'"),
+        (["cluster", "zlib.npz", "-n", "2"], "zlib.npz: a corrupted .npz archive"),
+        (["svd", "cut.npz", "-k", "1"], "cut.npz: not a readable .npz archive"),
+        (["svd", "cut.npy", "-k", "1"], "cut.npy: not a readable .npy array"),
+        (["svd", "empty.npy", "-k", "1"], "empty.npy: not a valid .npy file (it is empty)"),
+        (["svd", "garbage.npy", "-k", "1"], "garbage.npy: not a valid .npy file (no NumPy header)"),
+        (["svd", "garbage.npz", "-k", "1"], "garbage.npz: not a valid .npz archive (not a zip"),
+        (["svd", "zip.npy", "-k", "1"], "zip.npy: not a valid .npy file (it is a zip archive"),
+        (["svd", "npy.npz", "-k", "1"], "npy.npz: not a valid .npz archive (it is a .npy file"),
+        (["svd", "obj.npy", "-k", "1"], "obj.npy: holds an object array; lowdim reads numeric"),
+        (["svd", "obj.npz", "-k", "1"], "obj.npz: 'a' is an object array; lowdim reads numeric"),
+        (["tucker", "obj.npz", "--rank", "1"], "obj.npz: 'a' is an object array"),
+        (["svd", "txt.npz", "-k", "1"], "txt.npz: 'notes.txt' is not a NumPy array"),
         (
             ["svd", "scalar.npz", "-k", "1"],
             "scalar.npz: svd needs a 2-D matrix, but it holds a single number (a 0-D array)",

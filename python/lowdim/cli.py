@@ -269,6 +269,53 @@ def _npz_is_sparse(z) -> bool:
     return {"format", "shape", "data"} <= set(z.files)
 
 
+def _check_numpy_file(p: Path, suffix: str) -> None:
+    """A .npy file must start with NumPy's header and a .npz file be a zip archive: np.load
+    takes anything else for a pickle and says "This file contains pickled (object) data"."""
+    with open(p, "rb") as f:
+        head = f.read(6)
+    is_npy, is_zip = head == b"\x93NUMPY", head[:2] == b"PK"
+    if not head:
+        why = "it is empty"
+    elif suffix == ".npy" and not is_npy:
+        why = "it is a zip archive: rename it to .npz" if is_zip else "no NumPy header"
+    elif suffix == ".npz" and not is_zip:
+        why = "it is a .npy file: rename it to .npy" if is_npy else "not a zip archive"
+    else:
+        return
+    kind = ".npy file" if suffix == ".npy" else ".npz archive"
+    raise CLIError(f"{p}: not a valid {kind} ({why})")
+
+
+def _object_array_error(e: ValueError) -> bool:
+    return "allow_pickle" in str(e)
+
+
+def _npz_member(z, name: str, path):
+    """``z[name]`` as an ndarray, or a CLIError naming ``path``: a member can be corrupted
+    (bad CRC, broken deflate stream), an object array, or a file that is not a .npy."""
+    import zipfile
+    import zlib
+
+    import numpy as np
+
+    try:
+        a = z[name]
+    except ValueError as e:
+        if _object_array_error(e):
+            raise CLIError(
+                f"{path}: {name!r} is an object array; lowdim reads numeric arrays only"
+            ) from e
+        raise CLIError(f"{path}: cannot read {name!r} ({_one_line(e)})") from e
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+        raise CLIError(
+            f"{path}: a corrupted .npz archive: cannot read {name!r} ({_one_line(e)})"
+        ) from e
+    if not isinstance(a, np.ndarray):
+        raise CLIError(f"{path}: {name!r} is not a NumPy array (not a .npy file in the archive)")
+    return a
+
+
 def load_array(path: str, key: str | None = None, *, image_gray: bool = False):
     """Read INPUT: .npy, .npz (one array or ``key``; a scipy.sparse ``save_npz`` file is
     returned as a sparse CSR matrix), CSV/TSV text (:func:`load_text`), or an image (PNG,
@@ -293,14 +340,25 @@ def load_array(path: str, key: str | None = None, *, image_gray: bool = False):
     if key is not None and suffix != ".npz":
         raise CLIError(f"--key applies to .npz files, not to {p.name}")
     if suffix == ".npy":
+        _check_numpy_file(p, suffix)
         try:
             return np.load(p, allow_pickle=False)
         except ValueError as e:
+            if _object_array_error(e):
+                raise CLIError(
+                    f"{path}: holds an object array; lowdim reads numeric arrays only"
+                ) from e
+            raise CLIError(f"{path}: not a readable .npy array ({_one_line(e)})") from e
+        except EOFError as e:
             raise CLIError(f"{path}: not a readable .npy array ({_one_line(e)})") from e
     if suffix == ".npz":
+        import zipfile
+        import zlib
+
+        _check_numpy_file(p, suffix)
         try:
             z = np.load(p, allow_pickle=False)
-        except (ValueError, OSError) as e:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
             raise CLIError(f"{path}: not a readable .npz archive ({_one_line(e)})") from e
         with z:
             if key is None and _npz_is_sparse(z):
@@ -308,19 +366,19 @@ def load_array(path: str, key: str | None = None, *, image_gray: bool = False):
 
                 try:
                     return sp.load_npz(p).tocsr()
-                except (ValueError, KeyError) as e:
-                    raise CLIError(f"{path}: a broken scipy.sparse archive ({e})") from e
+                except (ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+                    raise CLIError(f"{path}: a broken scipy.sparse archive ({_one_line(e)})") from e
             names = list(z.files)
             if key is not None:
                 if key not in names:
                     raise CLIError(f"{path} has no array {key!r}; it holds {', '.join(names)}")
-                return z[key]
+                return _npz_member(z, key, path)
             if len(names) != 1:
                 listed = ", ".join(names) if names else "nothing"
                 raise CLIError(
                     f"{path} holds {len(names)} arrays ({listed}); choose one with --key NAME"
                 )
-            return z[names[0]]
+            return _npz_member(z, names[0], path)
     if suffix in TEXT_SUFFIXES:
         return load_text(p)
     if suffix in IMAGE_SUFFIXES:
