@@ -71,6 +71,9 @@ def files(tmp_path_factory):
     np.savetxt(d / "u.csv", U, delimiter=",")
     np.save(d / "y.npy", y)
     np.save(d / "y_short.npy", y[:10])
+    np.save(d / "u_complex.npy", U + 1j)
+    np.save(d / "u_bool.npy", U > 0)
+    np.save(d / "u_str.npy", U.astype(str))
     return {"dir": d, "A": A, "X": X, "S": S, "U": U, "y": y}
 
 
@@ -335,7 +338,8 @@ def test_images_without_a_known_range_are_rejected(tmp_path, arr, message):
         (["cluster", "u.npy", "-n", "500"], "n_clusters=500 is larger than the number of points"),
         (["cluster", "u.npy", "-n", "3", "--labels", "y_short.npy"], "10 labels for 120 points"),
         (["cluster", "s.npz", "-n", "3"], "not a sparse one"),
-        (["cluster", "v.npy", "-n", "3"], "needs a 2-D matrix"),
+        (["cluster", "v.npy", "-n", "3"], "v.npy: cluster needs a 2-D matrix"),
+        (["cluster", "x.npy", "-n", "3"], "x.npy: cluster needs a 2-D matrix, but the array has"),
         (["cluster", "u.npy", "-n", "3", "-o", "nodir/l.npy"], "does not exist"),
         (["cluster", "u.npy", "-n", "3", "-o", "l.npz"], "must be a .npy file"),
         (["cluster", "u.npy", "-n", "3", "-o", "l"], "must be a .npy file"),
@@ -407,6 +411,29 @@ def test_cluster_writes_exactly_the_named_file(tmp_path, files):
     assert r.returncode == 0, r.stderr
     assert "wrote     out.npy (120 labels)" in r.stdout
     assert os.listdir(tmp_path) == ["out.npy"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["cluster", "-n", "3"], ["svd", "-k", "2"], ["tucker", "--rank", "2"]],
+    ids=["cluster", "svd", "tucker"],
+)
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("u_complex.npy", "u_complex.npy has complex dtype complex128; lowdim computes real"),
+        ("u_bool.npy", "u_bool.npy has boolean dtype; convert it to float32 or float64 first"),
+        ("u_str.npy", "u_str.npy has dtype <U"),
+    ],
+)
+def test_non_real_input_is_rejected_before_any_work(files, command, name, message):
+    # cluster used to accept bool input and to print scikit-learn's "Complex data not
+    # supported" followed by the whole array on one line
+    cmd, *opts = command
+    r = run_cli(cmd, name, *opts, cwd=files["dir"])
+    assert r.returncode == 2 and r.stdout == "", (r.stdout, r.stderr)
+    assert r.stderr.startswith(f"lowdim: error: {message}"), r.stderr
+    assert r.stderr.count("\n") == 1 and len(r.stderr) < 120, r.stderr
 
 
 def test_cluster_estimates_the_number_of_clusters(files):

@@ -435,19 +435,30 @@ def _svd_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="OUT.npz", help="where to write U, S, Vh")
 
 
-def _matrix_of(a, path):
+def _matrix_of(a, path, command: str):
+    """``a`` as a 2-D array (or sparse matrix) of a real dtype, else a CLIError naming
+    ``command``."""
     import numpy as np
     import scipy.sparse as sp
 
-    if sp.issparse(a):
-        return a
-    a = np.asarray(a)
-    if a.ndim != 2:
-        raise CLIError(
-            f"{path}: svd needs a 2-D matrix, but {_shape_desc(a)}"
-            + ("; use lowdim tucker for tensors" if a.ndim > 2 else "")
-        )
+    if not sp.issparse(a):
+        a = np.asarray(a)
+        if a.ndim != 2:
+            hint = "; use lowdim tucker for tensors" if command == "svd" and a.ndim > 2 else ""
+            raise CLIError(f"{path}: {command} needs a 2-D matrix, but {_shape_desc(a)}{hint}")
+    _check_real(a, path)
     return a
+
+
+def _check_real(a, path) -> None:
+    """Bool, complex and non-numeric input rejected before any work, with the message the
+    kernels give (``_validation.result_dtype``) but naming the file."""
+    from ._validation import result_dtype
+
+    try:
+        result_dtype(a.dtype, str(path))
+    except TypeError as e:
+        raise CLIError(str(e)) from e
 
 
 def _shape_desc(a) -> str:
@@ -467,7 +478,7 @@ def cmd_svd(args) -> int:
     import lowdim
 
     out = output_path(args, "svd")
-    A = _matrix_of(load_array(args.input, args.key, image_gray=True), args.input)
+    A = _matrix_of(load_array(args.input, args.key, image_gray=True), args.input, "svd")
     kind = f"sparse, nnz={A.nnz}" if sp.issparse(A) else "dense"
     _say(args, f"{args.input}: {_shape_str(A.shape)} {A.dtype} ({kind})")
     n_iter = "auto" if args.n_iter is None else args.n_iter
@@ -563,6 +574,7 @@ def cmd_tucker(args) -> int:
         raise CLIError(
             f"{args.input}: tucker needs an array of at least 2 dimensions, but {_shape_desc(X)}"
         )
+    _check_real(X, args.input)
     rank = args.rank
     if rank is not None and len(rank) == 1:
         # one R: R for every mode, capped at the mode's size (an image's 3 colours)
@@ -647,7 +659,7 @@ def cmd_cluster(args) -> int:
     X = load_array(args.input, args.key)
     if sp.issparse(X):
         raise CLIError(f"{args.input}: cluster needs a dense matrix, not a sparse one")
-    X = _matrix_of(X, args.input)
+    X = _matrix_of(X, args.input, "cluster")
     truth = None
     if args.labels is not None:
         truth = np.asarray(load_array(args.labels)).ravel()
