@@ -709,3 +709,12 @@ def test_demo_cli_writes_valid_pngs_of_the_expected_size(tmp_path):
             assert im.size == figure_pixels(name), name
             # not blank: a figure with drawn content has many distinct colours
             assert len(im.convert("RGB").getcolors(maxcolors=1 << 20)) > 50
+
+
+@pytest.mark.parametrize("out", ["taken", "taken/figs"])
+def test_demo_checks_its_output_directory_before_any_work(tmp_path, out):
+    # it used to fail only after the whole run, with the table already printed
+    (tmp_path / "taken").write_text("a file")
+    r = run_cli("demo", "--small", "--out", out, cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == "", (r.stdout, r.stderr)
+    assert r.stderr == f"lowdim: error: --out {out}: taken is a file, not a directory\n"

@@ -1131,8 +1131,20 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _check_outdir(option: str, path: str) -> None:
+    """The figures' directory (or the nearest of its parents that exists) must be a directory:
+    checked before the run, which takes a while."""
+    p = Path(path)
+    for q in (p, *p.parents):
+        if q.exists():
+            if not q.is_dir():
+                raise CLIError(f"{option} {path}: {q} is a file, not a directory")
+            return
+
+
 @command("demo", "run every kernel on bundled data: a table and PNG figures", _demo_arguments)
 def cmd_demo(args) -> int:
+    _check_outdir("--out", args.out)
     if args.quiet:
         with open(os.devnull, "w") as sink:
             demo(small=args.small, out=sink, outdir=args.out)
