@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import lowdim
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from lowdim.cli import demo, figure_pixels, main
+from lowdim.cli import CLIError, demo, figure_pixels, load_array, main
 
 TIMEOUT = 120
 
@@ -55,7 +56,9 @@ def files(tmp_path_factory):
     np.savez(d / "x.npz", X=X)
     (d / "empty.csv").write_text("")
     (d / "bad.csv").write_text("1,2,3\n4,five,6\n")
+    (d / "header.csv").write_text("x,y,z\n")
     (d / "notes.xyz").write_text("hello")
+    _broken_numpy_files(d, A)
     from PIL import Image
 
     img = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
@@ -68,7 +71,78 @@ def files(tmp_path_factory):
     np.savetxt(d / "u.csv", U, delimiter=",")
     np.save(d / "y.npy", y)
     np.save(d / "y_short.npy", y[:10])
+    np.save(d / "u_complex.npy", U + 1j)
+    np.save(d / "u_bool.npy", U > 0)
+    np.save(d / "u_str.npy", U.astype(str))
     return {"dir": d, "A": A, "X": X, "S": S, "U": U, "y": y}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1,2,3\n4,5,6\n7,8,10\n",
+        "x,y,z\n1,2,3\n4,5,6\n7,8,10\n",
+        "1\t2\t3\n4\t5\t6\n7\t8\t10\n",
+    ],
+)
+def test_text_with_a_utf8_bom_keeps_every_row(tmp_path, text):
+    # Excel writes "CSV UTF-8" with a BOM: it used to make the first data row a "header"
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    np.testing.assert_array_equal(load_array(str(path)), [[1, 2, 3], [4, 5, 6], [7, 8, 10]])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# c\nx,y,z\n1,2,3\n4,5,6\n",
+        "\n\nx,y,z\n1,2,3\n4,5,6\n",
+        "# c1\n# c2\n1,2,3\n4,5,6\n",
+        "# c1\n\n  # c2\nx,y,z\n\n1,2,3\n# between\n4,5,6\n",
+        "1,2,3 # first point\n4,5,6\n",
+        "x y z\n1 2 3\n4 5 6\n",
+    ],
+)
+def test_text_header_is_found_after_comment_and_blank_lines(tmp_path, text):
+    # the header is the first line that is neither blank nor a comment, not the first line
+    path = tmp_path / "c.csv"
+    path.write_text(text)
+    np.testing.assert_array_equal(load_array(str(path)), [[1, 2, 3], [4, 5, 6]])
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only\n# comments\n"])
+def test_text_without_data_lines_says_so(tmp_path, text):
+    path = tmp_path / "c.csv"
+    path.write_text(text)
+    with pytest.raises(CLIError, match="c.csv: no data"):
+        load_array(str(path))
+
+
+def _broken_numpy_files(d, A):
+    """.npy / .npz files that np.load cannot read, or that hold no numeric array."""
+    import zipfile
+
+    np.savez(d / "stored.npz", A=A)
+    b = bytearray((d / "stored.npz").read_bytes())
+    b[3000:3100] = bytes(100)  # inside A's data: "Bad CRC-32" when read
+    (d / "crc.npz").write_bytes(bytes(b))
+    np.savez_compressed(d / "deflated.npz", A=A)
+    good = (d / "deflated.npz").read_bytes()
+    b = bytearray(good)
+    b[100:300] = bytes(v ^ 0x55 for v in b[100:300])  # zlib.error: invalid deflate stream
+    (d / "zlib.npz").write_bytes(bytes(b))
+    (d / "cut.npz").write_bytes(good[:500])
+    (d / "cut.npy").write_bytes((d / "a.npy").read_bytes()[:500])
+    (d / "empty.npy").write_bytes(b"")
+    (d / "garbage.npy").write_bytes(b"hello world " * 20)
+    (d / "garbage.npz").write_bytes(b"hello world " * 20)
+    (d / "zip.npy").write_bytes((d / "a.npz").read_bytes())
+    (d / "npy.npz").write_bytes((d / "a.npy").read_bytes())
+    np.save(d / "obj.npy", np.array([1, None], dtype=object), allow_pickle=True)
+    np.savez(d / "obj.npz", a=np.array([1, None], dtype=object))
+    with zipfile.ZipFile(d / "txt.npz", "w") as zf:
+        zf.writestr("notes.txt", "hello")
+    np.savez(d / "scalar.npz", a=np.float64(3))
 
 
 def check_svd_output(path, A, k):
@@ -144,6 +218,74 @@ def test_tucker_image_is_h_w_3(files, name):
     assert r.returncode == 0 and "5 x 5 x 3" in r.stdout
 
 
+@pytest.mark.parametrize("name", ["g16.png", "g16.tif"])
+def test_16_bit_images_load_scaled_into_0_1(tmp_path, name):
+    # Pillow's convert("L") / convert("RGB") clip 16-bit values at 255: every pixel was 1.0
+    from PIL import Image
+
+    arr = (np.arange(12 * 10).reshape(12, 10) * 546).astype(np.uint16)
+    path = tmp_path / name
+    Image.fromarray(arr).save(path)
+    np.testing.assert_array_equal(load_array(str(path), image_gray=True), arr / 65535)
+    rgb = load_array(str(path))
+    assert rgb.shape == (12, 10, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(rgb[..., c], arr / 65535)
+
+
+def test_a_16_bit_png_opened_as_mode_i_loads_scaled_into_0_1(tmp_path, monkeypatch):
+    # Pillow < 10 opens a 16-bit gray PNG as mode "I" (32-bit), not "I;16"
+    from PIL import Image
+
+    arr = (np.arange(12 * 10).reshape(12, 10) * 546).astype(np.uint16)
+    Image.fromarray(arr).save(tmp_path / "g16.png")
+    open_image = Image.open
+
+    def open_as_mode_i(path):
+        with open_image(path) as im:
+            as_i = im.convert("I")
+        as_i.format = "PNG"
+        return as_i
+
+    monkeypatch.setattr(Image, "open", open_as_mode_i)
+    got = load_array(str(tmp_path / "g16.png"), image_gray=True)
+    np.testing.assert_array_equal(got, arr / 65535)
+
+
+def test_8_bit_images_load_scaled_into_0_1(files):
+    from PIL import Image
+
+    path = files["dir"] / "im.png"
+    with Image.open(path) as im:
+        rgb, gray = np.asarray(im), np.asarray(im.convert("L"))
+    np.testing.assert_array_equal(load_array(str(path)), rgb / 255)
+    np.testing.assert_array_equal(load_array(str(path), image_gray=True), gray / 255)
+
+
+def test_float_images_in_0_1_load_as_they_are(tmp_path):
+    from PIL import Image
+
+    arr = np.linspace(0, 1, 20, dtype=np.float32).reshape(4, 5)
+    Image.fromarray(arr).save(tmp_path / "f.tif")
+    np.testing.assert_array_equal(load_array(str(tmp_path / "f.tif"), image_gray=True), arr)
+    assert load_array(str(tmp_path / "f.tif")).shape == (4, 5, 3)
+
+
+@pytest.mark.parametrize(
+    "arr,message",
+    [
+        (np.linspace(0, 3, 20, dtype=np.float32).reshape(4, 5), "values outside [0, 1]"),
+        ((np.arange(20) * 100000).astype(np.int32).reshape(4, 5), "32-bit integer image"),
+    ],
+)
+def test_images_without_a_known_range_are_rejected(tmp_path, arr, message):
+    from PIL import Image
+
+    Image.fromarray(arr).save(tmp_path / "m.tif")
+    with pytest.raises(CLIError, match=f"m.tif: .*{re.escape(message)}"):
+        load_array(str(tmp_path / "m.tif"), image_gray=True)
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -165,7 +307,30 @@ def test_tucker_image_is_h_w_3(files, name):
         (["svd", "a.npy", "-k", "2", "--key", "A"], "--key applies to .npz"),
         (["svd", "empty.csv", "-k", "1"], "empty"),
         (["svd", "bad.csv", "-k", "1"], "cannot read it as a table of numbers"),
+        (["svd", "header.csv", "-k", "1"], "header.csv: no data rows"),  # no loadtxt warning
         (["svd", "notes.xyz", "-k", "1"], "unknown file type .xyz"),
+        (["svd", "crc.npz", "-k", "1"], "crc.npz: a corrupted .npz archive: cannot read 'A'"),
+        (["svd", "zlib.npz", "-k", "1"], "zlib.npz: a corrupted .npz archive: cannot read 'A'"),
+        (["cluster", "zlib.npz", "-n", "2"], "zlib.npz: a corrupted .npz archive"),
+        (["svd", "cut.npz", "-k", "1"], "cut.npz: not a readable .npz archive"),
+        (["svd", "cut.npy", "-k", "1"], "cut.npy: not a readable .npy array"),
+        (["svd", "empty.npy", "-k", "1"], "empty.npy: not a valid .npy file (it is empty)"),
+        (["svd", "garbage.npy", "-k", "1"], "garbage.npy: not a valid .npy file (no NumPy header)"),
+        (["svd", "garbage.npz", "-k", "1"], "garbage.npz: not a valid .npz archive (not a zip"),
+        (["svd", "zip.npy", "-k", "1"], "zip.npy: not a valid .npy file (it is a zip archive"),
+        (["svd", "npy.npz", "-k", "1"], "npy.npz: not a valid .npz archive (it is a .npy file"),
+        (["svd", "obj.npy", "-k", "1"], "obj.npy: holds an object array; lowdim reads numeric"),
+        (["svd", "obj.npz", "-k", "1"], "obj.npz: 'a' is an object array; lowdim reads numeric"),
+        (["tucker", "obj.npz", "--rank", "1"], "obj.npz: 'a' is an object array"),
+        (["svd", "txt.npz", "-k", "1"], "txt.npz: 'notes.txt' is not a NumPy array"),
+        (
+            ["svd", "scalar.npz", "-k", "1"],
+            "scalar.npz: svd needs a 2-D matrix, but it holds a single number (a 0-D array)",
+        ),
+        (
+            ["tucker", "scalar.npz", "--rank", "1"],
+            "scalar.npz: tucker needs an array of at least 2 dimensions, but it holds a single",
+        ),
         (["svd", "a.npy", "-k", "2", "-o", "out.txt"], "must be a .npz file"),
         (["svd", "a.npy", "-k", "2", "-o", "nodir/out.npz"], "does not exist"),
         (["cluster", "u.npy", "--method", "kss"], "needs --n-clusters"),
@@ -173,8 +338,11 @@ def test_tucker_image_is_h_w_3(files, name):
         (["cluster", "u.npy", "-n", "500"], "n_clusters=500 is larger than the number of points"),
         (["cluster", "u.npy", "-n", "3", "--labels", "y_short.npy"], "10 labels for 120 points"),
         (["cluster", "s.npz", "-n", "3"], "not a sparse one"),
-        (["cluster", "v.npy", "-n", "3"], "needs a 2-D matrix"),
+        (["cluster", "v.npy", "-n", "3"], "v.npy: cluster needs a 2-D matrix"),
+        (["cluster", "x.npy", "-n", "3"], "x.npy: cluster needs a 2-D matrix, but the array has"),
         (["cluster", "u.npy", "-n", "3", "-o", "nodir/l.npy"], "does not exist"),
+        (["cluster", "u.npy", "-n", "3", "-o", "l.npz"], "must be a .npy file"),
+        (["cluster", "u.npy", "-n", "3", "-o", "l"], "must be a .npy file"),
     ],
 )
 def test_errors_are_one_line_with_exit_2(files, args, message):
@@ -227,6 +395,45 @@ def test_cluster_each_method_recovers_the_subspaces(files, name, method, extra):
     from lowdim.metrics import clustering_accuracy
 
     assert clustering_accuracy(files["y"], labels) == 1.0
+
+
+@pytest.mark.parametrize("name", ["l.npz", "l", "l.NPY"])
+def test_cluster_rejects_an_output_that_is_not_npy_before_any_work(tmp_path, files, name):
+    # np.save appends .npy to any other name: "wrote l.npz" used to leave l.npz.npy behind
+    r = run_cli("cluster", files["dir"] / "u.npy", "-n", "3", "-o", name, cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == "", (r.stdout, r.stderr)
+    assert f"-o {name}: the output must be a .npy file" in r.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_cluster_writes_exactly_the_named_file(tmp_path, files):
+    r = run_cli("cluster", files["dir"] / "u.npy", "-n", "3", "-o", "out.npy", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "wrote     out.npy (120 labels)" in r.stdout
+    assert os.listdir(tmp_path) == ["out.npy"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["cluster", "-n", "3"], ["svd", "-k", "2"], ["tucker", "--rank", "2"]],
+    ids=["cluster", "svd", "tucker"],
+)
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("u_complex.npy", "u_complex.npy has complex dtype complex128; lowdim computes real"),
+        ("u_bool.npy", "u_bool.npy has boolean dtype; convert it to float32 or float64 first"),
+        ("u_str.npy", "u_str.npy has dtype <U"),
+    ],
+)
+def test_non_real_input_is_rejected_before_any_work(files, command, name, message):
+    # cluster used to accept bool input and to print scikit-learn's "Complex data not
+    # supported" followed by the whole array on one line
+    cmd, *opts = command
+    r = run_cli(cmd, name, *opts, cwd=files["dir"])
+    assert r.returncode == 2 and r.stdout == "", (r.stdout, r.stderr)
+    assert r.stderr.startswith(f"lowdim: error: {message}"), r.stderr
+    assert r.stderr.count("\n") == 1 and len(r.stderr) < 120, r.stderr
 
 
 def test_cluster_estimates_the_number_of_clusters(files):
@@ -502,3 +709,12 @@ def test_demo_cli_writes_valid_pngs_of_the_expected_size(tmp_path):
             assert im.size == figure_pixels(name), name
             # not blank: a figure with drawn content has many distinct colours
             assert len(im.convert("RGB").getcolors(maxcolors=1 << 20)) > 50
+
+
+@pytest.mark.parametrize("out", ["taken", "taken/figs"])
+def test_demo_checks_its_output_directory_before_any_work(tmp_path, out):
+    # it used to fail only after the whole run, with the table already printed
+    (tmp_path / "taken").write_text("a file")
+    r = run_cli("demo", "--small", "--out", out, cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == "", (r.stdout, r.stderr)
+    assert r.stderr == f"lowdim: error: --out {out}: taken is a file, not a directory\n"

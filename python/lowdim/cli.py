@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,24 +186,40 @@ def _sniff_delimiter(line: str) -> str | None:
     return None  # whitespace
 
 
+def _first_content_line(f) -> tuple[int, str] | None:
+    """``(index, text)`` of the first line of ``f`` that is neither blank nor only a comment,
+    with any ``# comment`` cut off; None when there is none."""
+    for i, line in enumerate(f):
+        text = line.split("#", 1)[0].strip()
+        if text:
+            return i, text
+    return None
+
+
 def load_text(path: Path):
     """A CSV/TSV (or whitespace-separated) file of numbers as a 2-D float64 array; the
-    delimiter is detected from the first data line and a non-numeric header line is skipped."""
+    delimiter is detected from the first line that is neither blank nor a ``#`` comment,
+    and that line is skipped when it is a non-numeric header."""
     import numpy as np
 
-    with open(path, encoding="utf-8", errors="replace") as f:
-        lines = [ln for ln in (f.readline() for _ in range(2)) if ln]
-    lines = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
-        raise CLIError(f"{path}: no data (the file is empty)")
-    delim = _sniff_delimiter(lines[0])
+    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first line
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        first = _first_content_line(f)
+    if first is None:
+        raise CLIError(f"{path}: no data (the file is empty or holds only comments)")
+    index, line = first
+    delim = _sniff_delimiter(line)
     skip = 0
     try:
-        [float(t) for t in lines[0].strip().split(delim) if t.strip()]
+        [float(t) for t in line.split(delim) if t.strip()]
     except ValueError:
-        skip = 1  # a header line
+        # a header line; skiprows counts every line before it, blank and comment lines too
+        skip = index + 1
     try:
-        a = np.loadtxt(path, delimiter=delim, skiprows=skip, ndmin=2, dtype=np.float64)
+        with open(path, encoding="utf-8-sig", errors="replace") as f, warnings.catch_warnings():
+            # "input contained no data": said below in the one error line
+            warnings.simplefilter("ignore", UserWarning)
+            a = np.loadtxt(f, delimiter=delim, skiprows=skip, ndmin=2, dtype=np.float64)
     except ValueError as e:
         raise CLIError(f"{path}: cannot read it as a table of numbers ({_one_line(e)})") from e
     if a.size == 0:
@@ -210,21 +227,93 @@ def load_text(path: Path):
     return a
 
 
+# Pillow modes of more than 8 bits per sample (the others are converted to 8-bit "L"/"RGB"):
+# 16-bit unsigned integers, and the full range of a PNG opened as "I" (Pillow < 10 opens
+# 16-bit gray PNGs so; a PNG has at most 16 bits per sample).
+_MODES_16_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
 def load_image(path: Path, gray: bool = False):
-    """An image as an H x W x 3 float64 tensor in [0, 1] (H x W with ``gray``)."""
+    """An image as an H x W x 3 float64 tensor in [0, 1] (H x W with ``gray``): 8-bit images
+    are divided by 255 and 16-bit ones by 65535; a float image must hold values in [0, 1]. A
+    32-bit integer image, whose range is unknown, is rejected."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            im = im.convert("L" if gray else "RGB")
-            return np.asarray(im, dtype=np.float64) / 255.0
+            if im.mode in _MODES_16_BIT or (im.mode == "I" and im.format == "PNG"):
+                a = np.asarray(im).astype(np.float64) / 65535.0
+            elif im.mode == "I":
+                raise CLIError(
+                    f"{path}: a 32-bit integer image has no known range to scale into [0, 1]; "
+                    "save it as 8- or 16-bit, or as .npy"
+                )
+            elif im.mode == "F":
+                a = np.asarray(im).astype(np.float64)
+                if not (np.isfinite(a).all() and a.min() >= 0.0 and a.max() <= 1.0):
+                    raise CLIError(
+                        f"{path}: a float image with values outside [0, 1] "
+                        f"(from {a.min():g} to {a.max():g}); save it as .npy"
+                    )
+            else:
+                im = im.convert("L" if gray else "RGB")
+                return np.asarray(im).astype(np.float64) / 255.0
     except UnidentifiedImageError as e:
         raise CLIError(f"{path}: not an image Pillow can read") from e
+    # one channel of more than 8 bits: gray, or repeated into R, G and B
+    return a if gray else np.repeat(a[:, :, None], 3, axis=2)
 
 
 def _npz_is_sparse(z) -> bool:
     return {"format", "shape", "data"} <= set(z.files)
+
+
+def _check_numpy_file(p: Path, suffix: str) -> None:
+    """A .npy file must start with NumPy's header and a .npz file be a zip archive: np.load
+    takes anything else for a pickle and says "This file contains pickled (object) data"."""
+    with open(p, "rb") as f:
+        head = f.read(6)
+    is_npy, is_zip = head == b"\x93NUMPY", head[:2] == b"PK"
+    if not head:
+        why = "it is empty"
+    elif suffix == ".npy" and not is_npy:
+        why = "it is a zip archive: rename it to .npz" if is_zip else "no NumPy header"
+    elif suffix == ".npz" and not is_zip:
+        why = "it is a .npy file: rename it to .npy" if is_npy else "not a zip archive"
+    else:
+        return
+    kind = ".npy file" if suffix == ".npy" else ".npz archive"
+    raise CLIError(f"{p}: not a valid {kind} ({why})")
+
+
+def _object_array_error(e: ValueError) -> bool:
+    return "allow_pickle" in str(e)
+
+
+def _npz_member(z, name: str, path):
+    """``z[name]`` as an ndarray, or a CLIError naming ``path``: a member can be corrupted
+    (bad CRC, broken deflate stream), an object array, or a file that is not a .npy."""
+    import zipfile
+    import zlib
+
+    import numpy as np
+
+    try:
+        a = z[name]
+    except ValueError as e:
+        if _object_array_error(e):
+            raise CLIError(
+                f"{path}: {name!r} is an object array; lowdim reads numeric arrays only"
+            ) from e
+        raise CLIError(f"{path}: cannot read {name!r} ({_one_line(e)})") from e
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+        raise CLIError(
+            f"{path}: a corrupted .npz archive: cannot read {name!r} ({_one_line(e)})"
+        ) from e
+    if not isinstance(a, np.ndarray):
+        raise CLIError(f"{path}: {name!r} is not a NumPy array (not a .npy file in the archive)")
+    return a
 
 
 def load_array(path: str, key: str | None = None, *, image_gray: bool = False):
@@ -251,14 +340,25 @@ def load_array(path: str, key: str | None = None, *, image_gray: bool = False):
     if key is not None and suffix != ".npz":
         raise CLIError(f"--key applies to .npz files, not to {p.name}")
     if suffix == ".npy":
+        _check_numpy_file(p, suffix)
         try:
             return np.load(p, allow_pickle=False)
         except ValueError as e:
+            if _object_array_error(e):
+                raise CLIError(
+                    f"{path}: holds an object array; lowdim reads numeric arrays only"
+                ) from e
+            raise CLIError(f"{path}: not a readable .npy array ({_one_line(e)})") from e
+        except EOFError as e:
             raise CLIError(f"{path}: not a readable .npy array ({_one_line(e)})") from e
     if suffix == ".npz":
+        import zipfile
+        import zlib
+
+        _check_numpy_file(p, suffix)
         try:
             z = np.load(p, allow_pickle=False)
-        except (ValueError, OSError) as e:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
             raise CLIError(f"{path}: not a readable .npz archive ({_one_line(e)})") from e
         with z:
             if key is None and _npz_is_sparse(z):
@@ -266,19 +366,19 @@ def load_array(path: str, key: str | None = None, *, image_gray: bool = False):
 
                 try:
                     return sp.load_npz(p).tocsr()
-                except (ValueError, KeyError) as e:
-                    raise CLIError(f"{path}: a broken scipy.sparse archive ({e})") from e
+                except (ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+                    raise CLIError(f"{path}: a broken scipy.sparse archive ({_one_line(e)})") from e
             names = list(z.files)
             if key is not None:
                 if key not in names:
                     raise CLIError(f"{path} has no array {key!r}; it holds {', '.join(names)}")
-                return z[key]
+                return _npz_member(z, key, path)
             if len(names) != 1:
                 listed = ", ".join(names) if names else "nothing"
                 raise CLIError(
                     f"{path} holds {len(names)} arrays ({listed}); choose one with --key NAME"
                 )
-            return z[names[0]]
+            return _npz_member(z, names[0], path)
     if suffix in TEXT_SUFFIXES:
         return load_text(p)
     if suffix in IMAGE_SUFFIXES:
@@ -289,13 +389,15 @@ def load_array(path: str, key: str | None = None, *, image_gray: bool = False):
     )
 
 
-def output_path(args, what: str) -> Path:
-    """``-o`` (checked before any work is done), else ``<INPUT stem>.<what>.npz`` here."""
+def output_path(args, what: str, suffix: str = ".npz") -> Path:
+    """``-o`` (checked before any work is done), else ``<INPUT stem>.<what><suffix>`` here.
+    ``-o`` must end in ``suffix``: np.save / np.savez append it to any other name, so the file
+    written would not be the one named."""
     if not args.output:
-        return Path(Path(args.input).stem + f".{what}.npz")
+        return Path(Path(args.input).stem + f".{what}{suffix}")
     path = Path(args.output)
-    if path.suffix != ".npz":
-        raise CLIError(f"-o {path}: the output must be a .npz file")
+    if path.suffix != suffix:
+        raise CLIError(f"-o {path}: the output must be a {suffix} file")
     if not path.parent.is_dir():
         raise CLIError(f"-o {path}: directory {path.parent} does not exist")
     return path
@@ -333,19 +435,37 @@ def _svd_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="OUT.npz", help="where to write U, S, Vh")
 
 
-def _matrix_of(a, path):
+def _matrix_of(a, path, command: str):
+    """``a`` as a 2-D array (or sparse matrix) of a real dtype, else a CLIError naming
+    ``command``."""
     import numpy as np
     import scipy.sparse as sp
 
-    if sp.issparse(a):
-        return a
-    a = np.asarray(a)
-    if a.ndim != 2:
-        raise CLIError(
-            f"{path}: svd needs a 2-D matrix, but the array has shape {a.shape} "
-            f"({a.ndim}-D)" + ("; use lowdim tucker for tensors" if a.ndim > 2 else "")
-        )
+    if not sp.issparse(a):
+        a = np.asarray(a)
+        if a.ndim != 2:
+            hint = "; use lowdim tucker for tensors" if command == "svd" and a.ndim > 2 else ""
+            raise CLIError(f"{path}: {command} needs a 2-D matrix, but {_shape_desc(a)}{hint}")
+    _check_real(a, path)
     return a
+
+
+def _check_real(a, path) -> None:
+    """Bool, complex and non-numeric input rejected before any work, with the message the
+    kernels give (``_validation.result_dtype``) but naming the file."""
+    from ._validation import result_dtype
+
+    try:
+        result_dtype(a.dtype, str(path))
+    except TypeError as e:
+        raise CLIError(str(e)) from e
+
+
+def _shape_desc(a) -> str:
+    """``it holds a single number (a 0-D array)`` or ``the array has shape (5,) (1-D)``."""
+    if a.ndim == 0:
+        return "it holds a single number (a 0-D array)"
+    return f"the array has shape {a.shape} ({a.ndim}-D)"
 
 
 @command(
@@ -358,7 +478,7 @@ def cmd_svd(args) -> int:
     import lowdim
 
     out = output_path(args, "svd")
-    A = _matrix_of(load_array(args.input, args.key, image_gray=True), args.input)
+    A = _matrix_of(load_array(args.input, args.key, image_gray=True), args.input, "svd")
     kind = f"sparse, nnz={A.nnz}" if sp.issparse(A) else "dense"
     _say(args, f"{args.input}: {_shape_str(A.shape)} {A.dtype} ({kind})")
     n_iter = "auto" if args.n_iter is None else args.n_iter
@@ -452,9 +572,9 @@ def cmd_tucker(args) -> int:
     X = np.asarray(X)
     if X.ndim < 2:
         raise CLIError(
-            f"{args.input}: tucker needs an array of at least 2 dimensions, but it has shape "
-            f"{X.shape}"
+            f"{args.input}: tucker needs an array of at least 2 dimensions, but {_shape_desc(X)}"
         )
+    _check_real(X, args.input)
     rank = args.rank
     if rank is not None and len(rank) == 1:
         # one R: R for every mode, capped at the mode's size (an image's 3 colours)
@@ -535,16 +655,11 @@ def cmd_cluster(args) -> int:
     import lowdim
     from lowdim.metrics import clustering_accuracy
 
-    if args.output is not None:
-        out = Path(args.output)
-        if not out.parent.exists():
-            raise CLIError(f"-o {out}: directory {out.parent} does not exist")
-    else:
-        out = Path(Path(args.input).stem + ".labels.npy")
+    out = output_path(args, "labels", ".npy")
     X = load_array(args.input, args.key)
     if sp.issparse(X):
         raise CLIError(f"{args.input}: cluster needs a dense matrix, not a sparse one")
-    X = _matrix_of(X, args.input)
+    X = _matrix_of(X, args.input, "cluster")
     truth = None
     if args.labels is not None:
         truth = np.asarray(load_array(args.labels)).ravel()
@@ -725,8 +840,6 @@ def demo_sparse(ctx: DemoContext) -> None:
 
 def demo_photo(ctx: DemoContext) -> None:
     """Tucker compression of scikit-learn's bundled photo at several tolerances."""
-    import warnings
-
     import numpy as np
     from sklearn.datasets import load_sample_image
 
@@ -1018,8 +1131,20 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _check_outdir(option: str, path: str) -> None:
+    """The figures' directory (or the nearest of its parents that exists) must be a directory:
+    checked before the run, which takes a while."""
+    p = Path(path)
+    for q in (p, *p.parents):
+        if q.exists():
+            if not q.is_dir():
+                raise CLIError(f"{option} {path}: {q} is a file, not a directory")
+            return
+
+
 @command("demo", "run every kernel on bundled data: a table and PNG figures", _demo_arguments)
 def cmd_demo(args) -> int:
+    _check_outdir("--out", args.out)
     if args.quiet:
         with open(os.devnull, "w") as sink:
             demo(small=args.small, out=sink, outdir=args.out)
