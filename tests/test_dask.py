@@ -648,3 +648,29 @@ def test_killed_worker_does_not_lose_the_result(client):
     U, S, Vh = client.gather(futures)
     assert victim not in client.scheduler_info()["workers"], "the worker was not killed"
     _assert_same((U, S, Vh), ref, 1e-10)
+
+
+def test_pca_zero_variance_whitening_and_parameter_names():
+    # as in memory: a float n_components on zero-variance data is one component (IndexError
+    # on zeros, LinAlgError "cannot rescale" on ones, before); the whitened transform agrees
+    # with fit_transform when a component has no variance (it divided by sqrt(0)); errors
+    # name the estimator's parameters, not rsvd's
+    with dask.config.set(scheduler="synchronous"):
+        for X in (np.zeros((12, 5)), np.ones((12, 5))):
+            p = lowdim.PCA(0.5).fit(da.from_array(X, chunks=(4, 5)))
+            ref = lowdim.PCA(0.5).fit(X)
+            assert p.n_components_ == ref.n_components_ == 1
+            np.testing.assert_allclose(p.components_, ref.components_)
+            np.testing.assert_allclose(p.mean_, ref.mean_)
+        X = np.random.default_rng(0).standard_normal((40, 6))
+        X[:, 2] = 3.0
+        Xd = da.from_array(X, chunks=(10, 6))
+        p = lowdim.PCA(5, whiten=True, svd_solver="randomized", random_state=0)
+        ft = np.asarray(p.fit_transform(Xd))
+        tr = np.asarray(p.transform(Xd))
+        assert np.isfinite(tr).all()
+        np.testing.assert_allclose(tr[:, :4], ft[:, :4], atol=1e-10)
+        with pytest.raises(ValueError, match="iterated_power"):
+            lowdim.PCA(2, iterated_power=-1).fit(Xd)
+        with pytest.raises(TypeError, match="random_state"):
+            lowdim.PCA(2, random_state="x").fit(Xd)

@@ -796,6 +796,11 @@ def _rsvd_tol(op: _Op, tol, q, block_size, seed, compute):
     lo, hi = SAFE_F64 if dt == np.float64 else SAFE_F32
     mt, nt = op.shape
 
+    def rank0():
+        U = da.zeros((mt, 0), dtype=dt, chunks=(op.row_chunks, 0))
+        V = da.zeros((nt, 0), dtype=dt, chunks=(op.col_chunks, 0))
+        return _tol_result(op, U, da.zeros((0,), dtype=dt), V, 0.0, compute)
+
     def unsafe(f2):
         return f2 == 0.0 or not math.isfinite(f2) or not lo <= math.sqrt(f2) <= hi
 
@@ -808,12 +813,12 @@ def _rsvd_tol(op: _Op, tol, q, block_size, seed, compute):
         amax = float(_compute(op.max_abs())[0])
         _finite_or_raise(amax)
         if amax == 0.0:
-            U = da.zeros((mt, 0), dtype=dt, chunks=(op.row_chunks, 0))
-            V = da.zeros((nt, 0), dtype=dt, chunks=(op.col_chunks, 0))
-            return _tol_result(op, U, da.zeros((0,), dtype=dt), V, 0.0, compute)
+            return rank0()
         scale = pow2_near_inverse(amax, 1023 if dt == np.float64 else 127)
         op = op.scaled(scale)
         frob2 = float(_compute(op.frob_sq())[0])
+        if frob2 == 0.0:  # exactly zero (e.g. centred constant columns)
+            return rank0()
         if unsafe(frob2):
             raise np.linalg.LinAlgError("cannot rescale A into a safe range")
     # A small slack keeps rounding in the indicator from stopping a hair early.
@@ -944,16 +949,19 @@ def _flip_v(U, S, Vh):
     return U * signs.astype(U.dtype)[None, :], Vh * signs[:, None]
 
 
-def _fitted_svd(X, k, tol, est_kwargs, center=None):
-    """rsvd on a dask array: U stays distributed (persisted), S and Vh come back as NumPy."""
-    res = rsvd(X, k, tol=tol, center=center, compute=False, **est_kwargs)
+def _fitted_svd(X, k, tol, est, center=None):
+    """rsvd on a dask array for the estimator ``est``: U stays distributed (persisted), S and
+    Vh come back as NumPy; errors name the estimator's parameters (``svd._renamed``)."""
+    from .svd import _renamed
+
     try:
+        res = rsvd(X, k, tol=tol, center=center, compute=False, **est._rsvd_params())
         U, S, Vh = _persist(res.U, res.S, res.Vh)
         S, Vh = _compute(S, Vh)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:
         if "NaN or infinity" in str(e):
             raise ValueError(_NON_FINITE_X) from None
-        raise
+        raise _renamed(e, est._rsvd_names()) from None
     U, Vh = _flip_v(U, S, Vh)
     return U, S, np.ascontiguousarray(Vh)
 
@@ -993,13 +1001,13 @@ def pca_fit(est, X):
     if not np.isfinite(mean).all():
         raise ValueError(_NON_FINITE_X)
     mean = mean.astype(dtype)
-    U, S, Vh = _fitted_svd(
-        X,
-        k,
-        tol,
-        est._rsvd_params(),
-        center=mean,
-    )
+    U, S, Vh = _fitted_svd(X, k, tol, est, center=mean)
+    if S.shape[0] == 0:
+        # tol mode on centred data that are exactly 0: the in-memory rank-1 answer
+        from .decomposition import _zero_svd
+
+        _, S, Vh = _zero_svd(n_samples, n_features, dtype)
+        U = da.zeros((n_samples, 1), dtype=dtype, chunks=(X.chunks[0], 1))
     ncomp = S.shape[0]
     # variances of c X (c = 1 unless squares of X leave float64's range; the in-memory
     # rule), scaled back: the centred sum of squares is the pass after the SVD
@@ -1037,7 +1045,9 @@ def pca_transform(est, X):
     C = est.components_.T
     Xt = _project(X, C) - (est.mean_ @ C)
     if est.whiten:
-        Xt = Xt / np.sqrt(est.explained_variance_)
+        from .decomposition import _whitening
+
+        Xt = Xt / _whitening(np, est.singular_values_, est.n_samples_)[0]
     return Xt
 
 
@@ -1084,12 +1094,7 @@ def tsvd_fit_transform(est, X):
         raise ValueError(
             f"n_components={nc} must be between 1 and min(n_samples, n_features)={min(X.shape)}"
         )
-    U, S, Vh = _fitted_svd(
-        X,
-        int(nc),
-        None,
-        est._rsvd_params(),
-    )
+    U, S, Vh = _fitted_svd(X, int(nc), None, est)
     from .decomposition import _variance_scale
 
     Xt = U * S
