@@ -831,6 +831,28 @@ def test_sparse_estimators_match_rust(monkeypatch, cls, kw):
             dec._pca_fit_xp(lowdim.PCA(3, svd_solver="full"), X)
 
 
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_pca_float32_large_mean(monkeypatch, fmt):
+    # the implicitly centred norm of the sparse array-API path was ||A||^2 - 2 c^T A^T 1 +
+    # m ||c||^2 with A^T 1 in float32: data of 1000 + noise kept 1 component for 3, with a
+    # first ratio of 0.669 for 0.609 and a noise variance of 0.77 for 1.0
+    from lowdim import decomposition as dec
+
+    rng = np.random.default_rng(0)
+    B = (1000 + rng.standard_normal((20000, 50))).astype(np.float32)
+    B[:, :3] += (5 * rng.standard_normal((20000, 1))).astype(np.float32)
+    ref = lowdim.PCA(0.62, random_state=0).fit(B.astype(np.float64))
+    import scipy.sparse as sp
+
+    b = lowdim.PCA(0.62, random_state=0)
+    X = sp.csr_matrix(B).asformat(fmt)
+    _no_densify(monkeypatch)
+    dec._pca_fit_xp(b, X)
+    assert b.n_components_ == ref.n_components_ == 3
+    assert b.explained_variance_ratio_[0] == pytest.approx(ref.explained_variance_ratio_[0], 1e-4)
+    assert b.noise_variance_ == pytest.approx(ref.noise_variance_, rel=1e-3)
+
+
 def test_cupyx_sparse_check_imports_nothing():
     import subprocess
     import sys
