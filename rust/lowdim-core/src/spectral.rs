@@ -78,6 +78,66 @@ pub(crate) fn gram(a: MatRef<'_, f64>, b: MatRef<'_, f64>, par: Par) -> Mat<f64>
     g
 }
 
+/// Columns (features) per slab of [`row_gram`].
+const SLAB: usize = 512;
+/// Rows of the result per task of [`row_gram`].
+const GRAM_ROWS: usize = 256;
+
+/// `X X^T` (`n x n`, f64) of the `n x d` row-major points `x`: the "dual" Gram matrix, for
+/// `n < d`. The features are converted to f64 one slab of [`SLAB`] columns at a time (scratch
+/// `n x SLAB`) and the slabs are added in order; within a slab each block of [`GRAM_ROWS`]
+/// rows of the lower block triangle is one sequential GEMM, and the upper triangle is copied
+/// from the lower one. The blocking is fixed, so the result does not depend on the number of
+/// threads.
+pub(crate) fn row_gram<T: Real>(x: &[T], n: usize, d: usize, par: Par) -> Mat<f64> {
+    let mut g = Mat::<f64>::zeros(n, n);
+    if n == 0 || d == 0 {
+        return g;
+    }
+    let sw = SLAB.min(d);
+    let mut buf = vec![0.0f64; n * sw];
+    let mut c0 = 0;
+    while c0 < d {
+        let w = sw.min(d - c0);
+        for (i, row) in buf.chunks_exact_mut(w).take(n).enumerate() {
+            let src = &x[i * d + c0..i * d + c0 + w];
+            row.iter_mut().zip(src).for_each(|(b, v)| *b = v.to_f64());
+        }
+        let s = MatRef::from_row_major_slice(&buf[..n * w], n, w);
+        let task = |(bi, gb): (usize, faer::MatMut<'_, f64>)| {
+            let (r0, h) = (bi * GRAM_ROWS, gb.nrows());
+            matmul(
+                gb.subcols_mut(0, r0 + h),
+                Accum::Add,
+                s.subrows(r0, h),
+                s.subrows(0, r0 + h).transpose(),
+                1.0,
+                Par::Seq,
+            );
+        };
+        if crate::threads::is_parallel(par) && n > GRAM_ROWS {
+            g.as_mut()
+                .par_row_chunks_mut(GRAM_ROWS)
+                .enumerate()
+                .for_each(task);
+        } else {
+            let mut r0 = 0;
+            while r0 < n {
+                let h = GRAM_ROWS.min(n - r0);
+                task((r0 / GRAM_ROWS, g.as_mut().subrows_mut(r0, h)));
+                r0 += h;
+            }
+        }
+        c0 += w;
+    }
+    for j in 1..n {
+        for i in 0..j {
+            g[(i, j)] = g[(j, i)];
+        }
+    }
+    g
+}
+
 /// `a v` for a tall `a` and a small `v`, computed over fixed blocks of rows.
 pub(crate) fn mul_small(a: MatRef<'_, f64>, v: MatRef<'_, f64>, par: Par) -> Mat<f64> {
     let mut out = Mat::<f64>::zeros(a.nrows(), v.ncols());
@@ -578,6 +638,23 @@ pub fn relabel(labels: &[usize], k: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `X X^T` across slab and row-block boundaries, f64 and f32 points, any thread count.
+    #[test]
+    fn row_gram_matches_naive() {
+        let (n, d) = (GRAM_ROWS + 37, 2 * SLAB + 11);
+        let x = crate::rng::gaussian::<f64>(n, d, 3, 0, 0, Par::Seq);
+        let rows: Vec<f64> = (0..n * d).map(|t| x[(t / d, t % d)]).collect();
+        let g = row_gram(&rows, n, d, Par::Seq);
+        let want = &x * x.transpose();
+        assert!((&g - &want).norm_max() < 1e-12 * d as f64);
+        assert!((0..n).all(|i| (0..n).all(|j| g[(i, j)] == g[(j, i)])));
+        assert_eq!(g, row_gram(&rows, n, d, Par::rayon(2)));
+        let r32: Vec<f32> = rows.iter().map(|&v| v as f32).collect();
+        let g32 = row_gram(&r32, n, d, Par::rayon(2));
+        let x32 = Mat::<f64>::from_fn(n, d, |i, e| r32[i * d + e] as f64);
+        assert!((&g32 - &x32 * x32.transpose()).norm_max() < 1e-12 * d as f64);
+    }
 
     /// A ring-of-cliques style graph: `c` groups of `m` nodes, each node linked to `deg`
     /// pseudo-random nodes of its own group, plus a few links between groups.

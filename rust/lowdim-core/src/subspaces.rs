@@ -5,8 +5,18 @@
 //! * assign each point to `argmax_k ||U_k^T x_i||` (ties: lowest `k`), with one product
 //!   `X [U_1 .. U_K]` per block of points (in parallel); the residual of the chosen subspace is
 //!   computed directly as `||x_i - U_k (U_k^T x_i)||^2` (no cancellation);
-//! * refit `U_k` as the top-`dim` eigenvectors of the cluster's `D x D` scatter
-//!   `sum_{i in k} x_i x_i^T` (f64, summed over fixed blocks of rows, faer's self-adjoint eigh).
+//! * refit `U_k` as the top-`dim` right singular vectors of the cluster's points `X_k`
+//!   (`n_k x D`), from the smaller of its two Gram matrices (f64, faer's self-adjoint eigh):
+//!   - `n_k >= D`: the top eigenvectors of the `D x D` scatter `X_k^T X_k` (summed over fixed
+//!     blocks of rows);
+//!   - `n_k < D` (wide data, small clusters): the top eigenvectors `v_j` of the `n_k x n_k`
+//!     Gram matrix `X_k X_k^T` (summed over fixed slabs of features), mapped back as
+//!     `X_k^T v_j` (fixed blocks of features) and orthonormalized by Gram-Schmidt; directions
+//!     beyond the numerical rank (eigenvalue `<= n_k eps lambda_max`, e.g. when `n_k < dim`)
+//!     are filled with coordinate axes, as the seeding does.
+//!
+//!   Either way a refit costs `O(min(n_k, D)^2 max(n_k, D))` time and `O(min(n_k, D)^2 +
+//!   n_k D)` memory; never `O(D^3)` / `O(D^2)` when the cluster has fewer points than features.
 //!   A cluster left empty is refitted to the `dim` worst-fitted points (largest residuals).
 //!
 //! It stops when the labels no longer change or after `max_iter` refits; the labels, bases and
@@ -24,7 +34,7 @@
 use crate::error::{invalid, Result};
 use crate::kmeans::{par_blocks, rows_f64, sample_weighted, stream, uniform, BLOCK};
 use crate::scalar::Real;
-use crate::spectral::gram;
+use crate::spectral::{gram, mul_small, row_gram};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par, Side};
 use rand_chacha::ChaCha8Rng;
@@ -157,10 +167,15 @@ fn assign(
     (labels, resid, obj)
 }
 
-/// Top-`dim` eigenvectors of the scatter of the rows `idx`.
+/// Orthonormal basis (`D x dim`) of the top-`dim` right singular vectors of the rows `idx`
+/// (`X_k`, `m x D`), from the smaller of its two Gram matrices (see the module docs).
 fn fit_cluster(data: &Data<'_>, idx: &[usize], dim: usize, par: Par) -> Result<Mat<f64>> {
     let d = data.d;
-    let mut xk = Mat::<f64>::zeros(idx.len(), d);
+    let m = idx.len();
+    if m < d {
+        return fit_cluster_dual(data, idx, dim, par);
+    }
+    let mut xk = Mat::<f64>::zeros(m, d);
     for (r, &i) in idx.iter().enumerate() {
         for (j, &v) in data.row(i).iter().enumerate() {
             xk[(r, j)] = v;
@@ -172,6 +187,40 @@ fn fit_cluster(data: &Data<'_>, idx: &[usize], dim: usize, par: Par) -> Result<M
         .map_err(|e| crate::Error::LinAlg(format!("eigendecomposition did not converge: {e:?}")))?;
     let u = evd.U();
     Ok(Mat::from_fn(d, dim, |i, j| u[(i, d - 1 - j)]))
+}
+
+/// [`fit_cluster`] for `m < D`: the top eigenvectors `v_j` of the `m x m` Gram matrix
+/// `X_k X_k^T`, mapped to `X_k^T v_j` and orthonormalized. Directions with eigenvalue
+/// `<= m eps lambda_max` (beyond the numerical rank) are left to [`orthonormal_columns`],
+/// which fills them with coordinate axes.
+fn fit_cluster_dual(data: &Data<'_>, idx: &[usize], dim: usize, par: Par) -> Result<Mat<f64>> {
+    let d = data.d;
+    let m = idx.len();
+    let mut xk = vec![0.0f64; m * d];
+    for (r, &i) in idx.iter().enumerate() {
+        xk[r * d..(r + 1) * d].copy_from_slice(data.row(i));
+    }
+    let g = row_gram(&xk, m, d, par);
+    let evd = g
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| crate::Error::LinAlg(format!("eigendecomposition did not converge: {e:?}")))?;
+    let (s, v) = (evd.S().column_vector(), evd.U());
+    // ascending: the top `take` are the last columns, largest first
+    let take = dim.min(m);
+    let floor = s[m - 1].max(0.0) * m as f64 * f64::EPSILON;
+    let vt = Mat::from_fn(m, take, |i, j| v[(i, m - 1 - j)]);
+    // X_k^T (D x m) is X_k's row-major buffer read column-major
+    let w = mul_small(MatRef::from_column_major_slice(&xk, d, m), vt.as_ref(), par);
+    let cols: Vec<Vec<f64>> = (0..dim)
+        .map(|j| {
+            if j < take && s[m - 1 - j] > floor {
+                (0..d).map(|i| w[(i, j)]).collect()
+            } else {
+                vec![0.0; d]
+            }
+        })
+        .collect();
+    Ok(orthonormal_columns(&cols, d))
 }
 
 /// Basis fitted to the given points (orthonormalized).
@@ -397,6 +446,99 @@ mod tests {
         let r1 = k_subspaces(x.as_ref(), 4, 3, 3, 50, 0, Par::Seq).unwrap();
         assert_eq!(l, r1.labels);
         assert_eq!(obj, r1.objective);
+    }
+
+    /// `U U^T` of the top-`dim` right singular vectors of `x` (faer's dense SVD).
+    fn svd_projector(x: MatRef<'_, f64>, dim: usize) -> Mat<f64> {
+        let svd = x.svd().unwrap();
+        let v = svd.V().subcols(0, dim);
+        v * v.transpose()
+    }
+
+    /// Gaussian points with a dominant `dim`-dimensional part (distinct singular values).
+    fn cluster(m: usize, d: usize, dim: usize, seed: u64) -> Mat<f64> {
+        let g = crate::rng::gaussian::<f64>(m, d, seed, 0, 0, Par::Seq);
+        Mat::from_fn(m, d, |i, e| {
+            g[(i, e)] * if e < dim { 10.0 - e as f64 } else { 0.1 }
+        })
+    }
+
+    /// The refit from the `m x m` Gram matrix (wide clusters) and from the `D x D` scatter
+    /// (tall ones) both give the top-`dim` right singular subspace, orthonormal; where both
+    /// routes are feasible they agree.
+    #[test]
+    fn refit_is_the_top_singular_subspace() {
+        for &(m, d, dim) in &[
+            (12usize, 300usize, 3usize),
+            (40, 7, 2),
+            (6, 6, 4),
+            (9, 10, 9),
+        ] {
+            let x = cluster(m, d, dim, 21);
+            let rows: Vec<f64> = (0..m * d).map(|t| x[(t / d, t % d)]).collect();
+            let data = Data { x: &rows, n: m, d };
+            let idx: Vec<usize> = (0..m).collect();
+            let want = svd_projector(x.as_ref(), dim);
+            let mut fits = vec![fit_cluster(&data, &idx, dim, Par::rayon(2)).unwrap()];
+            if m < d {
+                fits.push(fit_cluster_dual(&data, &idx, dim, Par::Seq).unwrap());
+            }
+            let tol = if dim < m.min(d) { 1e-10 } else { 1e-8 };
+            for u in &fits {
+                let g = u.transpose() * u;
+                assert!((&g - Mat::<f64>::identity(dim, dim)).norm_max() < 1e-12);
+                let err = (u * u.transpose() - &want).norm_max();
+                assert!(err < tol, "({m}, {d}, {dim}): {err}");
+            }
+        }
+        // subsets of the rows, and a cluster with fewer points than `dim`: the points' span
+        // plus coordinate axes
+        let x = cluster(30, 50, 3, 5);
+        let rows: Vec<f64> = (0..30 * 50).map(|t| x[(t / 50, t % 50)]).collect();
+        let data = Data {
+            x: &rows,
+            n: 30,
+            d: 50,
+        };
+        let idx = [3usize, 17, 8, 25, 11, 0, 29];
+        let sub = Mat::from_fn(idx.len(), 50, |i, e| x[(idx[i], e)]);
+        let u = fit_cluster(&data, &idx, 3, Par::Seq).unwrap();
+        assert!((&u * u.transpose() - svd_projector(sub.as_ref(), 3)).norm_max() < 1e-10);
+        let u = fit_cluster(&data, &[4, 9], 4, Par::Seq).unwrap();
+        assert!((u.transpose() * &u - Mat::<f64>::identity(4, 4)).norm_max() < 1e-12);
+        for i in [4usize, 9] {
+            assert!(residual(data.row(i), u.as_ref()) < 1e-20 * data.row(i).len() as f64);
+        }
+        let zeros = vec![0.0; 3 * 50];
+        let data = Data {
+            x: &zeros,
+            n: 3,
+            d: 50,
+        };
+        let u = fit_cluster(&data, &[0, 1, 2], 2, Par::Seq).unwrap();
+        assert!((u.transpose() * &u - Mat::<f64>::identity(2, 2)).norm_max() < 1e-15);
+    }
+
+    /// A union of subspaces with far more features than points (every refit takes the Gram
+    /// route): recovered exactly, the same for any thread count.
+    #[test]
+    fn recovers_wide_union() {
+        let (x, y) = union(3, 2, 400, 8);
+        let r = k_subspaces(x.as_ref(), 3, 2, 3, 50, 0, Par::rayon(2)).unwrap();
+        assert!(r.objective < 1e-20, "objective {}", r.objective);
+        let mut map = [usize::MAX; 3];
+        for (a, b) in r.labels.iter().zip(&y) {
+            if map[*b] == usize::MAX {
+                map[*b] = *a;
+            }
+            assert_eq!(map[*b], *a);
+        }
+        let r1 = k_subspaces(x.as_ref(), 3, 2, 3, 50, 0, Par::Seq).unwrap();
+        assert_eq!(r.labels, r1.labels);
+        assert_eq!(r.objective, r1.objective);
+        for (a, b) in r.bases.iter().zip(&r1.bases) {
+            assert_eq!(a, b);
+        }
     }
 
     #[test]
