@@ -1,5 +1,5 @@
 //! EnSC: elastic-net self-representation with the ORGEN oracle-guided active-set solver.
-use super::lsr::{block_mu, gram_eig, point_f64, ridge_rows, ridge_weight};
+use super::lsr::{block_mu, point_f64, ridge_block, ridge_factor};
 use super::{block_view, by_blocks, check_count, dot_ff, keep_top, normalize, scan, Points};
 use super::{max_abs, push_above, Scratch, SparseRows, TopK};
 use crate::error::{Error, Result};
@@ -41,8 +41,9 @@ const POLISH_EVERY: usize = 8;
 /// `support_size` in all; when more than 80% of it is nonzero, `support_size` grows by 10%.
 /// The rounds stop when no point violates the condition or after `max_iter` rounds.
 ///
-/// `tau = 0`: the dense ridge solution in closed form (Sherman-Morrison on the `D x D`
-/// eigendecomposition of `X^T X`, as in [`super::lsr`]). Finally each row keeps its
+/// `tau = 0`: the dense ridge solution in closed form (Sherman-Morrison on the
+/// eigendecomposition of the smaller Gram matrix, `X^T X` (`D x D`) or, when `N < D`,
+/// `X X^T` (`N x N`), as in [`super::lsr`]). Finally each row keeps its
 /// `n_nonzero` entries of largest `|c_i|` (ties: smallest index).
 #[allow(clippy::too_many_arguments)]
 pub fn ensc<T: Real>(
@@ -76,20 +77,13 @@ pub fn ensc<T: Real>(
     }
     let pts = normalize(x, par)?;
     if tau == 0.0 {
-        let e = gram_eig(&pts)?;
+        let f = ridge_factor(&pts, par)?;
         let rows = by_blocks(pts.n, par, progress, |r0, m| {
-            let mu = block_mu(&pts, r0, m);
-            let ws: Vec<Option<Vec<f64>>> = (0..m)
-                .map(|r| {
-                    let j = r0 + r;
-                    if mu[r] == 0.0 {
-                        None
-                    } else {
-                        ridge_weight(&e, &point_f64(&pts, j), pts.sq[j], mu[r] / gamma)
-                    }
-                })
+            let lambdas: Vec<Option<f64>> = block_mu(&pts, r0, m)
+                .into_iter()
+                .map(|mu| (mu != 0.0).then(|| mu / gamma))
                 .collect();
-            ridge_rows(&pts, r0, &ws, n_nonzero)
+            ridge_block(&pts, &f, r0, &lambdas, n_nonzero)
         });
         return Ok(SparseRows::from_rows(rows?));
     }
@@ -786,6 +780,49 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, par);
+    }
+
+    /// `tau = 0` on wide data (`N < D`, the dual route of `lsr.rs`) is the ridge with exclusion
+    /// of self and `lambda_j = mu_j / gamma`, solved densely; thread-count independent.
+    #[test]
+    fn wide_tau0_is_the_dense_ridge() {
+        use faer::linalg::solvers::Solve;
+        let (x, _) = union(3, 4, 200, 6, 5);
+        let (n, d) = x.shape();
+        assert!(n < d);
+        let gamma = 10.0;
+        let out = ensc(x.as_ref(), gamma, 0.0, n, 10, 40, 1e-8, Par::Seq, &SILENT).unwrap();
+        let par = ensc(
+            x.as_ref(),
+            gamma,
+            0.0,
+            n,
+            10,
+            40,
+            1e-8,
+            Par::rayon(2),
+            &SILENT,
+        )
+        .unwrap();
+        assert_eq!(out, par);
+        let pts = normalize(x.as_ref(), Par::Seq).unwrap();
+        for j in 0..n {
+            let others: Vec<usize> = (0..n).filter(|&i| i != j).collect();
+            let a = Mat::<f64>::from_fn(d, n - 1, |e, t| pts.row(others[t])[e]);
+            let xj = Mat::<f64>::from_fn(d, 1, |e, _| pts.row(j)[e]);
+            let cor = a.transpose() * &xj;
+            let mu = (0..n - 1).map(|t| cor[(t, 0)].abs()).fold(0.0, f64::max);
+            let h =
+                a.transpose() * &a + Mat::<f64>::identity(n - 1, n - 1) * faer::Scale(mu / gamma);
+            let want = h.partial_piv_lu().solve(cor);
+            let (idx, val) = out.row(j);
+            assert_eq!(idx.len(), n - 1);
+            for (&i, &v) in idx.iter().zip(val) {
+                let t = others.iter().position(|&o| o == i as usize).unwrap();
+                let w = want[(t, 0)];
+                assert!((v - w).abs() < 1e-10 * (1.0 + w.abs()), "{j} {i}: {v} {w}");
+            }
+        }
     }
 
     thread_local! {

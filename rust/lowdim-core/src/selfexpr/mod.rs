@@ -12,7 +12,9 @@
 //!   norm 0 get an empty representation row. NaN/infinity gives [`Error::NonFinite`].
 //! * The result is an `N x N` CSR matrix ([`SparseRows`]): row `j` holds `c_j`, the diagonal is
 //!   never stored, column indices ascend within a row, exact zeros are not stored.
-//! * Nothing `N x N` is ever formed. Points are processed in blocks of rows (default
+//! * Nothing `N x N` is formed (except the Gram matrix `X X^T` of the closed forms of [`lsr`]
+//!   and EnSC's `tau = 0` when `N < D`, smaller than the points themselves, in place of the
+//!   `D x D` one). Points are processed in blocks of rows (default
 //!   [`DEFAULT_BLOCK_ROWS`]). For a block, the products with all points are computed by GEMM
 //!   tile by tile over the columns (the `block x tile` result stays in cache) and each tile is
 //!   scanned right after its product. Blocks run in parallel; the blocking does not depend on
