@@ -21,9 +21,13 @@ the CPU with NumPy and ``array_api_strict``, on a GPU the same code runs on CuPy
   :func:`_top_eigvecs` (``cupyx.scipy.sparse.linalg.eigsh`` or scipy's ``eigsh``).
 * LSR (:func:`lsr`): the Rust kernel's closed form (Woodbury with ``diag(C) = 0``) by GEMMs,
   block of points by block of points, the ``n_nonzero`` largest entries of each row kept
-  (k argmax passes or a sort per row, :func:`_top_k_rows`); nothing ``N x N``.
+  (k argmax passes or a sort per row, :func:`_top_k_rows`); nothing ``N x N`` when
+  ``N >= D``, and nothing ``D x D`` when ``N < D`` (then the ``N x N`` Gram matrix is
+  eigendecomposed instead, as in the Rust kernel).
 * K-subspaces (:func:`k_subspaces`): k-subspaces++ seeding, assignment and residuals by two
-  GEMMs, per-cluster scatter by one GEMM on its members and a batched ``eigh``, restarts.
+  GEMMs, per-cluster refit from the smaller Gram matrix (the ``D x D`` scatter by one GEMM
+  on its members and a batched ``eigh``, or the ``m x m`` Gram matrix of a cluster of
+  ``m < D`` points), restarts.
 * ``spectral_clustering`` on a given affinity (:func:`check_affinity`, then
   :func:`spectral`): a cupyx sparse matrix or a dense array of the namespace.
 * Spectral step: the top eigenvectors of ``D^{-1/2} W D^{-1/2}``, rows normalized, then
@@ -360,18 +364,24 @@ def _top_k_rows(xp, C, k):
 def lsr(X, gamma: float, n_nonzero: int, block=None, progress=None):
     """LSR (least squares regression with ``diag(C) = 0``) of the rows of X, in X's namespace.
 
-    The closed form of the Rust kernel (``rust/lowdim-core/src/selfexpr/lsr.rs``): with the
-    unit-norm points ``x_i`` (rows), ``lambda = 1 / gamma`` and ``M = (X^T X + lambda I)^{-1}``
-    (``D x D``, from one float64 ``eigh`` of the Gram matrix, eigenvalues clipped at 0),
-    ``c_j[i] = <x_i, w_j>`` for ``i != j`` with ``w_j = M x_j / (1 - <x_j, M x_j>)`` (Woodbury
-    with the exclusion of self); a point with ``1 - <x_j, M x_j> <= 0`` (or a zero point) gets
-    an empty row. Per block of points: the ``w_j`` by two ``b x D x D`` GEMMs (float64), the
-    products with all points by one ``b x N`` GEMM in X's dtype, the ``min(n_nonzero, N - 1)``
-    entries of largest ``|c|`` per row (ties: smallest index, zeros never kept), then the kept
-    values recomputed in float64 (a batched dot of the gathered points with ``w_j``), as the
-    Rust kernel does. Nothing ``N x N`` is formed: the ``b x N`` scratch of a block is bounded
-    as in :func:`ssc_omp`. Returns the CSR pieces ``(indptr, indices, data)`` in X's
-    namespace (data in X's dtype)."""
+    The closed form of the Rust kernel (``rust/lowdim-core/src/selfexpr/lsr.rs``), from the
+    smaller of the two Gram matrices of the unit-norm points ``x_i`` (rows), as there:
+
+    * ``N >= D``: with ``lambda = 1 / gamma`` and ``M = (X^T X + lambda I)^{-1}`` (``D x D``,
+      from one float64 ``eigh`` of ``X^T X``, eigenvalues clipped at 0),
+      ``c_j[i] = <x_i, w_j>`` for ``i != j`` with ``w_j = M x_j / (1 - <x_j, M x_j>)``
+      (Woodbury with the exclusion of self); a point with ``1 - <x_j, M x_j> <= 0`` (or a
+      zero point) gets an empty row. Per block of points: the ``w_j`` by two ``b x D x D``
+      GEMMs (float64), the products with all points by one ``b x N`` GEMM in X's dtype, the
+      ``min(n_nonzero, N - 1)`` entries of largest ``|c|`` per row (ties: smallest index,
+      zeros never kept), then the kept values recomputed in float64 (a batched dot of the
+      gathered points with ``w_j``), as the Rust kernel does.
+    * ``N < D`` (wide data): :func:`_lsr_dual`, ``c_j[i] = -Z_ij / Z_jj`` with
+      ``Z = (X X^T + lambda I)^{-1}`` from one float64 ``eigh`` of the ``N x N`` Gram matrix:
+      nothing ``D x D``; ``O(N^2)`` memory.
+
+    The ``b x N`` scratch of a block is bounded as in :func:`ssc_omp`. Returns the CSR pieces
+    ``(indptr, indices, data)`` in X's namespace (data in X's dtype)."""
     xp = namespace(X)
     n, d = X.shape
     dt = X.dtype
@@ -379,13 +389,15 @@ def lsr(X, gamma: float, n_nonzero: int, block=None, progress=None):
     f64 = xp.float64
     Xn, zero = normalize_rows(xp, X)
     X64 = _as(xp, Xn, f64)
+    k = min(int(n_nonzero), n - 1)
+    if n < d:
+        return _lsr_dual(xp, X64, zero, float(gamma), k, dt, block, progress)
     sq = xp.sum(X64 * X64, axis=1)
     lam, V = xp.linalg.eigh(xp.permute_dims(X64, (1, 0)) @ X64)
     lam = xp.maximum(lam, xp.zeros((), dtype=f64, device=dev))
     shift = lam + 1.0 / float(gamma)
     VT = xp.permute_dims(V, (1, 0))
     XT = xp.permute_dims(Xn, (1, 0))
-    k = min(int(n_nonzero), n - 1)
     row_bytes = n * (24 if k <= _TOPK_PASSES else 48) + 8 * k * d
     block = _block_rows(n, block, row_bytes)
     sels, vals = [], []
@@ -406,6 +418,63 @@ def lsr(X, gamma: float, n_nonzero: int, block=None, progress=None):
         # the kept values again in float64, as the Rust kernel: c_j[i] = <x_i, w_j>
         rows = xp.take(X64, xp.reshape(xp.where(keep, sel, xp.zeros_like(sel)), (-1,)), axis=0)
         v = (xp.reshape(rows, (b, k, d)) @ W[:, :, None])[:, :, 0]
+        sels.append(sel)
+        vals.append(xp.where(keep, v, xp.zeros((), dtype=f64, device=dev)))
+        if progress is not None:
+            progress(bi + 1, n_blocks)
+    return _to_csr_pieces(xp, xp.concat(sels, axis=0), xp.concat(vals, axis=0), n, dt)
+
+
+def dual_ridge_eig(xp, X64):
+    """The eigendecomposition ``(eigenvalues clipped at 0, eigenvectors)`` of the ``N x N``
+    Gram matrix ``X X^T`` (float64), for the ridge solves of wide data (``N < D``)."""
+    lam, U = xp.linalg.eigh(X64 @ xp.permute_dims(X64, (1, 0)))
+    return xp.maximum(lam, xp.zeros((), dtype=lam.dtype, device=_dev(lam))), U
+
+
+def dual_ridge_block(xp, lam, U, zero, r0, b, ridge, ok):
+    """The ridge-with-exclusion coefficients ``(b, N)`` (float64) of the points r0 .. r0+b
+    from the eigendecomposition ``X X^T = U diag(lam) U^T``, point ``r0 + r`` with ridge
+    ``ridge[r]``: ``c_i = -Z_ij / Z_jj`` with ``Z = (X X^T + ridge I)^{-1}``, column ``j``
+    of it by one GEMM, ``U (U_j / (lam + ridge))``. Returns ``(C, ok)``: the diagonal, the
+    columns of zero points (``zero``) and the rows not ``ok`` (or with ``Z_jj`` not positive)
+    are 0, and ``ok`` updated."""
+    dev = _dev(U)
+    A = U[r0 : r0 + b, :] / (lam[None, :] + ridge[:, None])
+    Z = A @ xp.permute_dims(U, (1, 0))  # (b, N): row r is Z e_{r0 + r}
+    self_col = (_arange(xp, b, U) + r0)[:, None]
+    zjj = xp.take_along_axis(Z, self_col, axis=1)[:, 0]
+    ok = ok & (zjj > 0)  # False for NaN too
+    C = -Z / xp.where(ok, zjj, xp.ones_like(zjj))[:, None]
+    drop = zero[None, :] | xp.logical_not(ok)[:, None]
+    C = xp.where(drop, xp.zeros((), dtype=C.dtype, device=dev), C)
+    return _zero_entries(xp, C, self_col, fill=0, all_valid=True), ok
+
+
+def _lsr_dual(xp, X64, zero, gamma, k, dt, block, progress):
+    """:func:`lsr` for ``N < D``: ``c_j[i] = -Z_ij / Z_jj``, ``Z = (X X^T + I / gamma)^{-1}``
+    (the classical LSR closed form, equal to the Woodbury one), per block of points the
+    column of ``Z`` by one GEMM on the eigenvectors, then the ``k`` largest ``|c|`` per row
+    (ties: smallest index, zeros never kept), values already in float64."""
+    n = X64.shape[0]
+    dev = _dev(X64)
+    f64 = xp.float64
+    lam, U = dual_ridge_eig(xp, X64)
+    block = _block_rows(n, block, n * (32 if k <= _TOPK_PASSES else 56))
+    sels, vals = [], []
+    n_blocks = max(1, math.ceil(n / block))
+    for bi, r0 in enumerate(range(0, n, block)):
+        b = min(block, n - r0)
+        ok = xp.logical_not(zero[r0 : r0 + b])
+        ridge = xp.full((b,), 1.0 / gamma, dtype=f64, device=dev)
+        C, ok = dual_ridge_block(xp, lam, U, zero, r0, b, ridge, ok)
+        key = _zero_entries(
+            xp, xp.abs(C), (_arange(xp, b, C) + r0)[:, None], fill=-1, all_valid=True
+        )
+        sel, top = _top_k_rows(xp, key, k)
+        keep = (top > 0) & ok[:, None]
+        sel = xp.where(keep, sel, xp.full_like(sel, -1))
+        v = xp.take_along_axis(C, xp.where(keep, sel, xp.zeros_like(sel)), axis=1)
         sels.append(sel)
         vals.append(xp.where(keep, v, xp.zeros((), dtype=f64, device=dev)))
         if progress is not None:
@@ -542,6 +611,27 @@ def _kss_init(xp, X64, sqn, k, dim, rng):
     return bases
 
 
+def _fit_cluster_dual(xp, Xc, dim):
+    """The top-``dim`` right singular subspace of the cluster's points ``Xc`` (m, D), m < D,
+    as the Rust kernel: the top eigenvectors ``v_j`` of the ``m x m`` Gram matrix, mapped to
+    ``Xc^T v_j`` and orthonormalized (:func:`_orthonormal_columns`); directions with
+    eigenvalue ``<= m eps lambda_max`` (beyond the numerical rank, e.g. ``m < dim``) are
+    zeroed, i.e. filled with coordinate axes."""
+    m, d = Xc.shape
+    lam, V = xp.linalg.eigh(Xc @ xp.permute_dims(Xc, (1, 0)))  # ascending
+    take = min(dim, m)
+    top = xp.flip(lam)[:take]
+    floor = xp.maximum(lam[-1], xp.zeros((), dtype=lam.dtype, device=_dev(lam)))
+    floor = floor * (m * float(np.finfo(np.float64).eps))
+    W = xp.permute_dims(Xc, (1, 0)) @ xp.flip(V, axis=1)[:, :take]  # (D, take)
+    zero = xp.zeros((), dtype=W.dtype, device=_dev(W))
+    cols = xp.where((top > floor)[:, None], xp.permute_dims(W, (1, 0)), zero)
+    if take < dim:
+        pad = xp.zeros((dim - take, d), dtype=Xc.dtype, device=_dev(Xc))
+        cols = xp.concat([cols, pad], axis=0)
+    return _orthonormal_columns(xp, cols)
+
+
 # float64 elements of the per-cluster D x D scatters eigendecomposed in one batched eigh
 _EIGH_BATCH_ELEMS = 1 << 27
 
@@ -571,6 +661,8 @@ def _kss_run(xp, X64, sqn, k, dim, max_iter, rng):
                 pts = worst[min(wpos, n) : min(wpos + dim, n)]
                 wpos += dim
                 bases[c] = _fit_points(xp, X64, pts, dim)
+            elif cnt < d:
+                bases[c] = _fit_cluster_dual(xp, Xs[off : off + cnt, :], dim)
             else:
                 Xc = Xs[off : off + cnt, :]
                 grams.append(xp.permute_dims(Xc, (1, 0)) @ Xc)  # the cluster's D x D scatter
@@ -595,14 +687,19 @@ def k_subspaces(X, n_clusters: int, dim: int, n_init: int, max_iter: int, seed: 
     (``rust/lowdim-core/src/subspaces.rs``) with the same objective
     ``sum_i ||x_i - U_{l_i} U_{l_i}^T x_i||^2`` (float64 throughout).
 
-    k-subspaces++ seeding; per iteration the refit (each cluster's ``D x D`` scatter by one
-    GEMM on its contiguous members, the top-``dim`` eigenvectors by a batched ``eigh``; an
-    empty cluster refitted to the worst-fitted points) and the assignment (one
+    k-subspaces++ seeding; per iteration the refit and the assignment (one
     ``N x D x K dim`` GEMM, residuals computed directly by a second GEMM); it stops when the
-    labels no longer change or after ``max_iter`` refits. The best of ``n_init`` restarts
-    (lowest objective, ties: the first) is kept. Host syncs: one per seed subspace (the
-    orthonormalization's dependence test), the ``K`` cluster sizes and one bool per
-    iteration, the objective per restart.
+    labels no longer change or after ``max_iter`` refits. The refit of a cluster of ``m``
+    points takes the smaller of its Gram matrices, as the Rust kernel: ``m >= D``, its
+    ``D x D`` scatter by one GEMM on its contiguous members and the top-``dim``
+    eigenvectors by a batched ``eigh``; ``m < D``, the ``m x m`` Gram matrix, its top
+    eigenvectors mapped back through ``X_k^T`` and orthonormalized
+    (:func:`_fit_cluster_dual`), so the cost is ``O(min(m, D)^2 max(m, D))`` and nothing
+    ``D x D`` is formed for small clusters; an empty cluster is refitted to the
+    worst-fitted points. The best of ``n_init`` restarts (lowest objective, ties: the
+    first) is kept. Host syncs: one per seed subspace and per cluster refitted from its
+    ``m x m`` Gram matrix (the orthonormalization's dependence test), the ``K`` cluster
+    sizes and one bool per iteration, the objective per restart.
 
     Randomness: restart ``r`` draws from a host NumPy ``Generator`` seeded with
     ``(seed, tag, r)``, not the Rust kernel's ChaCha8 stream, so seeds and hence results may

@@ -9,7 +9,9 @@ Rust kernel (``rust/lowdim-core/src/selfexpr/ensc.rs``):
     min_c tau ||c||_1 + (1 - tau)/2 ||c||_2^2 + alpha_j/2 ||x_j - sum_{i != j} c_i x_i||^2,
 
 ``alpha_j = gamma tau / mu_j`` with ``mu_j = max_{i != j} |<x_i, x_j>|`` (unit-norm points;
-``mu_j = 0``: empty row), ``tau = 0`` the ridge in closed form with ``alpha_j = gamma / mu_j``.
+``mu_j = 0``: empty row), ``tau = 0`` the ridge in closed form with ``alpha_j = gamma / mu_j``
+(from the eigendecomposition of ``X^T X``, or of ``X X^T`` when ``N < D``: nothing ``D x D``
+for wide data).
 
 How the work is batched (a block of points at a time, the block size from the scratch budget
 of ``_xp_cluster._block_rows``, as SSC-OMP):
@@ -62,6 +64,8 @@ from ._xp_cluster import (
     _put_rows,
     _to_csr_pieces,
     _zero_entries,
+    dual_ridge_block,
+    dual_ridge_eig,
     normalize_rows,
 )
 
@@ -655,12 +659,23 @@ def _pad_cols(xp, A, w, fill):
 # ----------------------------------------------------------------------------- tau = 0
 
 
-def _ridge_block(xp, Xn, X64, sq, XT, lam, V, r0, b, gamma, k):
-    """Closed-form ridge rows (Sherman-Morrison on the eigendecomposition of ``X^T X``) of
-    the points r0 .. r0+b, each keeping its ``k`` largest ``|c|``."""
+def _ridge_block(xp, Xn, X64, sq, XT, lam, V, r0, b, gamma, k, zero=None):
+    """Closed-form ridge rows of the points r0 .. r0+b, each keeping its ``k`` largest
+    ``|c|``: Sherman-Morrison on the eigendecomposition of ``X^T X`` (``V`` is ``D x D``),
+    or, when ``zero`` (the zero-point mask) is given, ``c_i = -Z_ij / Z_jj`` from that of
+    ``X X^T`` (``V`` is ``N x N``, wide data, :func:`lowdim._xp_cluster.dual_ridge_block`)."""
     _, mu = _coherence(xp, Xn, XT, r0, b)
     pos = mu > 0
     lamb = xp.where(pos, mu / gamma, xp.ones_like(mu))
+    if zero is not None:
+        C, ok = dual_ridge_block(xp, lam, V, zero, r0, b, lamb, pos)
+        key = _zero_entries(xp, xp.abs(C), (_arange(xp, b, Xn) + r0)[:, None], fill=0)
+        zero_f = xp.zeros((b,), dtype=xp.float64, device=_dev(Xn))
+        sel = _select_top(xp, key, _full(xp, (b,), k, xp.int64, Xn), zero_f)
+        sel = _mask_to_padded(xp, sel)
+        valid = sel >= 0
+        val = xp.take_along_axis(C, xp.where(valid, sel, xp.zeros_like(sel)), axis=1)
+        return sel, xp.where(valid, val, xp.zeros_like(val))
     x = X64[r0 : r0 + b, :]
     y = x @ V
     u = y / (lam[None, :] + lamb[:, None])
@@ -706,7 +721,7 @@ def ensc(X, gamma, tau, n_nonzero, support_size, max_iter, tol, block=None, prog
     xp = namespace(X)
     n, d = X.shape
     dt = X.dtype
-    Xn, _ = normalize_rows(xp, X)
+    Xn, zmask = normalize_rows(xp, X)
     X64 = _f64(xp, Xn)
     sq = xp.sum(X64 * X64, axis=1)
     XT = xp.permute_dims(Xn, (1, 0))
@@ -716,15 +731,20 @@ def ensc(X, gamma, tau, n_nonzero, support_size, max_iter, tol, block=None, prog
     sels, vals = [], []
     n_iter = 0
     if tau == 0.0:
-        lam, V = xp.linalg.eigh(X64.T @ X64)
-        lam = xp.maximum(lam, xp.zeros_like(lam))
+        # the smaller Gram matrix, as the Rust kernel: X X^T (N x N) for wide data
+        zero = zmask if n < d else None
+        if n < d:
+            lam, V = dual_ridge_eig(xp, X64)
+        else:
+            lam, V = xp.linalg.eigh(X64.T @ X64)
+            lam = xp.maximum(lam, xp.zeros_like(lam))
         k = min(n_nonzero, n - 1)
     else:
         cfg = (gamma, tau, n_nonzero, min(support_size, n - 1), max_iter, tol, eps)
     for bi, r0 in enumerate(range(0, n, block)):
         b = min(block, n - r0)
         if tau == 0.0:
-            sel, val = _ridge_block(xp, Xn, X64, sq, XT, lam, V, r0, b, gamma, k)
+            sel, val = _ridge_block(xp, Xn, X64, sq, XT, lam, V, r0, b, gamma, k, zero)
         else:
             sel, val, rounds = _orgen_block(xp, Xn, X64, sq, XT, r0, b, cfg)
             n_iter = max(n_iter, rounds)
