@@ -7,8 +7,11 @@ subspace ("subspace-preserving"), the affinity ``W = |C| + |C|^T`` has no edges 
 subspaces and spectral clustering recovers them. TSC links each point to the points with
 the largest absolute cosine similarity. K-subspaces fits the subspaces directly.
 
-Every kernel runs in Rust, in parallel over chunks of points, without ever forming an
-``n_samples x n_samples`` dense matrix: memory is ``O(n_samples * (n_features + n_nonzero))``.
+Every kernel runs in Rust, in parallel over chunks of points, and memory is
+``O(n_samples * (n_features + n_nonzero))``: no ``n_samples x n_samples`` dense matrix is
+formed, except by LSR and EnSC with ``tau = 0`` on wide data (``n_samples < n_features``),
+whose closed forms then eigendecompose the ``n_samples x n_samples`` Gram matrix (smaller
+than the data) instead of the ``n_features x n_features`` one.
 Points are scaled to unit norm before the self-expressive kernels (the subspaces are
 scale-invariant). Results depend on ``random_state`` only, not on the number of threads.
 
@@ -480,7 +483,9 @@ class EnSC(_SelfExpressive):
     for which ``c = 0`` is not optimal is ``alpha_0 = tau / mu_j``; lowdim uses
     ``alpha_j = gamma * alpha_0``, so ``gamma > 1`` is needed for nonzero coefficients and
     larger ``gamma`` means a tighter fit (denser ``c``); 5 to 500 is the useful range. For
-    ``tau = 0`` (ridge, every ``alpha > 0`` gives a nonzero ``c``) ``alpha_j = gamma / mu_j``.
+    ``tau = 0`` (ridge, every ``alpha > 0`` gives a nonzero ``c``) ``alpha_j = gamma / mu_j``,
+    solved in closed form from the eigendecomposition of the smaller Gram matrix, as
+    :class:`LSR` (``n_features x n_features``, or ``n_samples x n_samples`` on wide data).
 
     Parameters
     ----------
@@ -590,9 +595,14 @@ class LSR(_SelfExpressive):
     """Least-squares regression subspace clustering (LSR, Lu et al. 2012).
 
     The representation solves ``min ||X^T - X^T C||_F^2 + (1/gamma) ||C||_F^2`` with
-    ``diag(C) = 0`` (points as rows of ``X``, scaled to unit norm), in closed form through a
-    ``n_features x n_features`` system (Woodbury), chunk by chunk: no ``n x n`` matrix is
-    formed. The solution is dense; each row keeps its ``n_nonzero`` largest entries.
+    ``diag(C) = 0`` (points as rows of ``X``, scaled to unit norm), in closed form from the
+    eigendecomposition of the smaller Gram matrix, chunk by chunk (``n`` points, ``d``
+    features): with ``n >= d`` the ``d x d`` system (Woodbury; ``O(n d^2 + d^3)`` time,
+    ``O(d^2)`` memory besides the data, no ``n x n`` matrix); with fewer points than
+    features (wide data) the ``n x n`` Gram matrix (``C_ij = -Z_ij / Z_jj``,
+    ``Z = (X X^T + I / gamma)^{-1}``; ``O(n^2 d + n^3)`` time, ``O(n^2)`` memory besides the
+    data). Both give the same solution up to rounding. The solution is dense; each row keeps
+    its ``n_nonzero`` largest entries.
 
     Parameters
     ----------
@@ -745,8 +755,14 @@ class KSubspaces(ClusterMixin, BaseEstimator):
     of dimension ``subspace_dim`` (orthonormal bases ``U_k``), the maximum-likelihood
     objective of a mixture of low-rank Gaussians; the best of ``n_init`` random restarts is
     kept. Unlike the spectral methods it needs the subspace dimension and is sensitive to
-    initialization, but it costs only ``O(n_samples * n_features * n_clusters * subspace_dim)``
-    per iteration. It is not a graph method, so it has no ``affinity_matrix_``.
+    initialization. Per iteration, the assignment costs
+    ``O(n_samples * n_features * n_clusters * subspace_dim)`` and the refit of a cluster of
+    ``m`` points (its top ``subspace_dim`` right singular vectors, from the smaller of its
+    Gram matrices: the ``n_features x n_features`` scatter when ``m >= n_features``, else the
+    ``m x m`` Gram matrix) costs ``O(min(m, n_features)^2 * max(m, n_features))`` time and
+    ``O(min(m, n_features)^2 + m * n_features)`` memory, so at most
+    ``O(n_samples * n_features * min(n_samples, n_features))`` for all clusters. It is not a
+    graph method, so it has no ``affinity_matrix_``.
 
     Parameters
     ----------
