@@ -810,7 +810,9 @@ fn gram_svd<T: Real>(
         return Err(non_finite());
     }
     let dmax = (0..n).fold(0.0f64, |a, i| a.max(g[(i, i)]));
-    if dmax == 0.0 || out_of_range::<f64>(dmax, true) {
+    // the f64 Gram matrix holds float32 data of 1e-40 fine, but U = A V / s in T does not
+    // (S came out 0): T's range decides too
+    if dmax == 0.0 || out_of_range::<f64>(dmax, true) || out_of_range::<T>(dmax.sqrt(), false) {
         return Err(Error::Rescale);
     }
     let evd = g
@@ -1436,9 +1438,9 @@ pub fn svd_error<T: Real>(
         if nx == 0.0 {
             break;
         }
-        let inv = T::from_f64(1.0 / nx);
+        // divided, not multiplied by 1 / nx: that is infinite for a subnormal norm
         for i in 0..n {
-            x[(i, 0)] *= inv;
+            x[(i, 0)] = T::from_f64(x[(i, 0)].to_f64() / nx);
         }
         let y = apply(&r, x.as_ref(), par);
         let ny = norm_of(y.as_ref());
@@ -1451,9 +1453,8 @@ pub fn svd_error<T: Real>(
         }
         // A^T (A x) would square the magnitudes: normalize y first
         let mut y = y;
-        let inv = T::from_f64(1.0 / ny);
         for i in 0..m {
-            y[(i, 0)] *= inv;
+            y[(i, 0)] = T::from_f64(y[(i, 0)].to_f64() / ny);
         }
         x = apply_t(&r, y.as_ref(), par);
     }
