@@ -476,3 +476,21 @@ def test_scale_equivariance(scale, method, kw):
     assert T.certified_error == pytest.approx(ref.certified_error, rel=1e-8, abs=1e-12)
     # the measured error too (its norms overflowed to NaN at 1e160 and beyond)
     assert T.rel_error(X * scale) == pytest.approx(ref.rel_error(X), rel=1e-8)
+
+
+def test_forced_gram_below_its_resolution_is_an_error():
+    # svd='gram' with a tol below what the Gram matrix resolves gave ranks above the
+    # unfolding's (25 for a 30 x 20 matrix) and a certified error of 0 for a true 3.5e-9
+    i, j = np.meshgrid(np.arange(30), np.arange(20), indexing="ij")
+    rng = np.random.default_rng(0)
+    Q1 = np.linalg.qr(rng.standard_normal((30, 30)))[0]
+    Q2 = np.linalg.qr(rng.standard_normal((20, 20)))[0]
+    X = Q1[:, :20] @ np.diag(0.6 ** np.arange(20)) @ Q2.T
+    with pytest.raises(ValueError, match="svd='gram' cannot certify"):
+        lowdim.tucker(X, tol=1e-10, svd="gram")
+    T = lowdim.tucker(X, tol=1e-10)  # 'auto' takes the SVD of the unfolding there
+    assert T.ranks[0] <= 20
+    true = np.linalg.norm(X - T.to_tensor()) / np.linalg.norm(X)
+    assert true <= 1e-10
+    assert lowdim.tucker(X, tol=1e-3, svd="gram").certified_error <= 1e-3
+    del i, j

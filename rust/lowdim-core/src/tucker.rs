@@ -1047,6 +1047,17 @@ fn gram_resolves(tol: f64, i_n: usize) -> bool {
     tol * tol >= 1e3 * i_n as f64 * f64::EPSILON
 }
 
+/// The error of a forced Gram path with a `tol` it cannot resolve (shared with the Python
+/// array-API path's message).
+fn gram_unresolved(tol: f64, i_n: usize) -> String {
+    format!(
+        "svd='gram' cannot certify tol={tol:e} for a mode of size {i_n}: the Gram matrix \
+         squares the singular values, so below tol = {:.1e} its discarded energy is rounding; \
+         use svd='lq' or 'auto'",
+        (1e3 * i_n as f64 * f64::EPSILON).sqrt()
+    )
+}
+
 /// Whether the randomized finder saves more than half the flops of the Gram path:
 /// `(2q + 2) 2 I J l` against `I^2 J`, for a wide unfolding.
 fn prefer_randomized(i_n: usize, j: usize, r: usize, rp: &RandParams) -> bool {
@@ -1077,6 +1088,11 @@ fn mode_eig<T: Real>(
         (ModeSvd::Auto, _) => ModeSvd::Gram,
         (ModeSvd::Randomized, Want::Tol(_)) => {
             return invalid("svd='randomized' needs fixed ranks, not tol")
+        }
+        // a forced Gram path below its resolution gave ranks above the unfolding's and a
+        // certified error of 0 for a true one 35 times tol
+        (ModeSvd::Gram, Want::Tol(t)) if !gram_resolves(*t, i_n) => {
+            return invalid(gram_unresolved(*t, i_n))
         }
         (other, _) => other,
     };
