@@ -1218,3 +1218,33 @@ def test_power_iteration_dtype_not_on_the_array_api_path():
     xps = pytest.importorskip("array_api_strict")
     with pytest.raises(NotImplementedError, match="power_iteration_dtype"):
         lowdim.rsvd(xps.asarray(np.eye(6)), 2, power_iteration_dtype="float32")
+
+
+def test_float32_data_below_the_normal_range_with_the_gram_solver():
+    # float32 data of 1e-40 (subnormal in float32): the float64 Gram matrix held them, but
+    # U = A V / s in float32 did not, and S came out [0, 0, 0], silently
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((40, 6)) @ rng.standard_normal((6, 25))
+    want = np.linalg.svd(B, compute_uv=False)[:3]
+    for solver in ("gram", "auto", "randomized"):
+        S = lowdim.rsvd((B * 1e-40).astype(np.float32), 3, solver=solver, seed=0).S
+        assert_allclose(S.astype(np.float64) / 1e-40, want, rtol=1e-3)
+
+
+def test_tol_below_the_indicators_resolution_warns():
+    # below sqrt(32 eps) (2e-3 in float32) rsvd's error indicator cannot resolve tol: the
+    # rank grew to min(m, n) without a word (400 x 150 float32, s_i = 0.9^i, tol 1.5e-3:
+    # rank 150 for a minimal 62)
+    rng = np.random.default_rng(0)
+    A = build_matrix(400, 150, 0.9 ** np.arange(150), 0).astype(np.float32)
+    with pytest.warns(RuntimeWarning, match="float32"):
+        lowdim.rsvd(A, tol=1.5e-3, seed=0)
+    with pytest.warns(RuntimeWarning, match="float64"):
+        lowdim.rsvd(A.astype(np.float64), tol=5e-8, seed=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        res = lowdim.rsvd(A, tol=3e-3, seed=0)
+    assert res.rel_error <= 3e-3
+    del rng

@@ -37,6 +37,7 @@ from ._validation import (
     SAFE_F32,
     SAFE_F64,
     check_int,
+    check_rsvd_tol,
     check_seed,
     check_tol,
     pow2_near_inverse,
@@ -638,7 +639,7 @@ def rsvd(
                 f"k={k} is larger than min(m, n) = {min(m, n)} for a matrix of shape {A.shape}"
             )
     else:
-        tol = check_tol(tol)
+        tol = check_rsvd_tol(tol, dtype == np.float32)
     if solver not in ("auto", "randomized", "gram"):
         raise ValueError(f"solver must be 'auto', 'randomized' or 'gram', got {solver!r}")
     n_oversamples = check_int(n_oversamples, "n_oversamples", 0)

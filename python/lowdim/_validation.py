@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,6 +152,52 @@ def check_int(value, name: str, low: int, high: int | None = None) -> int:
         bound = f"[{low}, {high}]" if high is not None else f">= {low}"
         raise ValueError(f"{name}={value} is out of range: it must be {bound}")
     return value
+
+
+def check_estimator_kind(X) -> None:
+    """The estimators' check of X's kind (NumPy or array-API dtypes) before anything else:
+    boolean points are a TypeError (as rsvd's), complex ones scikit-learn's ValueError
+    "Complex data not supported" (its estimator checks expect it) with a short message
+    (scikit-learn's own puts the whole array in it). Other kinds go on to validation."""
+    dt = getattr(X, "dtype", None)
+    if dt is None:
+        return
+    kind = getattr(dt, "kind", None)
+    if not isinstance(kind, str):  # an array-API dtype (array_api_strict, ...)
+        try:
+            xp = X.__array_namespace__()
+            kind = "c" if xp.isdtype(dt, "complex floating") else "b" if dt == xp.bool else ""
+        except Exception:  # not an array-API array after all: leave it to validation
+            return
+    if kind == "c":
+        raise ValueError(
+            f"Complex data not supported: X has dtype {dt}; lowdim works on real data (e.g. "
+            "stack the real and imaginary parts as features)"
+        )
+    if kind == "b":
+        raise TypeError("X has boolean dtype; convert it to float32 or float64 first")
+
+
+def check_rsvd_tol(tol, single: bool, stacklevel: int = 4) -> float:
+    """:func:`check_tol` for rsvd's tol mode on data of float32 (``single``) or float64, and
+    a warning when tol is below what its error indicator ``||A||^2 - ||B||^2`` resolves in
+    that precision (``sqrt(32 eps)``: 2.0e-3 in float32, 8.4e-8 in float64): the rank then
+    grows to the full sketch (up to min(m, n)) instead of the smallest one meeting tol."""
+    tol = check_tol(tol)
+    dt = np.float32 if single else np.float64
+    floor = math.sqrt(32.0 * float(np.finfo(dt).eps))
+    if tol < floor:
+        warnings.warn(
+            f"tol={tol:g} is below what rsvd's error indicator resolves in "
+            f"{np.dtype(dt).name} (about {floor:.1e}): the rank will be larger than needed, up "
+            "to min(m, n); pass float64 data for a smaller tol"
+            if single
+            else f"tol={tol:g} is below what rsvd's error indicator resolves in float64 "
+            f"(about {floor:.1e}): the rank will be larger than needed, up to min(m, n)",
+            RuntimeWarning,
+            stacklevel=stacklevel,  # the caller of lowdim.rsvd (4: rsvd -> its path -> here)
+        )
+    return tol
 
 
 # Entry magnitudes whose squares and products stay well inside float64's range (the Rust

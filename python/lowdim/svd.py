@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _lowdim
 from ._progress import resolve as _resolve_progress
-from ._validation import Operand, check_int, check_matrix, check_seed, check_tol
+from ._validation import Operand, check_int, check_matrix, check_rsvd_tol, check_seed
 from ._xp import is_xp_array
 
 __all__ = ["SVDResult", "rsvd", "svd_error"]
@@ -185,7 +185,7 @@ def _rsvd_numpy(
                 f"k={k} is larger than min(m, n) = {min(m, n)} for a matrix of shape {op.shape}"
             )
     else:
-        tol = check_tol(tol)
+        tol = check_rsvd_tol(tol, op.dtype == np.float32, stacklevel=5)
     if solver not in ("auto", "randomized", "gram"):
         raise ValueError(f"solver must be 'auto', 'randomized' or 'gram', got {solver!r}")
     if solver == "gram" and op.sparse:
@@ -391,9 +391,10 @@ def svd_error(A, U, S, Vh, *, n_iter=20, seed=None) -> float:
     >>> round(lowdim.svd_error(A, U, S, Vh, seed=0), 6)
     1.0
     """
-    if is_xp_array(A):
+    if any(is_xp_array(a) for a in (A, U, S, Vh)):
         from . import _xp
 
+        _xp.on_xp_path("svd_error", {"A": A, "U": U, "S": S, "Vh": Vh})
         return _xp.svd_error(A, U, S, Vh, n_iter=n_iter, seed=seed)
     op = check_matrix(A)
     m, n = op.shape
