@@ -162,6 +162,7 @@ RSVD_TOL_CASES = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore:tol=.* is below what rsvd's error indicator resolves")
 @pytest.mark.parametrize(("shape", "tol", "kw"), RSVD_TOL_CASES)
 def test_rsvd_tol_matches_rust(backend, shape, tol, kw):
     to, back, public, mod = backend
@@ -1277,3 +1278,129 @@ def test_gpu_tucker_randomized_on_device(dtype):
     np.testing.assert_allclose(cp.asnumpy(T.core), ref.core, atol=tol * np.abs(ref.core).max())
     assert T.certified_error == pytest.approx(ref.certified_error, rel=tol)
     assert lowdim.tucker(cp.asarray(X), [6, 5, 4]).solvers == ("randomized",) * 3
+
+
+# ----------------------------------------------------------------------------- probe fixes
+@pytest.fixture(params=BACKENDS[1:])
+def public(request):
+    """Backends that reach the array-API path through the public API (strict, CuPy)."""
+    return request.param()
+
+
+def test_tol_mode_and_pca_on_subnormal_and_tiny_float32_data(public):
+    # the tol-mode rescale power of two was 2^1030 (OverflowError) for data of 1e-310 and
+    # 2^130 (inf in float32: "A contains NaN or infinity") for float32 data of 1e-40
+    to, back, _, _ = public
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((40, 6)) @ rng.standard_normal((6, 25))
+    for A in (B * 1e-310, (B * 1e-40).astype(np.float32)):
+        ref = lowdim.rsvd(A * (2.0**1000 if A.dtype == np.float64 else 2.0**100), tol=0.01)
+        res = lowdim.rsvd(to(A), tol=0.01)
+        assert res.S.shape == ref.S.shape == (6,)
+    assert lowdim.PCA(0.9).fit(to(B * 1e-310)).n_components_ == lowdim.PCA(0.9).fit(B).n_components_
+
+
+@pytest.mark.parametrize("scale", [1e-25, 1.0, 1e25])
+def test_tucker_float32_certified_error_and_magnitudes(public, scale):
+    # float32 Gram matrices (cast to float64 after the product) certified twice the true
+    # error of a good fit, and float32 data of 1e-25 / 1e25 were never rescaled (a zero core
+    # certified 0, or "Eigenvalues did not converge")
+    to, back, _, _ = public
+    rng = np.random.default_rng(1)
+    core = rng.standard_normal((3, 4, 2))
+    Us = [np.linalg.qr(rng.standard_normal((d, r)))[0] for d, r in ((20, 3), (30, 4), (10, 2))]
+    X = np.einsum("abc,ia,jb,kc->ijk", core, *Us) + 1e-4 * rng.standard_normal((20, 30, 10))
+    X = (X * scale).astype(np.float32)
+    for method in ("sthosvd", "hooi"):
+        T = lowdim.tucker(to(X), [3, 4, 2], method=method)
+        core, fs = back(T.core), [back(f) for f in T.factors]
+        full = lowdim.tucker_to_tensor(np.asarray(core, np.float64), [np.asarray(f) for f in fs])
+        true = np.linalg.norm(X - full) / np.linalg.norm(X.astype(np.float64))
+        assert T.certified_error == pytest.approx(true, rel=0.05, abs=2e-6)
+        rust = lowdim.tucker(X, [3, 4, 2], method=method)
+        assert T.certified_error == pytest.approx(rust.certified_error, rel=0.05, abs=2e-6)
+
+
+def test_tucker_non_finite_is_the_numpy_paths_value_error(public):
+    to, _, _, _ = public
+    X = np.random.default_rng(0).standard_normal((6, 7, 8))
+    X[0, 0, 0] = np.nan
+    for kw in ({}, {"svd": "lq"}, {"method": "hooi"}, {"tol": 0.3}):
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            lowdim.tucker(to(X), **({"rank": 2} | kw if "tol" not in kw else kw))
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-310])
+def test_svd_error_on_tiny_data(public, scale):
+    # 1 / ||y|| was infinite for a residual norm below 5.6e-309: "A contains NaN or infinity"
+    # for data of 1e-295 and below that is (nearly) of rank k (both paths)
+    to, _, _, _ = public
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((60, 5)) @ rng.standard_normal((5, 30))
+    A[:, 0] += 1e-3 * rng.standard_normal(60)
+    ref = lowdim.svd_error(A, *lowdim.rsvd(A, 3, seed=0), seed=0)
+    for a in (A * scale, to(A * scale)):
+        est = lowdim.svd_error(a, *lowdim.rsvd(a, 3, seed=0), seed=0)
+        assert est / scale == pytest.approx(ref, rel=1e-3)
+
+
+def test_transform_checks_finiteness_and_namespaces(public):
+    to, _, _, mod = public
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((40, 10))
+    An = A.copy()
+    An[0, 0] = np.nan
+    for cls in (lowdim.PCA, lowdim.TruncatedSVD):
+        est = cls(3, random_state=0).fit(to(A))
+        with pytest.raises(ValueError, match="NaN"):
+            est.transform(to(An))
+        with pytest.raises(ValueError, match="NaN"):
+            est.inverse_transform(to(np.full((2, 3), np.nan)))
+        # a model fitted on the device does not copy NumPy input to it, nor the reverse
+        with pytest.raises(TypeError, match=f"fitted on {mod} arrays"):
+            est.transform(A)
+        with pytest.raises(TypeError, match="same kind"):
+            est.inverse_transform(np.ones((2, 3)))
+        with pytest.raises(TypeError, match="fitted on numpy arrays"):
+            cls(3, random_state=0).fit(A).transform(to(A))
+
+
+def test_mixed_namespaces_are_a_type_error(public):
+    to, _, _, mod = public
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((20, 8))
+    U, S, Vh = lowdim.rsvd(to(A), 3, seed=0)
+    with pytest.raises(TypeError, match=f"A is a {mod} array|are {mod} arrays|is a {mod}"):
+        lowdim.svd_error(A, U, S, Vh)
+    with pytest.raises(TypeError, match="one kind"):
+        lowdim.svd_error(to(A), *lowdim.rsvd(A, 3, seed=0))
+    core = np.ones((2, 3))
+    fs = [to(np.ones((5, 2))), to(np.ones((6, 3)))]
+    with pytest.raises(TypeError, match="one kind"):
+        lowdim.tucker_to_tensor(core, fs)
+    with pytest.raises(TypeError, match="one kind"):
+        lowdim.TuckerTensor(core, fs)
+    with pytest.raises(TypeError, match="one kind"):
+        lowdim.mode_product(np.ones((5, 6)), to(np.ones((3, 5))), 0)
+    T = lowdim.tucker(to(rng.standard_normal((5, 6, 7))), 2)
+    with pytest.raises(TypeError, match="one kind"):
+        T.rel_error(rng.standard_normal((5, 6, 7)))
+
+
+@pytest.mark.parametrize("name", ["PCA", "TruncatedSVD", "SSCOMP", "KSubspaces"])
+def test_estimators_reject_complex_and_bool_alike_on_both_paths(public, name):
+    to, _, _, _ = public
+    from lowdim import cluster
+
+    make = {
+        "PCA": lambda: lowdim.PCA(2),
+        "TruncatedSVD": lambda: lowdim.TruncatedSVD(2),
+        "SSCOMP": lambda: cluster.SSCOMP(2),
+        "KSubspaces": lambda: cluster.KSubspaces(2, 1),
+    }[name]
+    X = np.random.default_rng(0).standard_normal((20, 6))
+    for conv in (lambda a: a, to):
+        with pytest.raises(ValueError, match="Complex data not supported"):
+            make().fit(conv(X.astype(np.complex128)))
+        with pytest.raises(TypeError, match="boolean"):
+            make().fit(conv(X > 0))

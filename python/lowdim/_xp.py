@@ -70,6 +70,25 @@ def is_xp_array(A) -> bool:
     return hasattr(A, "__array_namespace__")
 
 
+def on_xp_path(what: str, arrays: dict) -> bool:
+    """Whether the arrays of a call (name -> array) take the array-API path: all of them
+    array-API arrays (True) or none (False: NumPy, lists, scipy.sparse). A mix is a
+    TypeError naming both sides: running it would copy between host and device silently
+    (the NumPy path's ``np.asarray``) or fail on an unrelated error."""
+    kinds = {name: is_xp_array(a) for name, a in arrays.items()}
+    if len(set(kinds.values())) < 2:
+        return any(kinds.values())
+    dev = [n for n, k in kinds.items() if k]
+    host = [n for n, k in kinds.items() if not k]
+    mod = type(arrays[dev[0]]).__module__.split(".")[0]
+    raise TypeError(
+        f"{what}: {', '.join(dev)} {'is a' if len(dev) == 1 else 'are'} {mod} "
+        f"array{'s' if len(dev) > 1 else ''} but {', '.join(host)} "
+        f"{'is' if len(host) == 1 else 'are'} not; pass arrays of one kind (no silent copy "
+        "between host and device is made)"
+    )
+
+
 def namespace(*arrays):
     import array_api_compat
 
@@ -768,7 +787,7 @@ def rsvd(
     steps (after each power iteration, ``total`` = iterations + 1; Gram path 2 steps, exact
     SVD 1; tol mode after each block, ``done`` = rank so far, ``total`` = the largest rank),
     each time after the step's device work has finished (one host sync per report)."""
-    from ._validation import check_int, check_seed, check_tol, pow2_scale
+    from ._validation import check_int, check_rsvd_tol, check_seed, pow2_scale
     from .svd import SVDResult, _check_n_iter, _check_normalizer
 
     xp, A, dt, sparse = check_any_matrix(A)
@@ -782,7 +801,7 @@ def rsvd(
                 f"k={k} is larger than min(m, n) = {min(m, n)} for a matrix of shape {A.shape}"
             )
     else:
-        check_tol(tol)
+        check_rsvd_tol(tol, dt == xp.float32)
     if solver not in ("auto", "randomized", "gram"):
         raise ValueError(f"solver must be 'auto', 'randomized' or 'gram', got {solver!r}")
     if solver == "gram" and sparse:
@@ -859,6 +878,7 @@ def _rsvd_tol(xp, op: _Op, tol, q, block_size, seed, steps=None):
     ``Q`` and ``B^T`` stay on the device; per block three host syncs whatever ``n_iter`` is
     (finiteness of the sketch, the CholeskyQR2 of the new block, the indicator: the loop
     length depends on the data), plus two at the end (the rank choice)."""
+    from ._validation import pow2_near_inverse
     from .svd import SVDResult
 
     steps = _Steps() if steps is None else steps
@@ -891,7 +911,7 @@ def _rsvd_tol(xp, op: _Op, tol, q, block_size, seed, steps=None):
             dev = _device(op.like)
             z = (xp.zeros((mt, 0), dtype=dt, device=dev), xp.zeros((nt, 0), dtype=dt, device=dev))
             return finish(z[0], xp.zeros((0,), dtype=dt, device=dev), z[1], 0.0)
-        op.scale = 2.0 ** -round(math.log2(amax))
+        op.scale = pow2_near_inverse(amax, 1023 if f64 else 127)
         frob2 = op.frob_sq()
         if unsafe(frob2):
             raise np.linalg.LinAlgError("cannot rescale A into a safe range")
@@ -1008,7 +1028,7 @@ def svd_error(A, U, S, Vh, *, n_iter=20, seed=None) -> float:
             raise ValueError("A contains NaN or infinity")
         if nx == 0.0:
             break
-        x = x * (1.0 / nx)
+        x = x / nx  # (1 / nx is infinite for a subnormal norm)
         y = A @ x - U @ (S[:, None] * (Vh @ x))
         ny = _vector_norm(xp, y)
         if not math.isfinite(ny):
@@ -1016,7 +1036,7 @@ def svd_error(A, U, S, Vh, *, n_iter=20, seed=None) -> float:
         est = max(est, ny)
         if ny == 0.0:
             break
-        y = y * (1.0 / ny)  # A^T (A x) would square the magnitudes
+        y = y / ny  # A^T (A x) would square the magnitudes
         x = A.T @ y - Vh.T @ (S[:, None] * (U.T @ y))
     return est
 
@@ -1029,7 +1049,8 @@ def _vector_norm(xp, v) -> float:
     amax = max(float(xp.max(v)), -float(xp.min(v)))
     if amax == 0.0 or not math.isfinite(amax):
         return amax
-    return amax * float(xp.linalg.vector_norm(v * (1.0 / amax)))
+    # v / amax, not v * (1 / amax): 1 / amax is infinite for a subnormal amax
+    return amax * float(xp.linalg.vector_norm(v / amax))
 
 
 # ----------------------------------------------------------------------------- Tucker
@@ -1089,12 +1110,17 @@ def _mode_eig(xp, Y, mode, svd, r=None, seed=0):
         full = np.zeros(Yn.shape[0])
         full[: vals.size] = vals
         return _Eig(U, full, total, True, "lq")
-    G = _as(xp, Yn @ Yn.T, xp.float64)
+    # float64 products (a float64 copy of a float32 unfolding): a float32 Gram matrix lost
+    # the discarded eigenvalues of float32 data below sqrt(eps) relative, so the certified
+    # error of a good float32 fit was twice the true one (or below it)
+    Y64 = _as(xp, Yn, xp.float64)
+    G = Y64 @ Y64.T
+    del Y64
+    total = float(xp.sum(xp.linalg.diagonal(G)))
+    if not math.isfinite(total):  # before eigh, which fails on NaN ("did not converge")
+        raise ValueError(_NON_FINITE_X)
     lam, V = xp.linalg.eigh(G)
     lam_h = to_host(lam)[::-1].astype(np.float64)
-    total = float(xp.sum(xp.linalg.diagonal(G)))
-    if not math.isfinite(total):
-        raise ValueError(_NON_FINITE_X)
     return _Eig(xp.flip(V, axis=1), np.maximum(lam_h, 0.0), total, True, "gram")
 
 
@@ -1216,12 +1242,18 @@ def _mode_svd(svd, tol, i_n, j=None, r=None):
     """The per-mode solver. "auto": with a tolerance, Gram, or the SVD of the unfolding when
     tol is below what the Gram resolves (the Rust rule ``gram_resolves``); with a fixed rank,
     randomized or Gram by ``_gpu_prefers_randomized`` (the GPU rule)."""
+    unresolved = tol is not None and tol * tol < 1e3 * i_n * float(np.finfo(np.float64).eps)
+    if svd == "gram" and unresolved:
+        raise ValueError(
+            f"svd='gram' cannot certify tol={tol:e} for a mode of size {i_n}: the Gram matrix "
+            "squares the singular values, so below tol = "
+            f"{math.sqrt(1e3 * i_n * float(np.finfo(np.float64).eps)):.1e} its discarded "
+            "energy is rounding; use svd='lq' or 'auto'"
+        )
     if svd != "auto":
         return svd
     if tol is not None:
-        if tol * tol < 1e3 * i_n * float(np.finfo(np.float64).eps):
-            return "lq"
-        return "gram"
+        return "lq" if unresolved else "gram"
     if r is not None and _gpu_prefers_randomized(i_n, j, r):
         return "randomized"
     return "gram"

@@ -34,7 +34,15 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _lowdim
 from ._progress import resolve as _resolve_progress
-from ._validation import SAFE_F32, SAFE_F64, canonical_csr, check_int, check_seed, pow2_scale
+from ._validation import (
+    SAFE_F32,
+    SAFE_F64,
+    canonical_csr,
+    check_estimator_kind,
+    check_int,
+    check_seed,
+    pow2_scale,
+)
 from ._xp import is_xp_array
 
 __all__ = [
@@ -82,20 +90,6 @@ def _csr_payload(W: sp.csr_matrix):
         W.shape[0],
         W.shape[1],
     )
-
-
-def _check_kind(X) -> None:
-    """Reject boolean and complex points before scikit-learn's validation, which casts
-    booleans silently and puts the whole complex array into its message (scikit-learn's
-    estimator checks expect "Complex data not supported" in a ValueError)."""
-    kind = getattr(getattr(X, "dtype", None), "kind", None)
-    if kind == "c":
-        raise ValueError(
-            f"Complex data not supported: X has dtype {X.dtype}; subspace clustering "
-            "takes real points (e.g. stack the real and imaginary parts as features)"
-        )
-    if kind == "b":
-        raise TypeError("X has boolean dtype; convert it to float32 or float64 first")
 
 
 def _reject_xp(X, what: str) -> None:
@@ -262,6 +256,7 @@ def _xp_prepare(est, X):
     """Validation of an array-API input of a clustering estimator (the input's namespace)."""
     from . import _xp
 
+    check_estimator_kind(X)
     xp, X, _ = _xp.check_xp_matrix(X, "X")
     n = X.shape[0]
     if n < 2:
@@ -311,7 +306,7 @@ class _SubspaceClustering(ClusterMixin, BaseEstimator):
 
     def _validate(self, X):
         _reject_xp(X, type(self).__name__)
-        _check_kind(X)
+        check_estimator_kind(X)
         X = validate_data(
             self,
             X,
@@ -821,7 +816,7 @@ class KSubspaces(ClusterMixin, BaseEstimator):
         """
         if is_xp_array(X):
             return self._fit_xp(X)
-        _check_kind(X)
+        check_estimator_kind(X)
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         k, dim, n_init, max_iter, seed = self._params(*X.shape)
         X, c = _safe_scaled(np, X)
@@ -877,7 +872,7 @@ class KSubspaces(ClusterMixin, BaseEstimator):
         check_is_fitted(self, "bases_")
         if is_xp_array(X) or is_xp_array(self.bases_):
             return self._predict_xp(X)
-        _check_kind(X)
+        check_estimator_kind(X)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         X, _ = _safe_scaled(np, X)
         proj = np.einsum("nd,kde->nke", X, self.bases_.astype(X.dtype, copy=False))
@@ -920,6 +915,7 @@ def _xp_points(X, what: str, min_samples: int = 2):
     least ``min_samples`` rows, finite (the NumPy path's checks, in X's namespace)."""
     from . import _xp
 
+    check_estimator_kind(X)
     xp, X, _ = _xp.check_xp_matrix(X, "X")
     if X.shape[0] < min_samples:
         raise ValueError(f"{what} needs at least {min_samples} points (rows), got {X.shape[0]}")

@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _lowdim
-from ._validation import Operand, check_matrix, pow2_scale
+from ._validation import Operand, check_estimator_kind, check_matrix, pow2_scale
 from ._xp import is_xp_array
 from .svd import _flip_signs, _is_dask, _renamed, _run_rsvd
 
@@ -178,18 +178,24 @@ def _xp_validate(est, X, reset: bool):
     CPU) as canonical CSR."""
     from . import _xp
 
-    xp, X, dt, _ = _xp.check_any_matrix(X, "X")
+    check_estimator_kind(X)
+    xp, X, dt, sparse = _xp.check_any_matrix(X, "X")
     if reset:
         if X.shape[0] < 2:
             raise ValueError(f"at least 2 samples are required, got {X.shape[0]}")
         est.n_features_in_ = int(X.shape[1])
         if hasattr(est, "feature_names_in_"):
             del est.feature_names_in_
-    elif X.shape[1] != est.n_features_in_:
-        raise ValueError(
-            f"X has {X.shape[1]} features, but {type(est).__name__} is expecting "
-            f"{est.n_features_in_} features as input"
-        )
+    else:
+        if X.shape[1] != est.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(est).__name__} is expecting "
+                f"{est.n_features_in_} features as input"
+            )
+        # fit checks in its kernels; transform is a product that would pass NaN on silently
+        # (the NumPy path's validate_data raises)
+        if _xp._not_finite(xp, X.data if sparse else X):
+            raise ValueError("Input X contains NaN or infinity")
     return xp, X, dt
 
 
@@ -342,10 +348,24 @@ class _BaseSVDEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     def _n_features_out(self):
         return self.components_.shape[0]
 
+    def _same_kind(self, X, what: str) -> None:
+        """A model fitted on array-API arrays (CuPy, ...) takes arrays of that kind, one fitted
+        on NumPy takes NumPy (or dask): the other mix copied the fitted attributes or X
+        between host and device silently, or failed with an unrelated TypeError."""
+        fitted = type(self.components_).__module__.split(".")[0]
+        given = type(X).__module__.split(".")[0]
+        if is_xp_array(self.components_) != is_xp_array(X):
+            raise TypeError(
+                f"this {type(self).__name__} was fitted on {fitted} arrays: {what} takes "
+                f"arrays of the same kind, got {given} (no silent copy between host and "
+                "device is made; convert one side explicitly)"
+            )
+
     def _check_projections(self, X):
         """The input of inverse_transform: 2-D with one column per component (scikit-learn
         raises on 1-D input; a wrong width gave NumPy's matmul message). NumPy path: through
         ``check_array`` (float32/float64, finite); array-API arrays keep their namespace."""
+        self._same_kind(X, "inverse_transform")
         if is_xp_array(X):
             ndim, shape = X.ndim, tuple(X.shape)
         else:
@@ -362,9 +382,15 @@ class _BaseSVDEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 f"X has {shape[1]} columns, but {type(self).__name__} has {k} components: "
                 f"inverse_transform takes projections of shape (n_samples, {k})"
             )
+        if is_xp_array(X):
+            from . import _xp
+
+            if _xp._not_finite(_xp.namespace(X), X):
+                raise ValueError("Input X contains NaN or infinity")
         return X
 
     def _validate(self, X, reset: bool):
+        check_estimator_kind(X)
         return validate_data(
             self,
             X,
@@ -575,6 +601,7 @@ class PCA(_BaseSVDEstimator):
             from . import _dask
 
             return _dask.pca_transform(self, X)
+        self._same_kind(X, "transform")
         if is_xp_array(X):
             xp, X, _ = _xp_validate(self, X, False)
             Xt = X @ self.components_.T - self.mean_ @ self.components_.T
@@ -710,6 +737,7 @@ class TruncatedSVD(_BaseSVDEstimator):
             from . import _dask
 
             return _dask.tsvd_transform(self, X)
+        self._same_kind(X, "transform")
         if is_xp_array(X):
             _, X, _ = _xp_validate(self, X, False)
             return X @ self.components_.T

@@ -11,8 +11,34 @@ import numpy as np
 
 from . import _lowdim
 from ._progress import resolve as _resolve_progress
-from ._validation import _native, check_int, check_seed, check_tol, pow2_scale, result_dtype
+from ._validation import (
+    SAFE_F32,
+    SAFE_F64,
+    _native,
+    check_int,
+    check_seed,
+    check_tol,
+    pow2_scale,
+    result_dtype,
+)
 from .svd import _is_dask
+
+
+def _xp_path(what: str, arrays: dict) -> bool:
+    """``_xp.on_xp_path`` (imports nothing unless an array-API array is passed)."""
+    if not any(_is_xp(a) for a in arrays.values()):
+        return False
+    from ._xp import on_xp_path
+
+    return on_xp_path(what, arrays)
+
+
+def _same_side(what: str, core, factors, out=None) -> bool:
+    """Whether a core and its factors take the array-API path (a mix is a TypeError)."""
+    arrays = {"core": core, **{f"factors[{i}]": f for i, f in enumerate(factors)}}
+    if out is not None:
+        arrays["out"] = out
+    return _xp_path(what, arrays)
 
 
 def _is_xp(X) -> bool:
@@ -196,8 +222,9 @@ class TuckerTensor:
     """
 
     def __init__(self, core, factors, modes=None):
-        if not _is_xp(core):  # array-API arrays (e.g. CuPy) stay on their device
-            factors = list(factors)
+        factors = list(factors)
+        if not _same_side("TuckerTensor", core, factors):
+            # (array-API arrays, e.g. CuPy, stay on their device)
             for name, a in [("core", core)] + [(f"factors[{i}]", f) for i, f in enumerate(factors)]:
                 _reject_sparse(a, name)
             core = np.asarray(core)
@@ -255,7 +282,7 @@ class TuckerTensor:
         """``||X - X_hat||_F / ||X||_F``, computed by reconstructing ``X_hat`` (both norms at
         the power-of-two scale of :func:`tucker`: squares of entries beyond ~1e154 overflowed
         to a NaN ratio). X of zero norm: ``||X_hat||_F``."""
-        if _is_xp(X):
+        if _xp_path("TuckerTensor.rel_error", {"X": X, "core": self.core}):
             from . import _xp
 
             xp = _xp.namespace(X)
@@ -456,7 +483,7 @@ def tucker(
     if xp_in:
         # two reductions up front: cheap on a device, and the array-API path has no norm
         # to check afterwards
-        c = _tucker_scale(X)
+        c = _tucker_scale(X, check=True)
         try:
             T = _tucker_xp(X * c if c != 1.0 else X, *args, callback)
         finally:
@@ -484,11 +511,19 @@ def tucker(
     return T
 
 
-def _tucker_scale(X) -> float:
+def _tucker_scale(X, check: bool = False) -> float:
     """The power of two the tucker kernels run ``X`` at (1 unless its largest magnitude is
-    outside float64's safe range; two reductions, no temporary); any array namespace."""
+    outside its dtype's safe range: float32's for float32, whose mode products run in
+    float32; two reductions, no temporary); any array namespace. With ``check``, NaN or
+    infinity is the ValueError of the Rust path (the eigensolvers said "did not
+    converge")."""
     xp = X.__array_namespace__() if hasattr(X, "__array_namespace__") else np
-    return pow2_scale(max(float(xp.max(X)), -float(xp.min(X))))
+    amax = max(float(xp.max(X)), -float(xp.min(X)))
+    if check and not math.isfinite(amax):
+        raise ValueError(
+            "X contains NaN or infinity (or values so large that their squares overflow)"
+        )
+    return pow2_scale(amax, SAFE_F32 if X.dtype == xp.float32 else SAFE_F64)
 
 
 def _tucker_xp(X, ranks, tol, method, modes, order, svd, n_iter_max, hooi_tol, seed, progress):
@@ -581,7 +616,8 @@ def tucker_to_tensor(core, factors, *, modes=None, out=None) -> np.ndarray:
     """
     if isinstance(core, TuckerTensor):
         raise TypeError("pass core and factors, or call TuckerTensor.to_tensor()")
-    if _is_xp(core):
+    factors = list(factors)
+    if _same_side("tucker_to_tensor", core, factors, out=out):
         return _tucker_to_tensor_xp(core, factors, modes, out)
     _reject_sparse(core, "core")
     factors = list(factors)
@@ -705,7 +741,7 @@ def mode_product(X, M, mode, transpose=False, *, out=None) -> np.ndarray:
     >>> lowdim.mode_product(X, M.T, 1, transpose=True).shape
     (2, 5, 4)
     """
-    if _is_xp(X) or _is_xp(M):
+    if _xp_path("mode_product", {"X": X, "M": M, **({} if out is None else {"out": out})}):
         return _mode_product_xp(X, M, mode, transpose, out)
     _reject_sparse(X, "X")
     _reject_sparse(M, "M")
