@@ -256,7 +256,8 @@ def rsvd(
         with ``||A - U S Vh||_F <= tol * ||A||_F`` (adaptive blocked randQB with the error
         indicator of Yu, Gu & Li 2018). The achieved error is ``result.rel_error``. The
         indicator is reliable for tol well above sqrt(machine epsilon) (1.5e-8 in float64,
-        3.5e-4 in float32); below that the rank may come out larger than needed.
+        3.5e-4 in float32); below that the rank may come out larger than needed, and below
+        sqrt(32 eps) (8.4e-8 / 2.0e-3) it grows to min(m, n), with a RuntimeWarning.
     n_oversamples : int, default 10
         Extra sketch columns beyond ``k`` (ignored in tol mode).
     n_iter : int or "auto", default "auto"
