@@ -674,3 +674,22 @@ def test_pca_zero_variance_whitening_and_parameter_names():
             lowdim.PCA(2, iterated_power=-1).fit(Xd)
         with pytest.raises(TypeError, match="random_state"):
             lowdim.PCA(2, random_state="x").fit(Xd)
+
+
+def test_tucker_tol_below_the_gram_resolution_is_an_error():
+    # the dask path has only Gram matrices: at tol 1e-10 it gave a mode rank above the
+    # unfolding's and a certified error of 0 (in memory svd='auto' switches to the SVD)
+    rng = np.random.default_rng(0)
+    Q1 = np.linalg.qr(rng.standard_normal((30, 30)))[0]
+    Q2 = np.linalg.qr(rng.standard_normal((20, 20)))[0]
+    X = Q1[:, :20] @ np.diag(0.6 ** np.arange(20)) @ Q2.T
+    X3 = np.einsum("ij,k->ijk", X, np.ones(4))
+    with dask.config.set(scheduler="synchronous"):
+        Xd = da.from_array(X3, chunks=(10, 20, 4))
+        with pytest.raises(ValueError, match="below what the Gram matrices"):
+            lowdim.tucker(Xd, tol=1e-10)
+        T = lowdim.tucker(Xd, tol=1e-5)
+        assert T.certified_error <= 1e-5
+        assert T.ranks[0] <= 20
+        with pytest.raises(ValueError, match="below what the Gram matrices"):
+            lowdim.tucker(da.from_array(X3.astype(np.float32), chunks=(10, 20, 4)), tol=5e-6)

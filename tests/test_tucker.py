@@ -494,3 +494,18 @@ def test_forced_gram_below_its_resolution_is_an_error():
     assert true <= 1e-10
     assert lowdim.tucker(X, tol=1e-3, svd="gram").certified_error <= 1e-3
     del i, j
+
+
+def test_tol_at_the_rounding_floor_warns():
+    # the kernels keep a slack of 8 ndim eps for the reconstruction's rounding: a float32
+    # 3-way tol of 1e-6 gave full ranks without a word
+    X = np.random.default_rng(0).standard_normal((8, 9, 10)).astype(np.float32)
+    with pytest.warns(RuntimeWarning, match="float32 reconstruction"):
+        T = lowdim.tucker(X, tol=1e-6)
+    assert T.ranks == (8, 9, 10)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        lowdim.tucker(X, tol=1e-3)
+        lowdim.tucker(X.astype(np.float64), tol=1e-6)

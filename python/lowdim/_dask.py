@@ -1247,7 +1247,21 @@ def tucker(X, rank, *, tol, method, modes, mode_order, svd, seed):
     if (rank is None) == (tol is None):
         raise ValueError("give exactly one of rank (fixed ranks) and tol (an error tolerance)")
     if tol is not None:
+        from .tucker import warn_tol_floor
+
         tol = check_tol(tol)
+        warn_tol_floor(tol, nd, dtype == np.float32)
+        # the in-memory rule gram_resolves: below it the discarded energy is rounding (ranks
+        # above the unfolding's and a certified error of 0, or a true error above tol);
+        # in memory svd='auto' takes the SVD of the unfolding there, which dask lacks
+        i_max = max(X.shape[m] for m in modes)
+        res = math.sqrt(1e3 * i_max * float(np.finfo(np.float64).eps))
+        if tol < res:
+            raise ValueError(
+                f"tol={tol:e} is below what the Gram matrices of the dask path resolve for a "
+                f"mode of size {i_max} (about {res:.1e}); use a larger tol, or the in-memory "
+                "tucker, whose svd='auto' switches to the SVD of the unfolding"
+            )
         ranks = None
     if tol is not None:
         pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +23,26 @@ from ._validation import (
     result_dtype,
 )
 from .svd import _is_dask
+
+
+def warn_tol_floor(tol: float, nd: int, single: bool) -> None:
+    """Warn when a Tucker ``tol`` is at or below the slack of ``8 nd eps`` that the kernels
+    keep for the rounding of the reconstruction: no rank meets it, so every mode keeps its
+    full rank (shared by the in-memory and Dask paths)."""
+    floor = 8.0 * nd * float(np.finfo(np.float32 if single else np.float64).eps)
+    if tol <= floor:
+        warnings.warn(
+            f"tol={tol:g} is at or below the rounding of a {nd}-way "
+            f"{'float32' if single else 'float64'} reconstruction (about {floor:.1e}): the "
+            "ranks are the full ones" + ("; pass float64 data for a smaller tol" if single else ""),
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def xp_ns(X):
+    """The array namespace of an array-API array."""
+    return X.__array_namespace__()
 
 
 def _xp_path(what: str, arrays: dict) -> bool:
@@ -454,6 +475,7 @@ def tucker(
                 )
     else:
         tol = check_tol(tol)
+        warn_tol_floor(tol, nd, X.dtype == (xp_ns(X).float32 if xp_in else np.float32))
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     if svd not in _SVDS:
