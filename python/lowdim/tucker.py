@@ -369,7 +369,9 @@ def tucker(
         the same rule on its error bound; HOOI refines the ST-HOSVD result at its ranks.
         Below ~1e-5 (where Gram matrices cannot resolve the discarded energy) the modes are
         computed by the LQ path automatically. In float32 the reconstruction itself carries
-        rounding of about 1e-7 relative.
+        rounding of about 1e-7 relative; a tol at or below the kernels' slack for it,
+        ``8 ndim eps`` (2.9e-6 for a float32 3-way tensor), keeps the full ranks, with a
+        RuntimeWarning.
     method : {"sthosvd", "hosvd", "hooi"}, default "sthosvd"
         ``"hosvd"``: every factor from the unfolding of X (truncated HOSVD).
         ``"sthosvd"``: sequentially truncated, each mode from the already compressed tensor
