@@ -125,3 +125,11 @@ def matrices(draw, kinds=SPECTRA, dtypes=DTYPES, min_side=MIN_SIDE, max_side=MAX
     rank = draw(st.integers(1, p)) if kind == "rankdef" else p
     seed = draw(seeds)
     return build_matrix(m, n, spectrum(kind, p, rank), seed, dtype)
+
+
+def normalized(X) -> np.ndarray:
+    """The rows of X scaled to unit l2 norm in float64 (zero rows stay zero): the points the
+    self-expressive kernels work on."""
+    X = np.asarray(X, dtype=np.float64)
+    nrm = np.linalg.norm(X, axis=1, keepdims=True)
+    return np.divide(X, nrm, out=np.zeros_like(X), where=nrm > 0)

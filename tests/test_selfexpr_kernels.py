@@ -12,6 +12,7 @@ import pytest
 import scipy.sparse as sp
 from lowdim import _lowdim
 from lowdim.datasets import union_of_subspaces
+from strategies import normalized
 
 
 def dense(res, n):
@@ -23,12 +24,6 @@ def dense(res, n):
         assert np.all(np.diff(row) > 0), "column indices must ascend"
         assert j not in row, "the diagonal must be excluded"
     return sp.csr_matrix((data, indices, indptr), shape=(n, n)).toarray()
-
-
-def normalized(X):
-    X = np.asarray(X, dtype=np.float64)
-    nrm = np.linalg.norm(X, axis=1, keepdims=True)
-    return np.divide(X, nrm, out=np.zeros_like(X), where=nrm > 0)
 
 
 @pytest.fixture

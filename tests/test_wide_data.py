@@ -14,6 +14,7 @@ from lowdim import _xp_ensc as xe
 from lowdim.cluster import LSR, EnSC, KSubspaces
 from lowdim.datasets import union_of_subspaces
 from lowdim.metrics import clustering_accuracy
+from strategies import normalized
 
 D = 3000
 
@@ -23,12 +24,6 @@ def _dense(indptr, indices, data, n):
         (np.asarray(data, dtype=np.float64), np.asarray(indices), np.asarray(indptr)),
         shape=(n, n),
     ).toarray()
-
-
-def _normalized(X):
-    X = np.asarray(X, dtype=np.float64)
-    nrm = np.linalg.norm(X, axis=1, keepdims=True)
-    return np.divide(X, nrm, out=np.zeros_like(X), where=nrm > 0)
 
 
 @pytest.fixture
@@ -147,7 +142,7 @@ def test_xp_ksubspaces_wide_matches_rust(wide_union, to, back):
 
 def _lsr_reference(X, gamma):
     """Row j: ``-P e_j / P_jj`` without its diagonal, ``P = (Xn Xn^T + I / gamma)^{-1}``."""
-    Xn = _normalized(X)
+    Xn = normalized(X)
     n = Xn.shape[0]
     P = np.linalg.inv(Xn @ Xn.T + np.eye(n) / gamma)
     want = (-P / np.diag(P)[None, :]).T
@@ -159,7 +154,7 @@ def _lsr_reference(X, gamma):
 
 def _ridge_rows(X, lams):
     """The ridge with exclusion of self per point, solved directly (``lams[j]``: ridge)."""
-    Xn = _normalized(X)
+    Xn = normalized(X)
     n = Xn.shape[0]
     out = np.zeros((n, n))
     for j in range(n):
@@ -227,7 +222,7 @@ def test_lsr_estimator_on_wide_union(wide_union):
 
 
 def _ensc_ridge_reference(X, gamma):
-    Xn = _normalized(X)
+    Xn = normalized(X)
     G = np.abs(Xn @ Xn.T)
     np.fill_diagonal(G, 0.0)
     mu = G.max(axis=1)

@@ -291,6 +291,18 @@ def _object_array_error(e: ValueError) -> bool:
     return "allow_pickle" in str(e)
 
 
+def _numpy_value_error(e: ValueError, path, member: str | None = None) -> CLIError:
+    """The CLIError of a NumPy read that raised ValueError: an object array (refused: no
+    unpickling), or an unreadable array; of the .npy file ``path`` or of the .npz archive's
+    ``member``."""
+    what = f"{path}: holds" if member is None else f"{path}: {member!r} is"
+    if _object_array_error(e):
+        return CLIError(f"{what} an object array; lowdim reads numeric arrays only")
+    if member is None:
+        return CLIError(f"{path}: not a readable .npy array ({_one_line(e)})")
+    return CLIError(f"{path}: cannot read {member!r} ({_one_line(e)})")
+
+
 def _npz_member(z, name: str, path):
     """``z[name]`` as an ndarray, or a CLIError naming ``path``: a member can be corrupted
     (bad CRC, broken deflate stream), an object array, or a file that is not a .npy."""
@@ -302,11 +314,7 @@ def _npz_member(z, name: str, path):
     try:
         a = z[name]
     except ValueError as e:
-        if _object_array_error(e):
-            raise CLIError(
-                f"{path}: {name!r} is an object array; lowdim reads numeric arrays only"
-            ) from e
-        raise CLIError(f"{path}: cannot read {name!r} ({_one_line(e)})") from e
+        raise _numpy_value_error(e, path, name) from e
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
         raise CLIError(
             f"{path}: a corrupted .npz archive: cannot read {name!r} ({_one_line(e)})"
@@ -344,11 +352,7 @@ def load_array(path: str, key: str | None = None, *, image_gray: bool = False):
         try:
             return np.load(p, allow_pickle=False)
         except ValueError as e:
-            if _object_array_error(e):
-                raise CLIError(
-                    f"{path}: holds an object array; lowdim reads numeric arrays only"
-                ) from e
-            raise CLIError(f"{path}: not a readable .npy array ({_one_line(e)})") from e
+            raise _numpy_value_error(e, path) from e
         except EOFError as e:
             raise CLIError(f"{path}: not a readable .npy array ({_one_line(e)})") from e
     if suffix == ".npz":

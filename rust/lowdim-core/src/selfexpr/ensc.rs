@@ -756,10 +756,24 @@ mod tests {
     use super::*;
     use crate::progress::SILENT;
 
+    /// `ensc` with support size 10, 40 rounds and tol 1e-8, run on one thread and on two:
+    /// the results must be identical (they do not depend on the thread count).
+    fn ensc_any_threads(
+        x: MatRef<'_, f64>,
+        gamma: f64,
+        tau: f64,
+        n_nonzero: usize,
+    ) -> SparseRows<f64> {
+        let run = |par| ensc(x, gamma, tau, n_nonzero, 10, 40, 1e-8, par, &SILENT).unwrap();
+        let out = run(Par::Seq);
+        assert_eq!(out, run(Par::rayon(2)));
+        out
+    }
+
     #[test]
     fn subspace_preserving_and_deterministic() {
         let (x, lab) = union(4, 3, 30, 30, 3);
-        let out = ensc(x.as_ref(), 50.0, 0.9, 50, 10, 40, 1e-8, Par::Seq, &SILENT).unwrap();
+        let out = ensc_any_threads(x.as_ref(), 50.0, 0.9, 50);
         for j in 0..x.nrows() {
             let (idx, val) = out.row(j);
             assert!(!idx.is_empty());
@@ -767,19 +781,6 @@ mod tests {
                 assert!(lab[i as usize] == lab[j] || v.abs() < 1e-10, "{j} {i} {v}");
             }
         }
-        let par = ensc(
-            x.as_ref(),
-            50.0,
-            0.9,
-            50,
-            10,
-            40,
-            1e-8,
-            Par::rayon(2),
-            &SILENT,
-        )
-        .unwrap();
-        assert_eq!(out, par);
     }
 
     /// `tau = 0` on wide data (`N < D`, the dual route of `lsr.rs`) is the ridge with exclusion
@@ -791,20 +792,7 @@ mod tests {
         let (n, d) = x.shape();
         assert!(n < d);
         let gamma = 10.0;
-        let out = ensc(x.as_ref(), gamma, 0.0, n, 10, 40, 1e-8, Par::Seq, &SILENT).unwrap();
-        let par = ensc(
-            x.as_ref(),
-            gamma,
-            0.0,
-            n,
-            10,
-            40,
-            1e-8,
-            Par::rayon(2),
-            &SILENT,
-        )
-        .unwrap();
-        assert_eq!(out, par);
+        let out = ensc_any_threads(x.as_ref(), gamma, 0.0, n);
         let pts = normalize(x.as_ref(), Par::Seq).unwrap();
         for j in 0..n {
             let others: Vec<usize> = (0..n).filter(|&i| i != j).collect();
