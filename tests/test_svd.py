@@ -519,6 +519,63 @@ def test_num_threads_env_var(n):
     assert out.stdout.strip() == str(n)
 
 
+_FORK_CHILD = """
+import multiprocessing as mp, sys, numpy as np, lowdim
+A = np.random.default_rng(0).standard_normal((300, 100))
+def work(_):
+    return float(lowdim.rsvd(A, 5, seed=0).S[0]), lowdim.tucker(A.reshape(30, 10, 100), 2).ranks
+if __name__ == "__main__":
+    ref = work(0)  # the parent's thread pool exists now
+    with mp.get_context("fork").Pool(2) as p:
+        got = p.map_async(work, range(2)).get(timeout=60)
+    assert got == [ref, ref], (got, ref)
+    print("ok")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_forked_children_run_kernels(tmp_path):
+    # a child made by fork inherits lowdim's pool but not its threads: every kernel in a
+    # multiprocessing "fork" worker (Linux's default start method before Python 3.14,
+    # ProcessPoolExecutor, joblib's multiprocessing backend) waited forever for them
+    script = tmp_path / "fork_child.py"
+    script.write_text(_FORK_CHILD)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_progress_callback_may_call_lowdim(restore_threads, n_threads):
+    # a callback runs on a worker of lowdim's pool; a kernel started there waited for a free
+    # worker through a helper thread, forever once every worker was such a callback (always
+    # with one thread). It now runs on the calling worker.
+    import threading
+
+    lowdim.set_num_threads(n_threads)
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((200, 80))
+    B = rng.standard_normal((100, 50))
+    ref = lowdim.rsvd(B, 3, seed=0).S
+    inner = []
+
+    def cb(done, total):
+        inner.append(lowdim.rsvd(B, 3, seed=0).S)
+        lowdim.tucker(B.reshape(10, 10, 50), 2)
+
+    def outer():
+        lowdim.rsvd(A, 5, seed=0, n_iter=2, progress=cb)
+
+    threads = [threading.Thread(target=outer, daemon=True) for _ in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "deadlock"
+    assert len(inner) == 4 * n_threads  # progress at 0, 1, 2 and 3 of 3 steps
+    for S in inner:
+        np.testing.assert_array_equal(S, ref)
+
+
 # ---------------------------------------------------------------------- tol mode
 
 TOLS = (0.3, 0.1, 1e-2, 1e-4)

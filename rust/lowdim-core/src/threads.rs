@@ -6,7 +6,16 @@
 use faer::Par;
 use std::sync::{Arc, RwLock};
 
-static POOL: RwLock<Option<Arc<rayon::ThreadPool>>> = RwLock::new(None);
+/// The pool and the process it was built in: a child made by `fork()` inherits the pool but
+/// not its threads (only the forking thread survives a fork), so a pool from another
+/// process is replaced before use (a kernel in a forked child waited forever for workers
+/// that do not exist: `multiprocessing` with the "fork" start method, `os.fork`).
+struct Owned {
+    pid: u32,
+    pool: Arc<rayon::ThreadPool>,
+}
+
+static POOL: RwLock<Option<Owned>> = RwLock::new(None);
 
 fn default_threads() -> usize {
     if let Ok(v) = std::env::var("LOWDIM_NUM_THREADS") {
@@ -29,17 +38,36 @@ fn build(n: usize) -> crate::Result<Arc<rayon::ThreadPool>> {
 }
 
 fn pool() -> Arc<rayon::ThreadPool> {
+    let pid = std::process::id();
     if let Some(p) = POOL.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
-        return p.clone();
+        if p.pid == pid {
+            return p.pool.clone();
+        }
     }
     let mut guard = POOL.write().unwrap_or_else(|e| e.into_inner());
-    if guard.is_none() {
-        let p = build(default_threads())
-            .or_else(|_| build(1))
-            .expect("a one-thread pool can always be built");
-        *guard = Some(p);
+    if let Some(p) = guard.as_ref() {
+        if p.pid == pid {
+            return p.pool.clone();
+        }
     }
-    guard.as_ref().expect("set above").clone()
+    let n = match guard.take() {
+        // inherited through fork: same size; the old pool is leaked, not dropped (its
+        // registry would signal threads that do not exist in this process)
+        Some(old) => {
+            let n = old.pool.current_num_threads();
+            std::mem::forget(old);
+            n
+        }
+        None => default_threads(),
+    };
+    let p = build(n)
+        .or_else(|_| build(1))
+        .expect("a one-thread pool can always be built");
+    *guard = Some(Owned {
+        pid,
+        pool: p.clone(),
+    });
+    p
 }
 
 /// Sets the number of threads every later kernel uses (`n >= 1`).
@@ -47,8 +75,17 @@ pub fn set_num_threads(n: usize) -> crate::Result<()> {
     if n == 0 {
         return crate::error::invalid("the number of threads must be >= 1");
     }
-    let p = build(n)?;
-    *POOL.write().unwrap_or_else(|e| e.into_inner()) = Some(p);
+    let pool = build(n)?;
+    let pid = std::process::id();
+    let old = POOL
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .replace(Owned { pid, pool });
+    if let Some(old) = old {
+        if old.pid != pid {
+            std::mem::forget(old); // a pool inherited through fork (see `Owned`)
+        }
+    }
     Ok(())
 }
 
@@ -62,6 +99,13 @@ pub fn install<R: Send>(f: impl FnOnce(Par) -> R + Send) -> R {
     let p = pool();
     let n = p.current_num_threads();
     p.install(|| f(if n <= 1 { Par::Seq } else { Par::rayon(n) }))
+}
+
+/// Whether the calling thread is a worker of a rayon pool (lowdim's, when a kernel's progress
+/// callback calls lowdim again): a kernel started there runs on it directly, since a helper
+/// thread waiting for a free worker would wait forever once every worker is such a caller.
+pub fn in_pool_thread() -> bool {
+    rayon::current_thread_index().is_some()
 }
 
 /// Whether `par` allows more than one thread.

@@ -116,32 +116,45 @@ where
         abort: AtomicBool::new(false),
         err: Mutex::new(None),
     };
-    let res: Caught<R> = py.detach(|| {
-        std::thread::scope(|s| {
-            let (tx, rx) = mpsc::channel();
+    let res: Caught<R> = if lowdim_core::threads::in_pool_thread() {
+        // called from a progress callback of a running kernel (on one of its workers):
+        // run here, in the pool, without the helper thread and its signal polling (the
+        // helper waited for a free worker, which never came once every worker was such a
+        // callback waiting for it)
+        py.detach(|| {
             let hook = &hook;
-            s.spawn(move || {
-                let r = lowdim_core::threads::install(move |par| {
-                    catch_unwind(AssertUnwindSafe(move || f(par, hook)))
+            lowdim_core::threads::install(move |par| {
+                catch_unwind(AssertUnwindSafe(move || f(par, hook)))
+            })
+        })
+    } else {
+        py.detach(|| {
+            std::thread::scope(|s| {
+                let (tx, rx) = mpsc::channel();
+                let hook = &hook;
+                s.spawn(move || {
+                    let r = lowdim_core::threads::install(move |par| {
+                        catch_unwind(AssertUnwindSafe(move || f(par, hook)))
+                    });
+                    let _ = tx.send(r);
                 });
-                let _ = tx.send(r);
-            });
-            loop {
-                match rx.recv_timeout(SIGNAL_POLL) {
-                    Ok(r) => return r,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        if let Err(e) = Python::attach(|py| py.check_signals()) {
-                            hook.fail(e);
+                loop {
+                    match rx.recv_timeout(SIGNAL_POLL) {
+                        Ok(r) => return r,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            if let Err(e) = Python::attach(|py| py.check_signals()) {
+                                hook.fail(e);
+                            }
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            return Err(Box::new("the kernel thread ended without a result")
+                                as Box<dyn std::any::Any + Send>)
                         }
                     }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        return Err(Box::new("the kernel thread ended without a result")
-                            as Box<dyn std::any::Any + Send>)
-                    }
                 }
-            }
+            })
         })
-    });
+    };
     // An exception raised while the kernel ran (callback or signal handler) is re-raised even
     // when the kernel finished before it could stop: a consumed Ctrl-C must not get lost.
     let stored = hook.err.lock().unwrap_or_else(|e| e.into_inner()).take();
