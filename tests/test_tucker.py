@@ -509,3 +509,40 @@ def test_tol_at_the_rounding_floor_warns():
         warnings.simplefilter("error", RuntimeWarning)
         lowdim.tucker(X, tol=1e-3)
         lowdim.tucker(X.astype(np.float64), tol=1e-6)
+
+
+@pytest.mark.parametrize("svd", ["auto", "gram", "lq"])
+def test_a_long_mode_is_solved_on_the_small_side(svd):
+    # a mode longer than the product of the others (I_n > J) built an I_n x I_n Gram matrix
+    # and eigendecomposed it: an 8000 x 20 matrix took 2 GB and 73 s. Its factor now comes
+    # from the J x J side; the results are the truncated SVD's (2-D) and the numpy HOSVD's
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3000, 12)) @ np.diag(0.7 ** np.arange(12))
+    U, s, Vt = np.linalg.svd(X, full_matrices=False)
+    T = lowdim.tucker(X, [4, 4], svd=svd)
+    best = np.linalg.norm(s[4:]) / np.linalg.norm(s)
+    true = np.linalg.norm(X - T.to_tensor()) / np.linalg.norm(X)
+    assert true == pytest.approx(best, rel=1e-10)
+    assert T.certified_error == pytest.approx(true, rel=1e-8)
+    np.testing.assert_allclose(T.factors[0].T @ T.factors[0], np.eye(4), atol=1e-12)
+    np.testing.assert_allclose(np.abs(T.factors[0].T @ U[:, :4]), np.eye(4), atol=1e-8)
+    Tt = lowdim.tucker(X, tol=0.1, svd=svd)
+    assert np.linalg.norm(X - Tt.to_tensor()) / np.linalg.norm(X) <= 0.1
+    # a long third mode, every method: the ST-HOSVD error identity and HOOI no worse
+    Y = np.einsum(
+        "abc,ia,jb,kc->ijk",
+        rng.standard_normal((3, 3, 3)),
+        *[np.linalg.qr(rng.standard_normal((d, 3)))[0] for d in (8, 9, 2000)],
+    )
+    Y += 1e-3 * rng.standard_normal(Y.shape)
+    errs = {}
+    for method in ("sthosvd", "hosvd", "hooi"):
+        T3 = lowdim.tucker(Y, 3, method=method, svd=svd)
+        errs[method] = np.linalg.norm(Y - T3.to_tensor()) / np.linalg.norm(Y)
+        if method != "hosvd":
+            assert T3.certified_error == pytest.approx(errs[method], rel=1e-6)
+    Yk = np.moveaxis(Y, 2, 0).reshape(2000, -1)
+    Uk = np.linalg.svd(Yk, full_matrices=False)[0][:, :3]
+    T3 = lowdim.tucker(Y, 3, method="hosvd", svd=svd)
+    np.testing.assert_allclose(np.abs(T3.factors[2].T @ Uk), np.eye(3), atol=1e-6)
+    assert errs["hooi"] <= errs["sthosvd"] * (1 + 1e-12)

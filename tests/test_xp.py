@@ -1404,3 +1404,24 @@ def test_estimators_reject_complex_and_bool_alike_on_both_paths(public, name):
             make().fit(conv(X.astype(np.complex128)))
         with pytest.raises(TypeError, match="boolean"):
             make().fit(conv(X > 0))
+
+
+@pytest.mark.parametrize("svd", ["gram", "lq"])
+def test_tucker_long_mode_in_namespace(public, svd):
+    # as the Rust path: a mode longer than the product of the others is solved on the
+    # J x J side (the I_n x I_n Gram matrix was O(I_n^2) device memory)
+    to, back, _, _ = public
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3000, 12)) @ np.diag(0.7 ** np.arange(12))
+    a = lowdim.tucker(to(X), [4, 4], svd=svd)
+    b = lowdim.tucker(X, [4, 4], svd=svd)
+    assert a.certified_error == pytest.approx(b.certified_error, rel=1e-10)
+    U = np.asarray(back(a.factors[0]))
+    np.testing.assert_allclose(U.T @ U, np.eye(4), atol=1e-12)
+    np.testing.assert_allclose(np.abs(U.T @ b.factors[0]), np.eye(4), atol=1e-8)
+    Y = rng.standard_normal((8, 9, 500))
+    for rank in ([3, 3, 3], [5, 1, 1]):  # [5, 1, 1]: mode 0 asks for more than J = 1 gives
+        a = lowdim.tucker(to(Y), rank, method="hooi", svd=svd)
+        b = lowdim.tucker(Y, rank, method="hooi", svd=svd)
+        assert a.ranks == b.ranks == tuple(rank)
+        assert a.certified_error == pytest.approx(b.certified_error, rel=1e-6)

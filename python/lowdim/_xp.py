@@ -1114,14 +1114,30 @@ def _mode_eig(xp, Y, mode, svd, r=None, seed=0):
     # the discarded eigenvalues of float32 data below sqrt(eps) relative, so the certified
     # error of a good float32 fit was twice the true one (or below it)
     Y64 = _as(xp, Yn, xp.float64)
-    G = Y64 @ Y64.T
-    del Y64
+    i_n, j = Y64.shape
+    tall = i_n > j and (r is None or r <= j)
+    # a long mode (I_n > J) works on the J x J side, as the Rust path: the I_n x I_n Gram
+    # matrix and its eigh took O(I_n^2) memory and O(I_n^3) time
+    G = Y64.T @ Y64 if tall else Y64 @ Y64.T
     total = float(xp.sum(xp.linalg.diagonal(G)))
     if not math.isfinite(total):  # before eigh, which fails on NaN ("did not converge")
         raise ValueError(_NON_FINITE_X)
     lam, V = xp.linalg.eigh(G)
-    lam_h = to_host(lam)[::-1].astype(np.float64)
-    return _Eig(xp.flip(V, axis=1), np.maximum(lam_h, 0.0), total, True, "gram")
+    lam_h = np.maximum(to_host(lam)[::-1].astype(np.float64), 0.0)
+    V = xp.flip(V, axis=1)
+    if not tall:
+        return _Eig(V, lam_h, total, True, "gram")
+    # U = Y V L^-1/2, then a QR (orthonormal also where L is ~0: a coordinate direction)
+    lam_d = xp.asarray(lam_h, dtype=xp.float64, device=_device(Y64))
+    pos = lam_d > 0
+    inv = xp.where(pos, 1.0 / xp.sqrt(xp.where(pos, lam_d, 1.0)), 0.0)
+    U = Y64 @ (V * inv[None, :])
+    fill = xp.astype(xp.logical_not(pos), xp.float64)
+    U = U + fill[None, :] * xp.eye(i_n, j, dtype=xp.float64, device=_device(U))
+    Q, _ = xp.linalg.qr(U)
+    full = np.zeros(i_n)
+    full[:j] = lam_h
+    return _Eig(Q, full, total, True, "gram")
 
 
 # The Rust RandParams::default() of lowdim.tucker's randomized range finder, and the step of
@@ -1387,7 +1403,7 @@ def _hooi(xp, X, core, factors, modes, err, norm, solvers, n_iter_max, hooi_tol,
         new_core = None
         for s, m in enumerate(modes):
             Y = _project(xp, X, modes, fs, target, skip=m)
-            ev = _mode_eig(xp, Y, m, "gram")  # the Rust HOOI sweeps use Gram + eigh
+            ev = _mode_eig(xp, Y, m, "gram", target[m])  # the Rust HOOI sweeps: Gram + eigh
             fs[s] = _factor(xp, ev.vecs, target[m], dt)
             sols[s] = ev.solver
             if s + 1 == len(modes):

@@ -593,6 +593,92 @@ fn gram_eig<T: Real>(y: &TensorRef<'_, T>, n: usize, par: Par) -> Result<ModeEig
     })
 }
 
+/// A tall unfolding (`I_n > J`, a long mode): the eigenpairs of `Y_(n) Y_(n)^T` from the
+/// `J x J` side, `Y_(n)^T Y_(n) = V L V^T` (`svd = Gram`) or the thin SVD of `Y_(n)` (`Lq`),
+/// with `U = Y_(n) V L^-1/2` orthonormalized: O(I_n J) memory and O(I_n J^2) time where the
+/// `I_n x I_n` Gram matrix and its eigendecomposition took O(I_n^2) and O(I_n^3) (an 8000 x 20
+/// matrix: 2 GB and 73 s). `vals` is padded with zeros to `I_n` (the unfolding's rank is at
+/// most `J`), `vecs` has `J` columns.
+fn tall_eig<T: Real>(y: &TensorRef<'_, T>, n: usize, lq: bool, par: Par) -> Result<ModeEig> {
+    check_mode(y, n)?;
+    let rows = y.shape[n];
+    let rs = y.strides[n];
+    let cols = Cols::new(&y.shape, &y.strides, None, n);
+    let j = y.len() / rows;
+    let mut a = Mat::<f64>::zeros(rows, j);
+    let (mut oi, mut oo, mut ol) = (Vec::new(), Vec::new(), Vec::new());
+    for &(j0, len) in &cols.chunks(rows) {
+        cols.offsets(j0, len, &mut oi, &mut oo, &mut ol);
+        for i in 0..rows {
+            // SAFETY: offsets come from the view.
+            let base = unsafe { y.ptr.offset(i as isize * rs) };
+            for (jj, &o) in oi.iter().enumerate() {
+                a[(i, j0 + jj)] = unsafe { *base.offset(o) }.to_f64();
+            }
+        }
+    }
+    let total = crate::linop::dense_frob_sq(a.as_ref(), par);
+    if !total.is_finite() {
+        return Err(non_finite());
+    }
+    let (u, sq): (Mat<f64>, Vec<f64>) = if lq {
+        let svd = a
+            .thin_svd()
+            .map_err(|e| Error::LinAlg(format!("SVD did not converge: {e:?}")))?;
+        let s = svd.S().column_vector();
+        (svd.U().to_owned(), (0..j).map(|i| s[i] * s[i]).collect())
+    } else {
+        let mut g = Mat::<f64>::zeros(j, j);
+        matmul(
+            g.as_mut(),
+            Accum::Replace,
+            a.transpose(),
+            a.as_ref(),
+            1.0,
+            par,
+        );
+        let evd = g
+            .self_adjoint_eigen(Side::Lower)
+            .map_err(|e| Error::LinAlg(format!("eigendecomposition did not converge: {e:?}")))?;
+        let lam = evd.S().column_vector();
+        let v = evd.U();
+        let sq: Vec<f64> = (0..j).map(|i| lam[j - 1 - i].max(0.0)).collect();
+        // U = A V L^-1/2, descending; then a QR: orthonormal also where L is ~0
+        let vd = Mat::<f64>::from_fn(j, j, |r, c| {
+            let l = sq[c];
+            if l > 0.0 {
+                v[(r, j - 1 - c)] / l.sqrt()
+            } else {
+                0.0
+            }
+        });
+        let mut av = Mat::<f64>::zeros(rows, j);
+        matmul(
+            av.as_mut(),
+            Accum::Replace,
+            a.as_ref(),
+            vd.as_ref(),
+            1.0,
+            par,
+        );
+        for c in 0..j {
+            if sq[c] == 0.0 {
+                av[(c % rows, c)] = 1.0; // any direction: the QR makes it orthonormal
+            }
+        }
+        (av.qr().compute_thin_Q(), sq)
+    };
+    let mut vals = sq;
+    vals.resize(rows, 0.0);
+    Ok(ModeEig {
+        vecs: u,
+        vals,
+        total,
+        complete: true,
+        solver: if lq { "lq" } else { "gram" },
+    })
+}
+
 /// TSQR over column chunks: `R` of `X_(n)^T = Q R`, then `R = U S V^T`, so the left singular
 /// vectors of `X_(n)` are `V` and its singular values `S` (to relative accuracy eps, not
 /// sqrt(eps) as with the Gram matrix).
@@ -1096,11 +1182,16 @@ fn mode_eig<T: Real>(
         }
         (other, _) => other,
     };
+    // A long mode (I_n > J) works on the J x J side, unless a fixed rank asks for more
+    // vectors than the unfolding's rank (J) can give: the I_n x I_n path returns them all.
+    let tall = i_n > j && !matches!(want, Want::Rank(r) if *r > j);
     match (how, want) {
         // A sketch has at most J columns: a rank above that (the unfolding's rank is at most J)
         // takes the Gram path, which returns every eigenvector.
         (ModeSvd::Randomized, Want::Rank(r)) if *r <= j => rand_eig(y, n, *r, &p.rand, par),
+        (ModeSvd::Lq, _) if tall => tall_eig(y, n, true, par),
         (ModeSvd::Lq, _) => lq_eig(y, n),
+        _ if tall => tall_eig(y, n, false, par),
         _ => gram_eig(y, n, par),
     }
 }
