@@ -172,3 +172,30 @@ def test_mixed_label_types_and_empty_connectivity_are_clear_errors():
         clustering_accuracy(np.array([None, 1, 1], dtype=object), [0, 1, 1])
     with pytest.raises(ValueError, match="no points"):
         connectivity(np.zeros((0, 0)), [])
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_accuracy_with_many_clusters_matches_sparsely(seed):
+    # tables above 2^22 cells are matched on their stored counts (the dense K x K table of
+    # 8000 singleton clusters took 975 MB): the same optimum as the Hungarian algorithm
+    import lowdim.metrics as metrics
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    t = rng.integers(0, int(rng.integers(1, 60)), n)
+    p = np.where(rng.random(n) < 0.3, rng.integers(0, 80, n), t * 3 % 70)
+    dense = clustering_accuracy(t, p)
+    old = metrics._DENSE_MATCHING_CELLS
+    metrics._DENSE_MATCHING_CELLS = 0
+    try:
+        assert clustering_accuracy(t, p) == dense
+        assert clustering_accuracy(p, t) == dense
+    finally:
+        metrics._DENSE_MATCHING_CELLS = old
+
+
+def test_accuracy_of_many_singleton_clusters():
+    n = 20000  # a dense 20000 x 20000 table would be 3.2 GB
+    perm = np.random.default_rng(0).permutation(n)
+    assert clustering_accuracy(np.arange(n), perm) == 1.0
+    assert clustering_accuracy(np.arange(n), perm % 5000) == 5000 / n
