@@ -1127,13 +1127,16 @@ def _mode_eig(xp, Y, mode, svd, r=None, seed=0):
     V = xp.flip(V, axis=1)
     if not tall:
         return _Eig(V, lam_h, total, True, "gram")
-    # U = Y V L^-1/2, then a QR (orthonormal also where L is ~0: a coordinate direction)
-    lam_d = xp.asarray(lam_h, dtype=xp.float64, device=_device(Y64))
+    # U = Y V L^-1/2, then a QR (orthonormal also where L is ~0: a coordinate direction);
+    # a fixed rank needs its r columns only (all J: an I_n x J matrix, the tensor's size)
+    k = j if r is None else min(r, j)
+    V = V[:, :k]
+    lam_d = xp.asarray(lam_h[:k], dtype=xp.float64, device=_device(Y64))
     pos = lam_d > 0
     inv = xp.where(pos, 1.0 / xp.sqrt(xp.where(pos, lam_d, 1.0)), 0.0)
     U = Y64 @ (V * inv[None, :])
     fill = xp.astype(xp.logical_not(pos), xp.float64)
-    U = U + fill[None, :] * xp.eye(i_n, j, dtype=xp.float64, device=_device(U))
+    U = U + fill[None, :] * xp.eye(i_n, k, dtype=xp.float64, device=_device(U))
     Q, _ = xp.linalg.qr(U)
     full = np.zeros(i_n)
     full[:j] = lam_h

@@ -595,56 +595,81 @@ fn gram_eig<T: Real>(y: &TensorRef<'_, T>, n: usize, par: Par) -> Result<ModeEig
 
 /// A tall unfolding (`I_n > J`, a long mode): the eigenpairs of `Y_(n) Y_(n)^T` from the
 /// `J x J` side, `Y_(n)^T Y_(n) = V L V^T` (`svd = Gram`) or the thin SVD of `Y_(n)` (`Lq`),
-/// with `U = Y_(n) V L^-1/2` orthonormalized: O(I_n J) memory and O(I_n J^2) time where the
-/// `I_n x I_n` Gram matrix and its eigendecomposition took O(I_n^2) and O(I_n^3) (an 8000 x 20
-/// matrix: 2 GB and 73 s). `vals` is padded with zeros to `I_n` (the unfolding's rank is at
-/// most `J`), `vecs` has `J` columns.
-fn tall_eig<T: Real>(y: &TensorRef<'_, T>, n: usize, lq: bool, par: Par) -> Result<ModeEig> {
+/// with `U = Y_(n) V L^-1/2` orthonormalized: O(I_n J) time per pass and no `I_n x I_n`
+/// matrix, where the `I_n x I_n` Gram matrix and its eigendecomposition took O(I_n^2) memory
+/// and O(I_n^3) time (an 8000 x 20 matrix: 2 GB and 73 s). The Gram route reads the
+/// unfolding twice by blocks of rows (no copy of it); the SVD route holds it in f64. `vals`
+/// is padded with zeros to `I_n` (the unfolding's rank is at most `J`); `vecs` has `J`
+/// columns, or `r` for a fixed rank `r` on the Gram route.
+fn tall_eig<T: Real>(
+    y: &TensorRef<'_, T>,
+    n: usize,
+    lq: bool,
+    want: &Want,
+    par: Par,
+) -> Result<ModeEig> {
     check_mode(y, n)?;
     let rows = y.shape[n];
     let rs = y.strides[n];
     let cols = Cols::new(&y.shape, &y.strides, None, n);
     let j = y.len() / rows;
-    let mut a = Mat::<f64>::zeros(rows, j);
     let (mut oi, mut oo, mut ol) = (Vec::new(), Vec::new(), Vec::new());
-    for &(j0, len) in &cols.chunks(rows) {
-        cols.offsets(j0, len, &mut oi, &mut oo, &mut ol);
-        for i in 0..rows {
+    cols.offsets(0, j, &mut oi, &mut oo, &mut ol);
+    // rows r0 .. r0 + h of the unfolding, in f64 (h x J)
+    let block = |r0: usize, h: usize, out: &mut Mat<f64>| {
+        for i in 0..h {
             // SAFETY: offsets come from the view.
-            let base = unsafe { y.ptr.offset(i as isize * rs) };
+            let base = unsafe { y.ptr.offset((r0 + i) as isize * rs) };
             for (jj, &o) in oi.iter().enumerate() {
-                a[(i, j0 + jj)] = unsafe { *base.offset(o) }.to_f64();
+                out[(i, jj)] = unsafe { *base.offset(o) }.to_f64();
             }
         }
-    }
-    let total = crate::linop::dense_frob_sq(a.as_ref(), par);
-    if !total.is_finite() {
-        return Err(non_finite());
-    }
-    let (u, sq): (Mat<f64>, Vec<f64>) = if lq {
+    };
+    let step = ((1usize << 19) / j.max(1)).clamp(1, rows);
+    let (u, sq, total): (Mat<f64>, Vec<f64>, f64) = if lq {
+        let mut a = Mat::<f64>::zeros(rows, j);
+        block(0, rows, &mut a);
+        let total = crate::linop::dense_frob_sq(a.as_ref(), par);
+        if !total.is_finite() {
+            return Err(non_finite());
+        }
         let svd = a
             .thin_svd()
             .map_err(|e| Error::LinAlg(format!("SVD did not converge: {e:?}")))?;
         let s = svd.S().column_vector();
-        (svd.U().to_owned(), (0..j).map(|i| s[i] * s[i]).collect())
+        (
+            svd.U().to_owned(),
+            (0..j).map(|i| s[i] * s[i]).collect(),
+            total,
+        )
     } else {
         let mut g = Mat::<f64>::zeros(j, j);
-        matmul(
-            g.as_mut(),
-            Accum::Replace,
-            a.transpose(),
-            a.as_ref(),
-            1.0,
-            par,
-        );
+        let mut buf = Mat::<f64>::zeros(step, j);
+        let mut r0 = 0;
+        while r0 < rows {
+            let h = step.min(rows - r0);
+            block(r0, h, &mut buf);
+            let b = buf.as_ref().subrows(0, h);
+            matmul(g.as_mut(), Accum::Add, b.transpose(), b, 1.0, par);
+            r0 += h;
+        }
+        let total: f64 = (0..j).map(|i| g[(i, i)]).sum();
+        if !total.is_finite() {
+            return Err(non_finite());
+        }
         let evd = g
             .self_adjoint_eigen(Side::Lower)
             .map_err(|e| Error::LinAlg(format!("eigendecomposition did not converge: {e:?}")))?;
         let lam = evd.S().column_vector();
         let v = evd.U();
         let sq: Vec<f64> = (0..j).map(|i| lam[j - 1 - i].max(0.0)).collect();
-        // U = A V L^-1/2, descending; then a QR: orthonormal also where L is ~0
-        let vd = Mat::<f64>::from_fn(j, j, |r, c| {
+        // U = Y V L^-1/2 (second pass), descending; then a QR: orthonormal also where L ~ 0.
+        // A fixed rank needs its r columns only (all J: an I_n x J matrix, the tensor's size)
+        let k = match want {
+            Want::Rank(r) => (*r).min(j),
+            Want::Tol(_) => j,
+        };
+        let vd = Mat::<f64>::from_fn(j, k, |r, c| {
             let l = sq[c];
             if l > 0.0 {
                 v[(r, j - 1 - c)] / l.sqrt()
@@ -652,21 +677,28 @@ fn tall_eig<T: Real>(y: &TensorRef<'_, T>, n: usize, lq: bool, par: Par) -> Resu
                 0.0
             }
         });
-        let mut av = Mat::<f64>::zeros(rows, j);
-        matmul(
-            av.as_mut(),
-            Accum::Replace,
-            a.as_ref(),
-            vd.as_ref(),
-            1.0,
-            par,
-        );
-        for c in 0..j {
+        let mut av = Mat::<f64>::zeros(rows, k);
+        let mut r0 = 0;
+        while r0 < rows {
+            let h = step.min(rows - r0);
+            block(r0, h, &mut buf);
+            let b = buf.as_ref().subrows(0, h);
+            matmul(
+                av.as_mut().subrows_mut(r0, h),
+                Accum::Replace,
+                b,
+                vd.as_ref(),
+                1.0,
+                par,
+            );
+            r0 += h;
+        }
+        for c in 0..k {
             if sq[c] == 0.0 {
                 av[(c % rows, c)] = 1.0; // any direction: the QR makes it orthonormal
             }
         }
-        (av.qr().compute_thin_Q(), sq)
+        (av.qr().compute_thin_Q(), sq, total)
     };
     let mut vals = sq;
     vals.resize(rows, 0.0);
@@ -1189,9 +1221,9 @@ fn mode_eig<T: Real>(
         // A sketch has at most J columns: a rank above that (the unfolding's rank is at most J)
         // takes the Gram path, which returns every eigenvector.
         (ModeSvd::Randomized, Want::Rank(r)) if *r <= j => rand_eig(y, n, *r, &p.rand, par),
-        (ModeSvd::Lq, _) if tall => tall_eig(y, n, true, par),
+        (ModeSvd::Lq, _) if tall => tall_eig(y, n, true, want, par),
         (ModeSvd::Lq, _) => lq_eig(y, n),
-        _ if tall => tall_eig(y, n, false, par),
+        _ if tall => tall_eig(y, n, false, want, par),
         _ => gram_eig(y, n, par),
     }
 }
