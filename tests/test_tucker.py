@@ -459,6 +459,20 @@ def test_tucker_tensor_accepts_a_scalar_mode():
         lowdim.TuckerTensor(core, [f], modes="0")
 
 
+def test_rank_as_a_zero_d_array():
+    # rank=np.array(2) (e.g. from np.min or a config loaded by np.load) raised NumPy's
+    # "TypeError: iteration over a 0-d array"; it is the int it holds
+    X = np.random.default_rng(0).standard_normal((6, 5, 4))
+    assert lowdim.tucker(X, np.array(2)).ranks == lowdim.tucker(X, 2).ranks == (2, 2, 2)
+    assert lowdim.tucker(X, np.array(3, dtype=np.uint8), modes=[1]).ranks == (6, 3, 4)
+    with pytest.raises(TypeError, match="rank must be an int"):
+        lowdim.tucker(X, np.array(2.0))
+    with pytest.raises(TypeError, match="rank must be an int"):
+        lowdim.tucker(X, np.array(True))
+    with pytest.raises(ValueError, match="rank=0"):
+        lowdim.tucker(X, np.array(0))
+
+
 @pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e-160, 1e160, 1e300])
 @pytest.mark.parametrize("method", ["hosvd", "sthosvd", "hooi"])
 @pytest.mark.parametrize("kw", [{"rank": 3}, {"tol": 0.5}, {"rank": 3, "svd": "randomized"}])

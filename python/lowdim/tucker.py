@@ -433,6 +433,8 @@ def tucker(
     >>> steps
     [(0, 3), (1, 3), (2, 3), (3, 3)]
     """
+    if isinstance(rank, np.ndarray) and rank.ndim == 0:
+        rank = rank[()]  # a 0-d array is the scalar it holds (NumPy: "iteration over a 0-d array")
     if _is_dask(X):
         from . import _dask
 
