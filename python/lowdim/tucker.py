@@ -438,16 +438,22 @@ def tucker(
     if _is_dask(X):
         from . import _dask
 
-        return _dask.tucker(
-            X,
-            rank,
-            tol=tol,
-            method=method,
-            modes=modes,
-            mode_order=mode_order,
-            svd=svd,
-            seed=seed,
-        )
+        callback, bar = _resolve_progress(progress, "tucker")
+        try:
+            return _dask.tucker(
+                X,
+                rank,
+                tol=tol,
+                method=method,
+                modes=modes,
+                mode_order=mode_order,
+                svd=svd,
+                seed=seed,
+                progress=callback,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
     xp_in = _is_xp(X)
     if xp_in:
         from . import _xp
