@@ -385,6 +385,10 @@ def test_type_errors():
         lowdim.tucker(X, 1.5)
     with pytest.raises(TypeError):
         lowdim.tucker(X, tol="0.1")
+    # hooi_tol of the wrong type was a ValueError, unlike tol and n_iter_max
+    for bad in ("1e-8", None, True):
+        with pytest.raises(TypeError, match="hooi_tol"):
+            lowdim.tucker(X, 1, method="hooi", hooi_tol=bad)
     # a scipy.sparse matrix is not wrapped as a 0-d object array ("got 0-D")
     with pytest.raises(TypeError, match=r"scipy.sparse .*toarray"):
         lowdim.tucker(sp.csr_matrix(np.ones((4, 3))), 1)

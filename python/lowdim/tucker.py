@@ -512,7 +512,9 @@ def tucker(
         if sorted(order) != sorted(modes):
             raise ValueError(f"mode_order={list(mode_order)} must be a permutation of {modes}")
     n_iter_max = check_int(n_iter_max, "n_iter_max", 0)
-    if isinstance(hooi_tol, bool) or not isinstance(hooi_tol, numbers.Real) or not hooi_tol >= 0:
+    if isinstance(hooi_tol, bool) or not isinstance(hooi_tol, numbers.Real):
+        raise TypeError(f"hooi_tol must be a float >= 0, got {hooi_tol!r}")
+    if not hooi_tol >= 0:
         raise ValueError(f"hooi_tol must be a float >= 0, got {hooi_tol!r}")
     seed = check_seed(seed)
     # Gram matrices square the entries: entries of 1e-200 gave an all-zero core certified
