@@ -533,6 +533,28 @@ def test_tucker_full_ranks_certify_zero_error(method):
             np.testing.assert_allclose(T.to_tensor(), X, atol=1e-12)
 
 
+@pytest.mark.parametrize("method", ["sthosvd", "hosvd"])
+@pytest.mark.parametrize("kw", [{"rank": [4, 3, 2]}, {"tol": 0.5}, {"rank": 2, "modes": [0, 2]}])
+def test_tucker_progress_reports_the_in_memory_steps(method, kw):
+    # progress= was accepted and silently ignored on dask input
+    X = np.random.default_rng(0).standard_normal((9, 8, 7))
+    ref, got = [], []
+    lowdim.tucker(X, method=method, svd="gram", progress=lambda d, t: ref.append((d, t)), **kw)
+    with dask.config.set(scheduler="synchronous"):
+        Xd = da.from_array(X, chunks=(4, 8, 7))
+        lowdim.tucker(Xd, method=method, progress=lambda d, t: got.append((d, t)), **kw)
+
+        def stop(done, total):
+            if done == 1:
+                raise KeyError("stop")
+
+        with pytest.raises(KeyError, match="stop"):
+            lowdim.tucker(Xd, method=method, progress=stop, **kw)
+        with pytest.raises(TypeError, match="progress"):
+            lowdim.tucker(Xd, method=method, progress="yes", **kw)
+    assert got == ref and ref[0][0] == 0 and ref[-1][0] == ref[-1][1]
+
+
 def test_tucker_partial_modes_and_float32(client):
     rng = np.random.default_rng(1)
     X = rng.standard_normal((12, 9, 4, 3)).astype(np.float32)

@@ -385,6 +385,10 @@ def test_type_errors():
         lowdim.tucker(X, 1.5)
     with pytest.raises(TypeError):
         lowdim.tucker(X, tol="0.1")
+    # hooi_tol of the wrong type was a ValueError, unlike tol and n_iter_max
+    for bad in ("1e-8", None, True):
+        with pytest.raises(TypeError, match="hooi_tol"):
+            lowdim.tucker(X, 1, method="hooi", hooi_tol=bad)
     # a scipy.sparse matrix is not wrapped as a 0-d object array ("got 0-D")
     with pytest.raises(TypeError, match=r"scipy.sparse .*toarray"):
         lowdim.tucker(sp.csr_matrix(np.ones((4, 3))), 1)
@@ -457,6 +461,20 @@ def test_tucker_tensor_accepts_a_scalar_mode():
     )
     with pytest.raises(TypeError, match="modes"):
         lowdim.TuckerTensor(core, [f], modes="0")
+
+
+def test_rank_as_a_zero_d_array():
+    # rank=np.array(2) (e.g. from np.min or a config loaded by np.load) raised NumPy's
+    # "TypeError: iteration over a 0-d array"; it is the int it holds
+    X = np.random.default_rng(0).standard_normal((6, 5, 4))
+    assert lowdim.tucker(X, np.array(2)).ranks == lowdim.tucker(X, 2).ranks == (2, 2, 2)
+    assert lowdim.tucker(X, np.array(3, dtype=np.uint8), modes=[1]).ranks == (6, 3, 4)
+    with pytest.raises(TypeError, match="rank must be an int"):
+        lowdim.tucker(X, np.array(2.0))
+    with pytest.raises(TypeError, match="rank must be an int"):
+        lowdim.tucker(X, np.array(True))
+    with pytest.raises(ValueError, match="rank=0"):
+        lowdim.tucker(X, np.array(0))
 
 
 @pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e-160, 1e160, 1e300])

@@ -1219,8 +1219,11 @@ def _order_cost(dims, target, order):
     return cost
 
 
-def tucker(X, rank, *, tol, method, modes, mode_order, svd, seed):
-    """lowdim.tucker for a dask array: ST-HOSVD with Gram matrices (see its docstring)."""
+def tucker(X, rank, *, tol, method, modes, mode_order, svd, seed, progress=None):
+    """lowdim.tucker for a dask array: ST-HOSVD with Gram matrices (see its docstring).
+    ``progress``: a callable ``progress(done, total)`` or None, called at the in-memory
+    path's steps (before the first mode, after each mode's factor, and for HOSVD after the
+    core); an exception it raises stops the computation."""
     import itertools
     import numbers
     from collections.abc import Sequence
@@ -1313,6 +1316,9 @@ def tucker(X, rank, *, tol, method, modes, mode_order, svd, seed):
     factors = {}
     total = None
     discarded = 0.0
+    n_steps = len(steps) + (1 if method == "hosvd" else 0)  # the in-memory path's steps
+    if progress is not None:
+        progress(0, n_steps)
     (Y,) = _persist(X)
     # Out of float64's safe range the Gram matrices under- or overflow (as in memory): the
     # first one tells (non-finite, or a trace ||X||^2 below 2^-600), and only then a pass
@@ -1343,10 +1349,14 @@ def tucker(X, rank, *, tol, method, modes, mode_order, svd, seed):
         factors[m] = U
         if method == "sthosvd":
             (Y,) = _persist(_mode_product(Y, U, m))
+        if progress is not None:
+            progress(step + 1, n_steps)
     if method == "hosvd":
         for m in modes:
             Y = _mode_product(Y, factors[m], m)
     core = np.asarray(_compute(Y)[0])
+    if progress is not None and method == "hosvd":
+        progress(n_steps, n_steps)
     if c != 1.0:
         with np.errstate(over="ignore", under="ignore"):  # inf / 0 beyond float64's range
             core = core * (1.0 / c)

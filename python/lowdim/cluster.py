@@ -496,7 +496,10 @@ class EnSC(_SelfExpressive):
     max_iter : int, default 40
         Active-set rounds.
     tol : float, default 1e-6
-        Tolerance of the inner elastic-net solver.
+        Stopping tolerance (largest coefficient change relative to the largest coefficient)
+        of the coordinate-descent fallback of the inner elastic-net solver. The subproblems
+        are solved exactly by feature-sign search; the fallback runs only for a point where
+        that search fails on rounding, so ``tol`` usually has no effect on the result.
     n_init : int, default 20
     random_state : None, int or numpy Generator
     progress : bool or callable, default False
@@ -669,6 +672,7 @@ class TSC(_SubspaceClustering):
     n_neighbors : int or None, default None
         Neighbors per point; None uses ``max(3, n_samples // (20 * n_clusters))`` (the
         paper's advice of about 5% of a cluster), with ``n_clusters`` taken as 10 when None.
+        Either is capped at ``n_samples - 1``.
     n_init : int, default 20
     random_state : None, int or numpy Generator
     progress : bool or callable, default False

@@ -6,6 +6,8 @@ import numpy as np
 
 from ._validation import check_int
 
+__all__ = ["union_of_subspaces"]
+
 
 def union_of_subspaces(
     n_subspaces: int,

@@ -293,7 +293,9 @@ def rsvd(
         ``dask.array.Array`` (chunked by rows, columns or both; dense or scipy.sparse chunks)
         runs as blockwise tasks on the active scheduler (e.g. a ``distributed.Client``), with
         the same test matrix as here, so the same ``seed`` gives the same result up to
-        rounding. See "Running on a cluster" in the README.
+        rounding as the in-memory ``solver="randomized"`` (on dask input "auto" means the
+        randomized solver; in memory it may pick the Gram or exact solver, whose result
+        differs by the randomized approximation). See "Running on a cluster" in the README.
     power_iteration_dtype : None or "float32", default None
         Dense float64 input, fixed ``k``, randomized solver with the "auto" normalizer (in
         memory or dask): "float32" runs the power iterations in float32 (each block of A is

@@ -226,6 +226,12 @@ class TuckerTensor:
         the modes of the energy discarded from each unfolding), and
         ``sqrt(1 - ||core||^2 / ||X||^2)`` for ``"hooi"`` (exact for orthonormal factors,
         accurate to about sqrt(machine epsilon)). None for a user-built TuckerTensor.
+        "Exact" holds in exact arithmetic; in floating point the value carries an absolute
+        error of about sqrt(eps): with the Gram solver (discarded eigenvalues of rounding
+        size give about 3e-8 for a float64 tensor that the ranks represent exactly, whose
+        true error is 1e-15) and with ``svd="randomized"`` (whose error comes from the norm
+        identity, in the data's precision: up to about 4e-4 in float32). The LQ solver
+        resolves it to about eps. For errors below those levels use :meth:`rel_error`.
     method, n_iter, solvers, mode_order
         How :func:`tucker` computed it: the method, HOOI sweeps done, the per-mode solver
         (``"gram"``, ``"lq"`` or ``"randomized"``) and the order ST-HOSVD used.
@@ -390,13 +396,16 @@ def tucker(
         HOOI stops when the relative error changes by less than this between sweeps.
     svd : {"auto", "gram", "lq", "randomized"}, default "auto"
         How each mode's leading subspace is computed. "gram": eigh of the mode-n Gram matrix
-        (one SYRK over strided views). "lq": TSQR of the unfolding's transpose and an SVD of
-        the small factor (does not square the condition number). "randomized": Gaussian
+        (one SYRK over strided views; a ``tol`` below what it resolves, about
+        ``sqrt(1e3 I_n eps)``, is a ValueError). "lq": TSQR of the unfolding's transpose and
+        an SVD of the small factor (does not square the condition number). "randomized": Gaussian
         range finder with one power iteration and 10 oversamples (fixed ranks only).
         "auto": Gram; LQ when ``tol`` is below what the Gram matrix resolves; randomized
         for fixed ranks when the unfolding is wide and ``I_n > 16 (r_n + 10)``. On CuPy (and
         other array-API) input "auto" takes the randomized finder for fixed ranks whenever
-        ``I_n >= 4 (r_n + 10)``: there the ``I_n x I_n`` eigh is the slow part.
+        ``I_n >= 4 (r_n + 10)``: there the ``I_n x I_n`` eigh is the slow part. With
+        ``method="hooi"`` it applies to the ST-HOSVD start; the sweeps use the Gram matrix
+        of the projected tensor (``solvers`` then reports "gram" for a mode a sweep updated).
     seed : None, int, numpy Generator or RandomState
         Seed of the randomized range finder (results depend on the seed only).
     progress : bool or callable, default False
@@ -433,19 +442,27 @@ def tucker(
     >>> steps
     [(0, 3), (1, 3), (2, 3), (3, 3)]
     """
+    if isinstance(rank, np.ndarray) and rank.ndim == 0:
+        rank = rank[()]  # a 0-d array is the scalar it holds (NumPy: "iteration over a 0-d array")
     if _is_dask(X):
         from . import _dask
 
-        return _dask.tucker(
-            X,
-            rank,
-            tol=tol,
-            method=method,
-            modes=modes,
-            mode_order=mode_order,
-            svd=svd,
-            seed=seed,
-        )
+        callback, bar = _resolve_progress(progress, "tucker")
+        try:
+            return _dask.tucker(
+                X,
+                rank,
+                tol=tol,
+                method=method,
+                modes=modes,
+                mode_order=mode_order,
+                svd=svd,
+                seed=seed,
+                progress=callback,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
     xp_in = _is_xp(X)
     if xp_in:
         from . import _xp
@@ -495,7 +512,9 @@ def tucker(
         if sorted(order) != sorted(modes):
             raise ValueError(f"mode_order={list(mode_order)} must be a permutation of {modes}")
     n_iter_max = check_int(n_iter_max, "n_iter_max", 0)
-    if isinstance(hooi_tol, bool) or not isinstance(hooi_tol, numbers.Real) or not hooi_tol >= 0:
+    if isinstance(hooi_tol, bool) or not isinstance(hooi_tol, numbers.Real):
+        raise TypeError(f"hooi_tol must be a float >= 0, got {hooi_tol!r}")
+    if not hooi_tol >= 0:
         raise ValueError(f"hooi_tol must be a float >= 0, got {hooi_tol!r}")
     seed = check_seed(seed)
     # Gram matrices square the entries: entries of 1e-200 gave an all-zero core certified
