@@ -104,6 +104,41 @@ def test_ensc_zero_rows_and_duplicates(backend, tau):
     assert C.indptr[5] == C.indptr[4]
 
 
+@pytest.mark.parametrize("tau", [0.9, 0.5])
+def test_ensc_copies_are_solved_once(backend, noisy, tau):
+    # groups of identical points, across blocks: both paths solve the first of each group and
+    # give the copies its row with the two indices swapped, which is their optimum too
+    src = np.r_[np.arange(len(noisy)), [3] * 9, 50, 50, 119]
+    X = noisy[src]
+    n = len(X)
+    ref, it_ref = _rust(X, 50.0, tau, n, n, 40)
+    C, it = _xp(backend, X, 50.0, tau, n, n, 40, block=37)
+    _assert_same(C, ref, atol=1e-9)
+    assert it == it_ref
+    assert _kkt(X, C, 50.0, tau) < 1e-9
+    for j in range(len(noisy), n):
+        f = src[j]
+        row = C[f].toarray()[0]
+        row[[j, f]] = row[[f, j]]
+        np.testing.assert_array_equal(C[j].toarray()[0], row)
+    on_copies = C[3].toarray()[0][src == 3][1:]  # the coefficients of point 3's 9 copies
+    assert on_copies.min() > 0 and np.ptp(on_copies) <= 1e-10 * on_copies.max()
+
+
+def test_first_copies(backend):
+    to, back, _ = backend
+    X = np.array([[1.0, 2.0], [0.0, 0.0], [1.0, 2.0], [3.0, 1.0], [0.0, 0.0], [2.0, 4.0]])
+    X = np.vstack([X, X[::-1]])
+    xp_X = to(X)
+    xp = xe.namespace(xp_X)
+    Xn, zmask = xe.normalize_rows(xp, xp_X)
+    first = back(xe._first_copies(xp, Xn, xe._f64(xp, Xn), zmask))
+    # 2 * [1, 2] normalizes to the same row here; zero rows stay their own
+    np.testing.assert_array_equal(first, [0, 1, 0, 3, 4, 0, 0, 7, 3, 0, 10, 0])
+    assert xe._first_copies(xp, Xn[:4, :], xe._f64(xp, Xn[:4, :]), zmask[:4]) is not None
+    assert xe._first_copies(xp, Xn[1:2, :], xe._f64(xp, Xn[1:2, :]), zmask[1:2]) is None
+
+
 def test_ensc_float32_close_to_rust(backend, noisy):
     X = noisy.astype(np.float32)
     for tau in (0.9, 0.0):

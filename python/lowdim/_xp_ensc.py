@@ -41,6 +41,8 @@ of ``_xp_cluster._block_rows``, as SSC-OMP):
   by the same rule (nonzeros, then the most violating points, then former zero members, at
   most ``support_size`` in all, which grows by 10% when more than 80% is nonzero).
 * ``n_iter`` is the Rust kernel's: the most rounds any point needed.
+* Exact copies of a point (equal unit-norm rows) are solved once, as in the Rust kernel
+  (:func:`_first_copies`); the copies take the first one's row with the two indices swapped.
 
 Host syncs: a few scalars per feature-sign step (the largest active count, whether any point
 is still running) and per round (which points are still running, the width of the new active
@@ -549,9 +551,55 @@ def _coherence(xp, Xn, XT, r0, b):
     return C, _f64(xp, xp.max(C, axis=1))
 
 
-def _orgen_block(xp, Xn, X64, sq, XT, r0, b, cfg):
+def _first_copies(xp, Xn, X64, zmask):
+    """For every point, the first point whose unit-norm row equals its own (itself when none;
+    zero rows are their own), as int64 in X's namespace; None when there are no copies.
+
+    As the Rust kernel (``first_copies`` in ``ensc.rs``): identical points pose the same elastic
+    net up to swapping their two indices, so only the first of a group is solved. The rows are
+    hashed by one product with a fixed random vector and sorted stably by the hash; only
+    neighbours with equal hashes are compared entry by entry (a hash that rounds differently
+    for two copies only leaves them unmerged). One host sync (the number of candidates)."""
+    n, d = Xn.shape
+    dev = _dev(Xn)
+    r = xp.asarray(np.random.default_rng(0x5EED).standard_normal(d), device=dev)
+    h = X64 @ r
+    order = xp.argsort(h, stable=True)
+    hs = xp.take(h, order)
+    cand = xp.nonzero(hs[1:] == hs[:-1])[0]
+    if int(cand.shape[0]) == 0:
+        return None
+    a, b = xp.take(order, cand), xp.take(order, cand + 1)
+    same = xp.all(xp.take(Xn, a, axis=0) == xp.take(Xn, b, axis=0), axis=1)
+    same = same & xp.logical_not(xp.take(zmask, a))
+    # link[p]: sorted position p continues the run of p - 1 (same row); a run's first
+    # position holds its smallest index (stable sort, equal hashes)
+    link = xp.zeros((n,), dtype=xp.bool, device=dev)
+    link = _put_rows(xp, link, cand + 1, same)
+    if not bool(xp.any(link)):
+        return None
+    start = xp.logical_not(link)
+    run = xp.cumulative_sum(xp.astype(start, xp.int64)) - 1
+    starts = xp.nonzero(start)[0]
+    first_sorted = xp.take(order, xp.take(starts, run))
+    return xp.astype(xp.take(first_sorted, xp.argsort(order)), xp.int64)
+
+
+def _copied_rows(xp, sel, val, first):
+    """The rows of the copies (``first[j] != j``, left empty by the solver): their first
+    point's row with the indices ``j`` and ``first[j]`` swapped."""
+    n = sel.shape[0]
+    ar = _arange(xp, n, sel)
+    copy = (first != ar)[:, None]
+    src = xp.take(sel, first, axis=0)
+    mapped = xp.where(src == ar[:, None], first[:, None], src)
+    return xp.where(copy, mapped, sel), xp.where(copy, xp.take(val, first, axis=0), val)
+
+
+def _orgen_block(xp, Xn, X64, sq, XT, r0, b, cfg, first=None):
     """ORGEN for the points r0 .. r0+b: ((b, w) columns with -1 pads, (b, w) float64
-    coefficients, rounds)."""
+    coefficients, rounds). Copies of an earlier point (``first``, see
+    :func:`_first_copies`) are not solved: their rows come back empty."""
     n, d = Xn.shape
     gamma, tau, n_nonzero, ss0, max_iter, tol, eps = cfg
     dev = _dev(Xn)
@@ -565,6 +613,8 @@ def _orgen_block(xp, Xn, X64, sq, XT, r0, b, cfg):
     alpha = xp.where(pos_mu, gamma * tau / xp.where(pos_mu, mu, xp.ones_like(mu)), zero_f)
     ss = k0
     done = xp.logical_not(pos_mu)
+    if first is not None:
+        done = done | (first[r0 : r0 + b] != _arange(xp, b, Xn) + r0)
     xj = X64[r0 : r0 + b, :]
     selfcol = _arange(xp, b, Xn) + r0
     slack_rel = 2.0 * math.sqrt(d) * eps
@@ -741,12 +791,13 @@ def ensc(X, gamma, tau, n_nonzero, support_size, max_iter, tol, block=None, prog
         k = min(n_nonzero, n - 1)
     else:
         cfg = (gamma, tau, n_nonzero, min(support_size, n - 1), max_iter, tol, eps)
+        first = _first_copies(xp, Xn, X64, zmask)
     for bi, r0 in enumerate(range(0, n, block)):
         b = min(block, n - r0)
         if tau == 0.0:
             sel, val = _ridge_block(xp, Xn, X64, sq, XT, lam, V, r0, b, gamma, k, zero)
         else:
-            sel, val, rounds = _orgen_block(xp, Xn, X64, sq, XT, r0, b, cfg)
+            sel, val, rounds = _orgen_block(xp, Xn, X64, sq, XT, r0, b, cfg, first)
             n_iter = max(n_iter, rounds)
         sels.append(sel)
         vals.append(val)
@@ -755,4 +806,6 @@ def ensc(X, gamma, tau, n_nonzero, support_size, max_iter, tol, block=None, prog
     w = max(int(s.shape[1]) for s in sels)
     sel = xp.concat([_pad_cols(xp, s, w, -1) for s in sels], axis=0)
     val = xp.concat([_pad_cols(xp, v, w, 0) for v in vals], axis=0)
+    if tau != 0.0 and first is not None:
+        sel, val = _copied_rows(xp, sel, val, first)
     return (*_to_csr_pieces(xp, sel, val, n, dt), n_iter)

@@ -473,6 +473,12 @@ class EnSC(_SelfExpressive):
 
     solved exactly by ORGEN (You, Li, Robinson & Vidal, CVPR 2016): an elastic net on a small
     active set of points, grown by an "oracle point" test until no point violates optimality.
+    Points that are exact copies of each other (the same row after scaling to unit norm) pose
+    the same problem: it is solved once, and each copy gets that row with its own index and
+    the first copy's swapped. Near-copies are solved one by one, and the elastic net spreads
+    each one's weight over all the others, so a large group of them makes every one of their
+    active sets that large: the time grows about as the fourth power of the group's size
+    (300 points within 1e-3 of each other among 1500: about 20 s on 2 cores).
 
     **The gamma contract.** With ``mu_j = max_{i != j} |<x_i, x_j>|``, the smallest ``alpha``
     for which ``c = 0`` is not optimal is ``alpha_0 = tau / mu_j``; lowdim uses
