@@ -184,6 +184,10 @@ def test_parameter_errors(independent):
         SSCOMP(2, n_nonzero=300).fit(X)
     with pytest.raises(ValueError, match="n_nonzero"):
         SSCOMP(2, n_nonzero=0).fit(X)
+    for tol in (1.0, 2.0):  # the unit-norm residual starts at 1: nothing would be selected
+        with pytest.raises(ValueError, match="tol=.* must be < 1"):
+            SSCOMP(2, tol=tol).fit(X)
+    assert SSCOMP(2, tol=0.99).fit(X).representation_matrix_.nnz > 0
     with pytest.raises(ValueError, match="tau"):
         EnSC(2, tau=1.5).fit(X)
     with pytest.raises(ValueError, match="gamma"):

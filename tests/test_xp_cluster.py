@@ -174,6 +174,8 @@ def test_sscomp_estimator_validation(public):
     X, _ = union_of_subspaces(2, 2, 5, 5, noise=0.0, seed=0)
     with pytest.raises(ValueError, match="n_nonzero"):
         SSCOMP(2, n_nonzero=10).fit(to(X))
+    with pytest.raises(ValueError, match="tol=.* must be < 1"):
+        SSCOMP(2, tol=1.5).fit(to(X))
     X[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         SSCOMP(2, n_nonzero=2).fit(to(X))

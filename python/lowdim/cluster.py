@@ -400,7 +400,7 @@ class SSCOMP(_SelfExpressive):
     n_nonzero : int, default 10
         Maximum number of points in each representation; about the subspace dimension or a
         little more. Must be smaller than the number of points.
-    tol : float, default 1e-6
+    tol : float in [0, 1), default 1e-6
         OMP stops when the residual norm of a unit-norm point is ``<= tol``.
     n_init : int, default 20
         k-means restarts in the spectral step.
@@ -452,6 +452,12 @@ class SSCOMP(_SelfExpressive):
                 f"points (at most n_samples - 1 = {n_samples - 1} others can be used)"
             )
         tol = _check_positive(self.tol, "tol", low=0.0, low_open=False)
+        if tol >= 1.0:
+            raise ValueError(
+                f"tol={tol} must be < 1: OMP runs on the points scaled to unit norm, whose "
+                "residual starts at 1, so it would stop before selecting any point (every "
+                "representation empty)"
+            )
         return n_nonzero, tol
 
     def _kernel(self, X):
