@@ -175,7 +175,7 @@ def test_sscomp_estimator_validation(public):
     with pytest.raises(ValueError, match="n_nonzero"):
         SSCOMP(2, n_nonzero=10).fit(to(X))
     with pytest.raises(ValueError, match="tol=.* must be < 1"):
-        SSCOMP(2, tol=1.5).fit(to(X))
+        SSCOMP(2, n_nonzero=2, tol=1.5).fit(to(X))
     X[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         SSCOMP(2, n_nonzero=2).fit(to(X))
