@@ -39,7 +39,13 @@ def result_dtype(dtype: np.dtype, name: str = "A") -> np.dtype:
 
 
 def _native(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``a`` as ``dtype`` in native byte order and aligned, copying only when needed."""
+    """``a`` as ``dtype`` in native byte order and aligned, copying only when needed.
+
+    Every dense array handed to a Rust kernel goes through here: the bindings view NumPy
+    memory as it is, converting byte strides to element strides by an integer division, so
+    an unaligned array (NumPy's ``aligned`` flag is also False for strides that are not a
+    multiple of the item size, e.g. the float field of a packed record array) was read at the
+    wrong addresses: garbage results, silently."""
     if a.dtype != dtype or not a.dtype.isnative or not a.flags.aligned:
         a = a.astype(dtype.newbyteorder("="), copy=True)
     return a
