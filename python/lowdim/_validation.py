@@ -71,9 +71,17 @@ def _csr_tuple(data, indices, indptr, nrows, ncols, dtype):
     idx_dtype = np.int32
     if indices.dtype != np.int32 or indptr.dtype != np.int32:
         idx_dtype = np.int64
-    indices = np.ascontiguousarray(indices, dtype=idx_dtype)
-    indptr = np.ascontiguousarray(indptr, dtype=idx_dtype)
+    indices = c_aligned(indices, idx_dtype)
+    indptr = c_aligned(indptr, idx_dtype)
     return (data, indices, indptr, int(nrows), int(ncols))
+
+
+def c_aligned(a, dtype) -> np.ndarray:
+    """A 1-D array of a CSR matrix (data, indices, indptr) as the kernels read it:
+    C-contiguous, native ``dtype`` and aligned (a copy only when it is not). The bindings
+    take an array at an odd address (a buffer read from a file, a packed record) as "not
+    contiguous": a TypeError on a valid scipy matrix."""
+    return np.require(a, dtype=dtype, requirements=["C", "A"])
 
 
 def _check_nonempty(shape, name: str) -> None:

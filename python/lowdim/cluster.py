@@ -38,6 +38,7 @@ from ._validation import (
     SAFE_F32,
     SAFE_F64,
     _native,
+    c_aligned,
     canonical_csr,
     check_estimator_kind,
     check_int,
@@ -85,9 +86,9 @@ def _check_positive(value, name: str, *, low=0.0, high=None, low_open=True) -> f
 def _csr_payload(W: sp.csr_matrix):
     idx = np.int32 if W.indices.dtype == np.int32 and W.indptr.dtype == np.int32 else np.int64
     return (
-        np.ascontiguousarray(W.data),
-        np.ascontiguousarray(W.indices, dtype=idx),
-        np.ascontiguousarray(W.indptr, dtype=idx),
+        c_aligned(W.data, W.dtype),
+        c_aligned(W.indices, idx),
+        c_aligned(W.indptr, idx),
         W.shape[0],
         W.shape[1],
     )
