@@ -77,10 +77,10 @@ def _csr_tuple(data, indices, indptr, nrows, ncols, dtype):
 
 
 def c_aligned(a, dtype) -> np.ndarray:
-    """A 1-D array of a CSR matrix (data, indices, indptr) as the kernels read it:
-    C-contiguous, native ``dtype`` and aligned (a copy only when it is not). The bindings
-    take an array at an odd address (a buffer read from a file, a packed record) as "not
-    contiguous": a TypeError on a valid scipy matrix."""
+    """An array the kernels read as a flat buffer (a CSR matrix's data, indices and indptr,
+    svd_error's factors): C-contiguous, native ``dtype`` and aligned (a copy only when it is
+    not). The bindings take an array at an odd address (a buffer read from a file, a packed
+    record) as "not contiguous": a TypeError on a valid scipy matrix."""
     return np.require(a, dtype=dtype, requirements=["C", "A"])
 
 
