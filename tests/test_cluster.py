@@ -405,3 +405,57 @@ def _expected_failures(estimator):
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+# ------------------------------------------------- memory layouts the kernels must not view
+def _packed_field(X):
+    """X as the float field of a packed record array: element strides of 9 bytes, which are
+    not a whole number of float64s (the bindings divide byte strides by the item size)."""
+    rec = np.zeros(X.shape, dtype=[("x", X.dtype), ("tag", np.uint8)])
+    rec["x"] = X
+    return rec["x"]
+
+
+def _misaligned(X):
+    """X in a buffer one byte off an 8-byte boundary (contiguous, not aligned)."""
+    buf = np.zeros(X.nbytes + 1, dtype=np.uint8)
+    out = np.frombuffer(buf[1:].data, dtype=X.dtype).reshape(X.shape)
+    out[...] = X
+    return out
+
+
+@pytest.mark.parametrize("layout", [_packed_field, _misaligned])
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_unaligned_points_give_the_contiguous_result(name, layout, independent):
+    # scikit-learn's validation keeps such views; they reached the Rust kernels as they were
+    # and the packed field gave garbage labels (accuracy about 0.4), silently
+    X, y = independent
+    V = layout(X)
+    assert not V.flags.aligned
+    ref = ALL[name](5, random_state=0).fit(X)
+    est = ALL[name](5, random_state=0).fit(V)
+    np.testing.assert_array_equal(est.labels_, ref.labels_)
+    assert clustering_accuracy(y, est.labels_) == 1.0
+
+
+def _misaligned_sparse(W, part, cls=sp.csr_matrix):
+    parts = {"data": W.data, "indices": W.indices, "indptr": W.indptr}
+    parts[part] = _misaligned(parts[part])
+    return cls((parts["data"], parts["indices"], parts["indptr"]), shape=W.shape)
+
+
+@pytest.mark.parametrize("part", ["data", "indices", "indptr"])
+def test_sparse_input_with_misaligned_arrays(part, independent):
+    # a valid scipy matrix whose arrays sit at an odd address: "TypeError: CSR data must be
+    # a contiguous 1-D array" (they are contiguous) from spectral_clustering, rsvd, PCA
+    X, _ = independent
+    W = TSC(5, n_neighbors=8, random_state=0).fit(X).affinity_matrix_
+    Wm = _misaligned_sparse(W, part)
+    assert not getattr(Wm, part).flags.aligned
+    np.testing.assert_array_equal(
+        spectral_clustering(Wm, 5, random_state=0), spectral_clustering(W, 5, random_state=0)
+    )
+    ref = lowdim.rsvd(W, 3, seed=0).S
+    # W is symmetric: its CSR arrays read as CSC are W^T = W
+    for M in (Wm, _misaligned_sparse(W, part, sp.csc_matrix)):
+        np.testing.assert_allclose(lowdim.rsvd(M, 3, seed=0).S, ref, rtol=1e-10)

@@ -1172,6 +1172,18 @@ def test_svd_error_is_deterministic():
     assert lowdim.svd_error(A, *res, seed=7) == lowdim.svd_error(A, *res, seed=7)
 
 
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_svd_error_factors_at_an_odd_address(which):
+    # a contiguous S one byte off its alignment raised "S must be a contiguous 1-D array"
+    # (U and Vh reached the kernel misaligned); they are copied aligned now
+    A = _gap_matrix(60, 40, 2, seed=3)
+    res = list(lowdim.rsvd(A, 2, seed=0))
+    ref = lowdim.svd_error(A, *res, seed=7)
+    res[which] = _misaligned(res[which])
+    assert not res[which].flags.aligned
+    assert lowdim.svd_error(A, *res, seed=7) == ref
+
+
 def test_svd_error_shape_mismatch(A):
     U, S, Vh = np.linalg.svd(A, full_matrices=False)
     U, S, Vh = U[:, :3], S[:3], Vh[:3]

@@ -39,7 +39,13 @@ def result_dtype(dtype: np.dtype, name: str = "A") -> np.dtype:
 
 
 def _native(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``a`` as ``dtype`` in native byte order and aligned, copying only when needed."""
+    """``a`` as ``dtype`` in native byte order and aligned, copying only when needed.
+
+    Every dense array handed to a Rust kernel goes through here: the bindings view NumPy
+    memory as it is, converting byte strides to element strides by an integer division, so
+    an unaligned array (NumPy's ``aligned`` flag is also False for strides that are not a
+    multiple of the item size, e.g. the float field of a packed record array) was read at the
+    wrong addresses: garbage results, silently."""
     if a.dtype != dtype or not a.dtype.isnative or not a.flags.aligned:
         a = a.astype(dtype.newbyteorder("="), copy=True)
     return a
@@ -65,9 +71,17 @@ def _csr_tuple(data, indices, indptr, nrows, ncols, dtype):
     idx_dtype = np.int32
     if indices.dtype != np.int32 or indptr.dtype != np.int32:
         idx_dtype = np.int64
-    indices = np.ascontiguousarray(indices, dtype=idx_dtype)
-    indptr = np.ascontiguousarray(indptr, dtype=idx_dtype)
+    indices = c_aligned(indices, idx_dtype)
+    indptr = c_aligned(indptr, idx_dtype)
     return (data, indices, indptr, int(nrows), int(ncols))
+
+
+def c_aligned(a, dtype) -> np.ndarray:
+    """An array the kernels read as a flat buffer (a CSR matrix's data, indices and indptr,
+    svd_error's factors): C-contiguous, native ``dtype`` and aligned (a copy only when it is
+    not). The bindings take an array at an odd address (a buffer read from a file, a packed
+    record) as "not contiguous": a TypeError on a valid scipy matrix."""
+    return np.require(a, dtype=dtype, requirements=["C", "A"])
 
 
 def _check_nonempty(shape, name: str) -> None:

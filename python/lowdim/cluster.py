@@ -37,6 +37,8 @@ from ._progress import resolve as _resolve_progress
 from ._validation import (
     SAFE_F32,
     SAFE_F64,
+    _native,
+    c_aligned,
     canonical_csr,
     check_estimator_kind,
     check_int,
@@ -84,9 +86,9 @@ def _check_positive(value, name: str, *, low=0.0, high=None, low_open=True) -> f
 def _csr_payload(W: sp.csr_matrix):
     idx = np.int32 if W.indices.dtype == np.int32 and W.indptr.dtype == np.int32 else np.int64
     return (
-        np.ascontiguousarray(W.data),
-        np.ascontiguousarray(W.indices, dtype=idx),
-        np.ascontiguousarray(W.indptr, dtype=idx),
+        c_aligned(W.data, W.dtype),
+        c_aligned(W.indices, idx),
+        c_aligned(W.indptr, idx),
         W.shape[0],
         W.shape[1],
     )
@@ -315,6 +317,8 @@ class _SubspaceClustering(ClusterMixin, BaseEstimator):
             ensure_min_samples=2,
             order=None,
         )
+        # scikit-learn keeps unaligned views (a packed record's field): see _native
+        X = _native(X, X.dtype)
         n_clusters = _check_n_clusters(self.n_clusters, X.shape[0])
         n_init = check_int(self.n_init, "n_init", 1)
         return X, n_clusters, n_init
@@ -834,6 +838,7 @@ class KSubspaces(ClusterMixin, BaseEstimator):
             return self._fit_xp(X)
         check_estimator_kind(X)
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        X = _native(X, X.dtype)  # unaligned views reached the kernel as they were
         k, dim, n_init, max_iter, seed = self._params(*X.shape)
         X, c = _safe_scaled(np, X)
         labels, bases, objective, n_iter = _lowdim.k_subspaces(X, k, dim, n_init, max_iter, seed)

@@ -10,7 +10,14 @@ import numpy as np
 
 from . import _lowdim
 from ._progress import resolve as _resolve_progress
-from ._validation import Operand, check_int, check_matrix, check_rsvd_tol, check_seed
+from ._validation import (
+    Operand,
+    c_aligned,
+    check_int,
+    check_matrix,
+    check_rsvd_tol,
+    check_seed,
+)
 from ._xp import is_xp_array
 
 __all__ = ["SVDResult", "rsvd", "svd_error"]
@@ -414,7 +421,8 @@ def svd_error(A, U, S, Vh, *, n_iter=20, seed=None) -> float:
         )
     n_iter = check_int(n_iter, "n_iter", 1)
     seed = check_seed(seed)
-    U, S, Vh = (np.ascontiguousarray(x, dtype=op.dtype) for x in (U, S, Vh))
+    # aligned too: the bindings refuse a misaligned S as "not contiguous"
+    U, S, Vh = (c_aligned(x, op.dtype) for x in (U, S, Vh))
     for x, name in ((U, "U"), (S, "S"), (Vh, "Vh")):
         if not np.isfinite(x).all():
             raise ValueError(f"{name} contains NaN or infinity")
