@@ -4,7 +4,7 @@ use crate::convert::{dense_view, is_f32, to_numpy};
 use crate::error::run;
 use lowdim_core::tucker::{self as kernel, TensorRef};
 use lowdim_core::Real;
-use numpy::{Element, PyReadonlyArray2, PyReadonlyArrayDyn};
+use numpy::{Element, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -15,7 +15,7 @@ fn gram_apply_typed<'py, T: Real + Element>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let ah = a.extract::<PyReadonlyArray2<'py, T>>()?;
     let xh = x.extract::<PyReadonlyArray2<'py, T>>()?;
-    let (av, xv) = (dense_view(&ah), dense_view(&xh));
+    let (av, xv) = (dense_view(&ah)?, dense_view(&xh)?);
     if av.ncols() != xv.nrows() {
         return Err(PyValueError::new_err(format!(
             "gram_apply: a has {} columns but x has {} rows",
@@ -52,7 +52,7 @@ fn gram_apply_f32<'py>(
     x: PyReadonlyArray2<'py, f32>,
     scale: f64,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let (av, xv) = (dense_view(&a), dense_view(&x));
+    let (av, xv) = (dense_view(&a)?, dense_view(&x)?);
     if av.ncols() != xv.nrows() {
         return Err(PyValueError::new_err(format!(
             "gram_apply_f32: a has {} columns but x has {} rows",
@@ -79,7 +79,7 @@ fn matmul_typed<'py, T: Real + Element>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let ah = a.extract::<PyReadonlyArray2<'py, T>>()?;
     let xh = x.extract::<PyReadonlyArray2<'py, T>>()?;
-    let (av, xv) = (dense_view(&ah), dense_view(&xh));
+    let (av, xv) = (dense_view(&ah)?, dense_view(&xh)?);
     let inner = if trans { av.nrows() } else { av.ncols() };
     if inner != xv.nrows() {
         return Err(PyValueError::new_err(format!(
@@ -117,7 +117,7 @@ fn block_matmul<'py>(
 
 fn max_abs_typed<'py, T: Real + Element>(py: Python<'py>, a: &Bound<'py, PyAny>) -> PyResult<f64> {
     let ah = a.extract::<PyReadonlyArray2<'py, T>>()?;
-    let av = dense_view(&ah);
+    let av = dense_view(&ah)?;
     run(py, move |par| {
         Ok(lowdim_core::linop::dense_max_abs(av, par))
     })
@@ -139,7 +139,7 @@ fn qr_q_typed<'py, T: Real + Element>(
     z: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let zh = z.extract::<PyReadonlyArray2<'py, T>>()?;
-    let zv = dense_view(&zh);
+    let zv = dense_view(&zh)?;
     let q = run(py, move |_| Ok(lowdim_core::svd::thin_q(zv)))?;
     Ok(to_numpy(py, q.as_ref(), false).into_any())
 }
@@ -161,6 +161,7 @@ fn mode_gram_typed<'py, T: Real + Element>(
     mode: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     let held = x.extract::<PyReadonlyArrayDyn<'py, T>>()?;
+    crate::convert::check_aligned(held.is_aligned())?;
     let v = held.as_array();
     // SAFETY: ndarray's view describes valid memory for its shape and element strides, and
     // the read-only borrow keeps it alive and unaliased by writers for the call.

@@ -15,13 +15,33 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-/// A zero-copy view of a 2-D NumPy array (strides in elements, possibly negative).
-pub fn dense_view<'a, T: Element>(a: &'a PyReadonlyArray2<'_, T>) -> MatRef<'a, T> {
+/// A TypeError unless NumPy's ALIGNED flag is set: the data pointer and every stride a
+/// multiple of the element's alignment (for the float and integer types here, its size).
+/// rust-numpy turns byte strides into element strides by an integer division, so the float
+/// field of a packed record (9-byte strides) or a buffer at an odd address would be read at
+/// the wrong addresses (garbage, silently) and misaligned loads are undefined behaviour. The
+/// Python layer copies such arrays first (`_validation._native`); this is the last guard.
+pub fn check_aligned(aligned: bool) -> PyResult<()> {
+    if aligned {
+        Ok(())
+    } else {
+        Err(PyTypeError::new_err(
+            "array is not aligned (a misaligned buffer, or strides that are not a multiple of \
+             the item size); pass a copy, e.g. numpy.require(a, requirements='A')",
+        ))
+    }
+}
+
+/// A zero-copy view of a 2-D NumPy array (strides in elements, possibly negative); a
+/// TypeError for an unaligned array (see [`check_aligned`]).
+pub fn dense_view<'a, T: Element>(a: &'a PyReadonlyArray2<'_, T>) -> PyResult<MatRef<'a, T>> {
+    check_aligned(a.is_aligned())?;
     let v = a.as_array();
     let s = v.strides();
-    // SAFETY: ndarray's view describes valid memory for its shape and element strides, and the
-    // read-only borrow keeps it alive and unaliased by writers for 'a.
-    unsafe { MatRef::from_raw_parts(v.as_ptr(), v.nrows(), v.ncols(), s[0], s[1]) }
+    // SAFETY: ndarray's view describes valid memory for its shape and element strides (exact:
+    // the array is aligned, so its byte strides are whole elements), and the read-only borrow
+    // keeps it alive and unaliased by writers for 'a.
+    Ok(unsafe { MatRef::from_raw_parts(v.as_ptr(), v.nrows(), v.ncols(), s[0], s[1]) })
 }
 
 /// The NumPy arrays behind an operand, borrowed read-only for the duration of a call.
@@ -76,7 +96,7 @@ impl<'py, T: Element> Held<'py, T> {
 
     pub fn source(&self) -> PyResult<Source<'_, T>> {
         Ok(match self {
-            Held::Dense(a) => Source::Dense(dense_view(a)),
+            Held::Dense(a) => Source::Dense(dense_view(a)?),
             Held::Csr32(d, i, p, m, n) => Source::Csr32(
                 slice(d, "data")?,
                 slice(i, "indices")?,

@@ -42,7 +42,7 @@ fn dispatch<'py>(
         k: Box<Kernel<'_, T>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let a = x.extract::<PyReadonlyArray2<'py, T>>()?;
-        let v = dense_view(&a);
+        let v = dense_view(&a)?;
         let progress = progress.filter(|p| !p.is_none());
         let out = run_with_progress(py, progress, move |par, hook| k(v, par, hook))?;
         csr(py, out)

@@ -149,7 +149,7 @@ fn kmeans_typed<'py, T: Real + Element>(
     seed: u64,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let arr = x.extract::<PyReadonlyArray2<'py, T>>()?;
-    let xv = dense_view(&arr);
+    let xv = dense_view(&arr)?;
     let (labels, centers, inertia) = run(py, move |par| {
         lowdim_core::kmeans::kmeans(xv, k, n_init, max_iter, tol, seed, par)
     })?;
@@ -186,7 +186,7 @@ fn k_subspaces_typed<'py, T: Real + Element>(
     seed: u64,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let arr = x.extract::<PyReadonlyArray2<'py, T>>()?;
-    let xv = dense_view(&arr);
+    let xv = dense_view(&arr)?;
     let res = run(py, move |par| {
         lowdim_core::subspaces::k_subspaces(xv, k, dim, n_init, max_iter, seed, par)
     })?;

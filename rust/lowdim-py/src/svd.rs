@@ -149,8 +149,8 @@ fn svd_error_typed<'py, T: Real + Element>(
     let mu = center.map(extract_vector::<T>).transpose()?;
     let mu = mu.as_ref().map(|m| contiguous(m, "center")).transpose()?;
     let (uv, vv) = (
-        crate::convert::dense_view(&u),
-        crate::convert::dense_view(&vh).transpose(),
+        crate::convert::dense_view(&u)?,
+        crate::convert::dense_view(&vh)?.transpose(),
     );
     run(py, move |par| {
         with_linop(src, mu, |op| {

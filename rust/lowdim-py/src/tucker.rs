@@ -18,9 +18,11 @@ use pyo3::types::{PyList, PyTuple};
 fn tensor_view<'a, T: Element + Real>(
     a: &'a PyReadonlyArrayDyn<'_, T>,
 ) -> PyResult<TensorRef<'a, T>> {
+    crate::convert::check_aligned(a.is_aligned())?;
     let v = a.as_array();
-    // SAFETY: ndarray's view describes valid memory for its shape and element strides, and
-    // the read-only borrow keeps it alive and unaliased by writers for 'a.
+    // SAFETY: ndarray's view describes valid memory for its shape and element strides (whole
+    // elements: the array is aligned), and the read-only borrow keeps it alive and unaliased
+    // by writers for 'a.
     unsafe { TensorRef::from_raw_parts(v.as_ptr(), v.shape(), v.strides()) }
         .map_err(crate::error::to_pyerr)
 }
@@ -165,7 +167,7 @@ fn to_tensor_typed<'py, T: Real + Element>(
         .map(|f| f.extract())
         .collect::<PyResult<_>>()?;
     let view = tensor_view(&held)?;
-    let refs: Vec<_> = fs.iter().map(dense_view).collect();
+    let refs: Vec<_> = fs.iter().map(dense_view).collect::<PyResult<_>>()?;
     let shape = kernel::tucker_shape(&view, &refs, &modes).map_err(crate::error::to_pyerr)?;
     let arr = output::<T>(py, &shape, out)?;
     {
@@ -208,7 +210,7 @@ fn mode_product_typed<'py, T: Real + Element>(
     let held = x.extract::<PyReadonlyArrayDyn<'py, T>>()?;
     let mh = m.extract::<PyReadonlyArray2<'py, T>>()?;
     let view = tensor_view(&held)?;
-    let mv = dense_view(&mh);
+    let mv = dense_view(&mh)?;
     let mv = if transpose { mv.transpose() } else { mv };
     let shape = kernel::ttm_shape(&view, mode, mv).map_err(crate::error::to_pyerr)?;
     let arr = output::<T>(py, &shape, out)?;
