@@ -81,7 +81,7 @@ def test_rsvd_matches_in_memory(client, chunking, wide):
         A, chunks = A.T.copy(), chunks[::-1]
     ref = lowdim.rsvd(A, 8, seed=7, solver="randomized")
     Ad = da.from_array(A, chunks=chunks)
-    res = lowdim.rsvd(Ad, 8, seed=7, compute=True)
+    res = lowdim.rsvd(Ad, 8, seed=7, compute=True, solver="randomized")
     assert isinstance(res.U, np.ndarray) and res.solver == "randomized"
     assert res.U.flags.f_contiguous and res.Vh.flags.c_contiguous
     _assert_same(res, ref, 1e-10)
@@ -134,6 +134,49 @@ def test_rsvd_gram_solver(client):
     _assert_same(res, ref, 1e-9)
     with pytest.raises(ValueError, match="whole rows"):
         lowdim.rsvd(da.from_array(A, chunks=(100, 10)), 5, solver="gram")
+
+
+@pytest.mark.parametrize("centred", [False, True])
+def test_auto_takes_the_gram_route_where_memory_does(client, centred):
+    # tall-skinny data: "auto" picks the in-memory choice (the Gram solver, two passes
+    # instead of q + 2), with the in-memory result to rounding; PCA centres implicitly
+    from lowdim import _dask
+
+    for shape, k, chunks in (((2000, 40), 5, (300, -1)), ((30, 900), 4, (-1, 200))):
+        A = _decaying(*shape, seed=2)
+        ref = lowdim.rsvd(A, k, seed=0)
+        assert ref.solver == "gram"
+        res = lowdim.rsvd(da.from_array(A, chunks=chunks), k, seed=0, compute=True)
+        assert res.solver == "gram"
+        _assert_same(res, ref, 1e-9)
+        m, n = max(shape), min(shape)
+        assert _dask._prefer_gram(m, n, k, k + 10, 7)
+    assert not _dask._prefer_gram(40000, 4000, 50, 60, 4)  # the dask benchmark: randomized
+    if centred:
+        A = _decaying(2000, 40, seed=3) + 5.0
+        p = lowdim.PCA(4, random_state=0).fit(da.from_array(A, chunks=(300, -1)))
+        q = lowdim.PCA(4, random_state=0).fit(A)
+        np.testing.assert_allclose(p.singular_values_, q.singular_values_, rtol=1e-10)
+        np.testing.assert_allclose(p.components_, q.components_, atol=1e-9)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-300])
+def test_auto_gram_route_falls_back_to_randomized(client, scale):
+    # lambda_k < 1e-10 lambda_1 (sigma_k / sigma_1 < 1e-5: the float64 Gram matrix cannot
+    # resolve the k-th direction), or data out of the Gram matrix's range: the randomized
+    # solver, as in memory
+    rng = np.random.default_rng(5)
+    Q1 = np.linalg.qr(rng.standard_normal((1500, 30)))[0]
+    Q2 = np.linalg.qr(rng.standard_normal((30, 30)))[0]
+    s = np.r_[np.logspace(0, -1, 8), np.logspace(-6, -7, 22)]  # lambda_10 ~ 1e-12 lambda_1
+    if scale != 1.0:
+        s = np.logspace(0, -2, 30)
+    A = (Q1 * s) @ Q2 * scale
+    res = lowdim.rsvd(da.from_array(A, chunks=(250, -1)), 10, seed=1, compute=True)
+    assert res.solver == "randomized"
+    ref = lowdim.rsvd(A, 10, seed=1, solver="randomized")
+    np.testing.assert_allclose(res.S / scale, ref.S / scale, rtol=1e-9)
+    np.testing.assert_allclose(res.S / scale, s[:10], rtol=1e-6)
 
 
 @pytest.mark.parametrize("magnitude", [1e-310, 1e-200, 1e-100, 1e100, 1e160])

@@ -114,10 +114,20 @@ def _worker_threads() -> None:
     _threads_set = True
 
 
+def _ready(a):
+    """``a`` as an ndarray the Rust kernels can view: aligned (a copy only when it is not).
+    A chunk that arrived from another worker is a view into the received frame, at whatever
+    address the frame had; the bindings refuse a misaligned array (TypeError) rather than
+    read it. Large chunks travel as frames of their own (aligned): the copies are of small
+    arrays."""
+    a = np.asarray(a)
+    return a if a.flags.aligned else np.require(a, requirements="A")
+
+
 def _block(b, trans: bool, dtype):
     """A chunk as a dense ndarray or a CSR/CSC matrix of ``dtype``, transposed if asked."""
     if isinstance(b, np.ndarray):
-        pass
+        b = _ready(b)
     elif sp.issparse(b):
         if b.format not in ("csr", "csc"):
             b = b.tocsr()
@@ -139,10 +149,10 @@ def _mul(b, x, trans=False):
     (Rust, lowdim's threads) for dense blocks, about 1.7x NumPy's on one thread here."""
     if sp.issparse(b):
         return _dense((b.T if trans else b) @ x)
-    x = np.asarray(x)
+    x = _ready(x)
     if x.dtype != b.dtype:
         x = x.astype(b.dtype)
-    return _lowdim.block_matmul(b, x, trans)
+    return _lowdim.block_matmul(_ready(b), x, trans)
 
 
 def _colsum(b, r):
@@ -254,7 +264,7 @@ def _gram_apply_part(b, x, s, r=None, c=None, *, trans, dt):
     if sp.issparse(b):
         z = _dense(b.T @ _dense(b @ x))
     else:
-        z = _lowdim.gram_apply(b, np.ascontiguousarray(x, dtype=dt))
+        z = _lowdim.gram_apply(b, _ready(np.ascontiguousarray(x, dtype=dt)))
     if c is not None:
         # (B - r c^T)^T (B - r c^T) X = B^T B X - s w^T - c (s^T X) + (r^T r) c w^T,
         # s = B^T r, w = c^T X.
@@ -276,7 +286,7 @@ def _gram_apply_f32_part(b, x, s, *, trans, dt):
     if sp.issparse(b):
         z = (s * s) * _dense(b.T @ _dense(b @ x.astype(np.float64)))
     else:
-        z = _lowdim.gram_apply_f32(b, x, s)
+        z = _lowdim.gram_apply_f32(b, _ready(x), s)
     return np.asarray(z, dtype=np.float32)[None]
 
 
@@ -319,7 +329,7 @@ def _qr_q(z):
     """Thin Q of the single-chunk iterate, by lowdim's Rust QR (float64 inside): a NumPy QR
     here wakes OpenBLAS's helper threads, which then spin on the cores of the next pass's
     kernels on a local scheduler (even for lazy results the caller computes)."""
-    return _lowdim.qr_q(np.asarray(z))
+    return _lowdim.qr_q(_ready(z))
 
 
 def _absmax_stats(u):
@@ -662,6 +672,10 @@ def rsvd(
     mt, nt = op.shape
     q = n_iter if n_iter is not None else (7 if k < 0.1 * min(m, n) else 4)
     ell = min(k + n_oversamples, nt)
+    if solver == "auto" and not sparse and op.whole_rows and _prefer_gram(mt, nt, k, ell, q):
+        res = _gram_svd_checked(op, k, compute)
+        if res is not None:
+            return res
     if ell >= nt:
         q = 0  # the sketch spans every column: power iterations cannot improve it
     fused = op.whole_rows and dtype == np.float64 and normalizer == "auto"
@@ -696,6 +710,40 @@ def rsvd(
     return _finish(op, Ut, S, Vt, "randomized", compute)
 
 
+def _prefer_gram(m, n, k, ell, q) -> bool:
+    """The in-memory cost rule (``prefer_gram`` in rust/lowdim-core/src/svd.rs): ``T^T T``
+    (``m n^2`` flops), its eigh (``~9 n^3``) and the product ``T V_k`` (``2 m n k``) against
+    the randomized solver's ``2q + 2`` products of ``2 m n l`` flops; ``n <= 4096``. On dask
+    the Gram route is also two passes over the data against ``q + 2``."""
+    m, n = float(m), float(n)
+    gram = m * n * n + 9.0 * n**3 + 2.0 * m * n * k
+    return n <= 4096 and gram < (2.0 * q + 2.0) * 2.0 * m * n * ell
+
+
+def _gram_svd_checked(op: _Op, k, compute):
+    """``"auto"``'s Gram route for tall-skinny data (the in-memory rule,
+    ``_lowdim.prefer_gram``): ``T^T T`` is computed now (one pass, as ``tol=``'s passes are)
+    and eigendecomposed locally; when ``lambda_k < 1e-10 lambda_1`` (the float64 Gram matrix
+    cannot resolve the k-th direction, as in memory) or the data are out of the Gram
+    matrix's range, None (the caller runs the randomized solver, which rescales), else the
+    lazy rest of :func:`_gram_svd` (one pass for ``T V_k`` and its TSQR)."""
+    try:
+        (G,) = _compute(op.gram())
+    except ValueError as e:
+        if str(e) == _GRAM_RANGE:
+            return None
+        raise
+    G = np.asarray(G)
+    if not np.isfinite(G).all():
+        _finite_or_raise(math.nan)
+    lam, V = np.linalg.eigh(G)
+    lam, V = lam[::-1], V[:, ::-1]
+    if not (lam[0] > 0 and lam[k - 1] >= 1e-10 * lam[0]):
+        return None
+    Vk = da.from_array(np.ascontiguousarray(V[:, :k]).astype(op.dtype), chunks=-1)
+    return _gram_tail(op, Vk, k, compute)
+
+
 def _eig_top(G, k):
     lam, V = np.linalg.eigh(G)
     return V[:, ::-1][:, :k].copy()
@@ -713,6 +761,12 @@ def _gram_svd(op: _Op, k, compute):
     Vk = G.map_blocks(_eig_top, k, chunks=((nt,), (k,)), meta=np.empty((0, 0), np.float64)).astype(
         op.dtype
     )
+    return _gram_tail(op, Vk, k, compute)
+
+
+def _gram_tail(op: _Op, Vk, k, compute):
+    """The Gram solver after ``V_k``: ``T V_k = Q R`` (TSQR), ``R = Ur S Wr^T``, so that U is
+    orthonormal to rounding and S the singular values of ``T V_k``."""
     Y = op.apply(Vk)
     Q, R = da.linalg.tsqr(Y.rechunk((Y.chunks[0], -1)))
     Ur, S, Wr = _small_svd(R, k, op.dtype)
@@ -1130,7 +1184,7 @@ def tsvd_transform(est, X):
 
 def _mode_gram_block(b, mode):
     _worker_threads()
-    return _lowdim.mode_gram(np.asarray(b), mode)
+    return _lowdim.mode_gram(_ready(b), mode)
 
 
 def _sum_list(parts):
@@ -1180,7 +1234,7 @@ def _mode_product(Y, U, mode):
             blocks, ublocks = [blocks], [ublocks]
         acc = None
         for b, u in zip(blocks, ublocks, strict=True):
-            p = _lowdim.mode_product(np.asarray(b), np.ascontiguousarray(u), mode, False)
+            p = _lowdim.mode_product(_ready(b), _ready(np.ascontiguousarray(u)), mode, False)
             acc = p if acc is None else acc + p
         return acc
 

@@ -300,9 +300,12 @@ def rsvd(
         ``dask.array.Array`` (chunked by rows, columns or both; dense or scipy.sparse chunks)
         runs as blockwise tasks on the active scheduler (e.g. a ``distributed.Client``), with
         the same test matrix as here, so the same ``seed`` gives the same result up to
-        rounding as the in-memory ``solver="randomized"`` (on dask input "auto" means the
-        randomized solver; in memory it may pick the Gram or exact solver, whose result
-        differs by the randomized approximation). See "Running on a cluster" in the README.
+        rounding as the in-memory call with the same ``solver``. On dask input "auto" takes
+        the in-memory Gram rule for fixed ``k`` when the chunks hold whole rows of the tall
+        side (the Gram matrix is then computed at call time, one pass, to check its k-th
+        eigenvalue; the rest stays lazy), and otherwise the randomized solver; the in-memory
+        "auto" may also pick the exact solver, whose result differs from the randomized one
+        by the randomized approximation. See "Running on a cluster" in the README.
     power_iteration_dtype : None or "float32", default None
         Dense float64 input, fixed ``k``, randomized solver with the "auto" normalizer (in
         memory or dask): "float32" runs the power iterations in float32 (each block of A is
