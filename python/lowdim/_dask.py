@@ -114,20 +114,10 @@ def _worker_threads() -> None:
     _threads_set = True
 
 
-def _ready(a):
-    """``a`` as an ndarray the Rust kernels can view: aligned (a copy only when it is not).
-    A chunk that arrived from another worker is a view into the received frame, at whatever
-    address the frame had; the bindings refuse a misaligned array (TypeError) rather than
-    read it. Large chunks travel as frames of their own (aligned): the copies are of small
-    arrays."""
-    a = np.asarray(a)
-    return a if a.flags.aligned else np.require(a, requirements="A")
-
-
 def _block(b, trans: bool, dtype):
     """A chunk as a dense ndarray or a CSR/CSC matrix of ``dtype``, transposed if asked."""
     if isinstance(b, np.ndarray):
-        b = _ready(b)
+        pass
     elif sp.issparse(b):
         if b.format not in ("csr", "csc"):
             b = b.tocsr()
@@ -149,10 +139,10 @@ def _mul(b, x, trans=False):
     (Rust, lowdim's threads) for dense blocks, about 1.7x NumPy's on one thread here."""
     if sp.issparse(b):
         return _dense((b.T if trans else b) @ x)
-    x = _ready(x)
+    x = np.asarray(x)
     if x.dtype != b.dtype:
         x = x.astype(b.dtype)
-    return _lowdim.block_matmul(_ready(b), x, trans)
+    return _lowdim.block_matmul(b, x, trans)
 
 
 def _colsum(b, r):
@@ -264,7 +254,7 @@ def _gram_apply_part(b, x, s, r=None, c=None, *, trans, dt):
     if sp.issparse(b):
         z = _dense(b.T @ _dense(b @ x))
     else:
-        z = _lowdim.gram_apply(b, _ready(np.ascontiguousarray(x, dtype=dt)))
+        z = _lowdim.gram_apply(b, np.ascontiguousarray(x, dtype=dt))
     if c is not None:
         # (B - r c^T)^T (B - r c^T) X = B^T B X - s w^T - c (s^T X) + (r^T r) c w^T,
         # s = B^T r, w = c^T X.
@@ -286,7 +276,7 @@ def _gram_apply_f32_part(b, x, s, *, trans, dt):
     if sp.issparse(b):
         z = (s * s) * _dense(b.T @ _dense(b @ x.astype(np.float64)))
     else:
-        z = _lowdim.gram_apply_f32(b, _ready(x), s)
+        z = _lowdim.gram_apply_f32(b, x, s)
     return np.asarray(z, dtype=np.float32)[None]
 
 
@@ -329,7 +319,7 @@ def _qr_q(z):
     """Thin Q of the single-chunk iterate, by lowdim's Rust QR (float64 inside): a NumPy QR
     here wakes OpenBLAS's helper threads, which then spin on the cores of the next pass's
     kernels on a local scheduler (even for lazy results the caller computes)."""
-    return _lowdim.qr_q(_ready(z))
+    return _lowdim.qr_q(np.asarray(z))
 
 
 def _absmax_stats(u):
@@ -1184,7 +1174,7 @@ def tsvd_transform(est, X):
 
 def _mode_gram_block(b, mode):
     _worker_threads()
-    return _lowdim.mode_gram(_ready(b), mode)
+    return _lowdim.mode_gram(np.asarray(b), mode)
 
 
 def _sum_list(parts):
@@ -1234,7 +1224,7 @@ def _mode_product(Y, U, mode):
             blocks, ublocks = [blocks], [ublocks]
         acc = None
         for b, u in zip(blocks, ublocks, strict=True):
-            p = _lowdim.mode_product(_ready(b), _ready(np.ascontiguousarray(u)), mode, False)
+            p = _lowdim.mode_product(np.asarray(b), np.ascontiguousarray(u), mode, False)
             acc = p if acc is None else acc + p
         return acc
 

@@ -161,7 +161,7 @@ fn mode_gram_typed<'py, T: Real + Element>(
     mode: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     let held = x.extract::<PyReadonlyArrayDyn<'py, T>>()?;
-    crate::convert::check_aligned(held.is_aligned())?;
+    crate::convert::check_strides(held.strides(), std::mem::size_of::<T>())?;
     let v = held.as_array();
     // SAFETY: ndarray's view describes valid memory for its shape and element strides, and
     // the read-only borrow keeps it alive and unaliased by writers for the call.

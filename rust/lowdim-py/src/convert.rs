@@ -15,32 +15,34 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-/// A TypeError unless NumPy's ALIGNED flag is set: the data pointer and every stride a
-/// multiple of the element's alignment (for the float and integer types here, its size).
-/// rust-numpy turns byte strides into element strides by an integer division, so the float
-/// field of a packed record (9-byte strides) or a buffer at an odd address would be read at
-/// the wrong addresses (garbage, silently) and misaligned loads are undefined behaviour. The
-/// Python layer copies such arrays first (`_validation._native`); this is the last guard.
-pub fn check_aligned(aligned: bool) -> PyResult<()> {
-    if aligned {
+/// A TypeError unless every byte stride is a whole number of elements. rust-numpy turns byte
+/// strides into element strides by an integer division, so the float field of a packed record
+/// (9-byte strides) was read at the wrong addresses: garbage, silently. A base address that
+/// is not a multiple of the element size (chunks a Dask worker received sit at whatever
+/// offset their frame had) is read as it is, as before: x86-64 and aarch64 load unaligned
+/// floats, and faer's kernels use unaligned vector loads; copying such chunks would cost a
+/// copy of the data per pass. The public NumPy API copies misaligned inputs first anyway
+/// (`_validation._native`).
+pub fn check_strides(byte_strides: &[isize], item: usize) -> PyResult<()> {
+    if byte_strides.iter().all(|s| s % item as isize == 0) {
         Ok(())
     } else {
         Err(PyTypeError::new_err(
-            "array is not aligned (a misaligned buffer, or strides that are not a multiple of \
-             the item size); pass a copy, e.g. numpy.require(a, requirements='A')",
+            "array strides are not a whole number of items (e.g. a field of a packed record \
+             array); pass a copy, e.g. numpy.ascontiguousarray(a)",
         ))
     }
 }
 
 /// A zero-copy view of a 2-D NumPy array (strides in elements, possibly negative); a
-/// TypeError for an unaligned array (see [`check_aligned`]).
+/// TypeError for strides that are not whole elements (see [`check_strides`]).
 pub fn dense_view<'a, T: Element>(a: &'a PyReadonlyArray2<'_, T>) -> PyResult<MatRef<'a, T>> {
-    check_aligned(a.is_aligned())?;
+    check_strides(a.strides(), std::mem::size_of::<T>())?;
     let v = a.as_array();
     let s = v.strides();
     // SAFETY: ndarray's view describes valid memory for its shape and element strides (exact:
-    // the array is aligned, so its byte strides are whole elements), and the read-only borrow
-    // keeps it alive and unaliased by writers for 'a.
+    // the byte strides are whole elements), and the read-only borrow keeps it alive and
+    // unaliased by writers for 'a.
     Ok(unsafe { MatRef::from_raw_parts(v.as_ptr(), v.nrows(), v.ncols(), s[0], s[1]) })
 }
 

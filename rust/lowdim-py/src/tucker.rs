@@ -18,10 +18,10 @@ use pyo3::types::{PyList, PyTuple};
 fn tensor_view<'a, T: Element + Real>(
     a: &'a PyReadonlyArrayDyn<'_, T>,
 ) -> PyResult<TensorRef<'a, T>> {
-    crate::convert::check_aligned(a.is_aligned())?;
+    crate::convert::check_strides(a.strides(), std::mem::size_of::<T>())?;
     let v = a.as_array();
     // SAFETY: ndarray's view describes valid memory for its shape and element strides (whole
-    // elements: the array is aligned), and the read-only borrow keeps it alive and unaliased
+    // elements, checked), and the read-only borrow keeps it alive and unaliased
     // by writers for 'a.
     unsafe { TensorRef::from_raw_parts(v.as_ptr(), v.shape(), v.strides()) }
         .map_err(crate::error::to_pyerr)
