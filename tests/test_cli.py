@@ -711,6 +711,12 @@ def test_demo_cli_writes_valid_pngs_of_the_expected_size(tmp_path):
             assert len(im.convert("RGB").getcolors(maxcolors=1 << 20)) > 50
 
 
+def test_demo_small_must_be_a_bool():
+    # demo(small="no") ran the small demo: a truthy string counted as True
+    with pytest.raises(TypeError, match=r"^small must be True or False, got 'no'"):
+        demo(small="no", out=io.StringIO())
+
+
 @pytest.mark.parametrize("out", ["taken", "taken/figs"])
 def test_demo_checks_its_output_directory_before_any_work(tmp_path, out):
     # it used to fail only after the whole run, with the table already printed

@@ -87,6 +87,13 @@ def test_rsvd_matches_in_memory(client, chunking, wide):
     _assert_same(res, ref, 1e-10)
 
 
+def test_compute_must_be_a_bool():
+    # compute="no" counted as True and computed the result (no cluster needed: rejected first)
+    Ad = da.from_array(_decaying(40, 20), chunks=(20, 20))
+    with pytest.raises(TypeError, match=r"^compute must be True or False, got 'no'"):
+        lowdim.rsvd(Ad, 3, seed=0, compute="no")
+
+
 @pytest.mark.parametrize("normalizer", ["auto", "QR"])
 def test_rsvd_float32(client, normalizer):
     # Reference: the same float32 data in float64 (in-memory float32 with n_iter=2 runs

@@ -1078,6 +1078,14 @@ def test_tol_wrong_type(A, tol):
         lowdim.rsvd(A, tol=tol)
 
 
+@pytest.mark.parametrize("compute", ["no", 1, None])
+def test_compute_must_be_a_bool(A, compute):
+    # a truthy string such as compute="no" counted as True
+    with pytest.raises(TypeError, match=r"^compute must be True or False, got"):
+        lowdim.rsvd(A, 2, compute=compute)
+    assert lowdim.rsvd(A, 2, seed=0, compute=np.False_).S.shape == (2,)
+
+
 def test_gram_on_sparse_rejected(A):
     with pytest.raises(ValueError, match="gram"):
         lowdim.rsvd(sp.csr_matrix(A), 2, solver="gram")

@@ -564,3 +564,17 @@ def test_a_long_mode_is_solved_on_the_small_side(svd):
     T3 = lowdim.tucker(Y, 3, method="hosvd", svd=svd)
     np.testing.assert_allclose(np.abs(T3.factors[2].T @ Uk), np.eye(3), atol=1e-6)
     assert errs["hooi"] <= errs["sthosvd"] * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("flag", ["no", "False", 1, 0, None, 1.0])
+def test_mode_product_transpose_must_be_a_bool(flag):
+    # transpose="no" counted as True: a shape error about (4, J) that named nothing wrong
+    X, M = np.ones((2, 3, 4)), np.ones((5, 3))
+    with pytest.raises(TypeError, match=r"^transpose must be True or False, got"):
+        lowdim.mode_product(X, M, 1, transpose=flag)
+    np.testing.assert_array_equal(
+        lowdim.mode_product(X, M.T, 1, transpose=np.True_), lowdim.mode_product(X, M, 1)
+    )
+    np.testing.assert_array_equal(
+        lowdim.mode_product(X, M, 1, transpose=np.False_), lowdim.mode_product(X, M, 1)
+    )

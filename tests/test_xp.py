@@ -403,6 +403,8 @@ def test_mode_product_xp_dtype_out_and_errors():
         lowdim.mode_product(X, M32, 0)
     with pytest.raises(ValueError, match="out has shape"):
         lowdim.mode_product(X, M32, 1, out=xs.zeros((3, 3, 5), dtype=xs.float32))
+    with pytest.raises(TypeError, match=r"^transpose must be True or False, got 'no'"):
+        lowdim.mode_product(X, M32, 1, transpose="no")
 
 
 def test_tensor_functions_xp_name_their_arguments():

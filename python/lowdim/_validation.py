@@ -154,6 +154,14 @@ def check_int(value, name: str, low: int, high: int | None = None) -> int:
     return value
 
 
+def check_bool(value, name: str) -> bool:
+    """A flag: a Python bool or a NumPy bool, else TypeError (``"no"`` or ``1`` is truthy and
+    would silently count as True)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
 def check_estimator_kind(X) -> None:
     """The estimators' check of X's kind (NumPy or array-API dtypes) before anything else:
     boolean points are a TypeError (as rsvd's), complex ones scikit-learn's ValueError

@@ -10,7 +10,14 @@ import numpy as np
 
 from . import _lowdim
 from ._progress import resolve as _resolve_progress
-from ._validation import Operand, check_int, check_matrix, check_rsvd_tol, check_seed
+from ._validation import (
+    Operand,
+    check_bool,
+    check_int,
+    check_matrix,
+    check_rsvd_tol,
+    check_seed,
+)
 from ._xp import is_xp_array
 
 __all__ = ["SVDResult", "rsvd", "svd_error"]
@@ -332,6 +339,7 @@ def rsvd(
     >>> steps
     [0, 1, 2, 3]
     """
+    compute = check_bool(compute, "compute")
     if _is_dask(A) or is_xp_array(A):
         # the same algorithm on other arrays: blockwise dask tasks, or the array-API (GPU) path
         if is_xp_array(A) and _check_power_dtype(power_iteration_dtype):

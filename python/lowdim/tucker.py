@@ -16,6 +16,7 @@ from ._validation import (
     SAFE_F32,
     SAFE_F64,
     _native,
+    check_bool,
     check_int,
     check_seed,
     check_tol,
@@ -748,7 +749,7 @@ def _mode_product_xp(X, M, mode, transpose, out):
             f"M has shape {tuple(M.shape)}; for mode {mode} of X (shape {tuple(X.shape)}) it "
             f"must be {want}"
         )
-    return _xp_out(xp, out, _xp.mode_product(X, M, mode, bool(transpose)))
+    return _xp_out(xp, out, _xp.mode_product(X, M, mode, transpose))
 
 
 def mode_product(X, M, mode, transpose=False, *, out=None) -> np.ndarray:
@@ -784,6 +785,7 @@ def mode_product(X, M, mode, transpose=False, *, out=None) -> np.ndarray:
     >>> lowdim.mode_product(X, M.T, 1, transpose=True).shape
     (2, 5, 4)
     """
+    transpose = check_bool(transpose, "transpose")
     if _xp_path("mode_product", {"X": X, "M": M, **({} if out is None else {"out": out})}):
         return _mode_product_xp(X, M, mode, transpose, out)
     _reject_sparse(X, "X")
@@ -805,4 +807,4 @@ def mode_product(X, M, mode, transpose=False, *, out=None) -> np.ndarray:
     shape[mode] = M.shape[1] if transpose else M.shape[0]
     M = _native(M, dtype)
     out = _check_out(out, shape, dtype, [("X", X), ("M", M)])
-    return _lowdim.mode_product(X, M, mode, bool(transpose), out)
+    return _lowdim.mode_product(X, M, mode, transpose, out)
