@@ -1389,6 +1389,20 @@ def test_mixed_namespaces_are_a_type_error(public):
         T.rel_error(rng.standard_normal((5, 6, 7)))
 
 
+def test_tucker_tensor_xp_checks_dtypes_as_tucker_does():
+    # rel_error took a bool X, and a complex core failed only at to_tensor()
+    X = xs.asarray(np.random.default_rng(0).standard_normal((4, 5, 6)))
+    T = lowdim.tucker(X, 2)
+    with pytest.raises(TypeError, match=r"^X has boolean dtype"):
+        lowdim.tucker(X > 0, 2)
+    with pytest.raises(TypeError, match=r"^X has boolean dtype"):
+        T.rel_error(X > 0)
+    with pytest.raises(TypeError, match=r"^core has complex dtype"):
+        lowdim.TuckerTensor(xs.astype(T.core, xs.complex128), T.factors)
+    with pytest.raises(TypeError, match=r"^factors\[0\] has boolean dtype"):
+        lowdim.TuckerTensor(T.core, [T.factors[0] > 0, *T.factors[1:]])
+
+
 @pytest.mark.parametrize("name", ["PCA", "TruncatedSVD", "SSCOMP", "KSubspaces"])
 def test_estimators_reject_complex_and_bool_alike_on_both_paths(public, name):
     to, _, _, _ = public

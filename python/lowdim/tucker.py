@@ -131,6 +131,11 @@ def _check_modes(modes, ndim: int, name: str = "modes") -> list[int]:
     return out
 
 
+def _named(core, factors) -> list:
+    """The ``(name, array)`` pairs of a core and its factors, for the dtype checks."""
+    return [("core", core)] + [(f"factors[{i}]", f) for i, f in enumerate(factors)]
+
+
 def _common_dtype(named) -> np.dtype:
     """The dtype a computation on the ``(name, array)`` pairs runs in (float32 if all are
     float32, else float64), or a TypeError naming the argument. Callers reject sparse
@@ -251,14 +256,20 @@ class TuckerTensor:
 
     def __init__(self, core, factors, modes=None):
         factors = list(factors)
+        # tucker_to_tensor's TypeError for a bool, complex or object core or factor here, not
+        # at the first to_tensor() (the arrays are kept as given)
         if not _same_side("TuckerTensor", core, factors):
             # (array-API arrays, e.g. CuPy, stay on their device)
             for name, a in [("core", core)] + [(f"factors[{i}]", f) for i, f in enumerate(factors)]:
                 _reject_sparse(a, name)
             core = np.asarray(core)
             factors = [np.asarray(f) for f in factors]
+            _common_dtype(_named(core, factors))
         else:
             factors = list(factors)
+            from . import _xp
+
+            _xp_common(_xp.namespace(core, *factors), _named(core, factors))
         if modes is None:
             if len(factors) != core.ndim:
                 raise ValueError(
@@ -314,6 +325,7 @@ class TuckerTensor:
             from . import _xp
 
             xp = _xp.namespace(X)
+            _xp.float_dtype(xp, X, "X")  # tucker's TypeError for a bool or complex X
             if tuple(X.shape) != self.shape:
                 raise ValueError(f"X has shape {tuple(X.shape)}, the Tucker tensor {self.shape}")
             c = _tucker_scale(X)
@@ -321,7 +333,9 @@ class TuckerTensor:
             nx = math.sqrt(_xp.sum_sq64(xp, X * c if c != 1.0 else X))
             d = math.sqrt(_xp.sum_sq64(xp, D * c if c != 1.0 else D))
         else:
+            _reject_sparse(X, "X")
             X = np.asarray(X)
+            result_dtype(X.dtype, "X")  # tucker's TypeError for a bool, complex or object X
             if X.shape != self.shape:
                 raise ValueError(f"X has shape {X.shape}, the Tucker tensor {self.shape}")
             c = _tucker_scale(X)
