@@ -370,7 +370,9 @@ def test_usage_errors_are_one_line_with_exit_2(files, args, message):
     assert r.returncode == 2
     err = r.stderr.strip()
     assert "\n" not in err and message in err, err
-    assert err.startswith("lowdim") and "--help" in err
+    # argparse's errors name the subcommand whose arguments are wrong (as the README says)
+    prog = f"lowdim {args[0]}" if args[0] in ("svd", "tucker", "cluster", "demo") else "lowdim"
+    assert err.startswith(f"{prog}: error: ") and err.endswith(f"(see {prog} --help)"), err
 
 
 @pytest.mark.parametrize(
