@@ -370,7 +370,9 @@ def test_usage_errors_are_one_line_with_exit_2(files, args, message):
     assert r.returncode == 2
     err = r.stderr.strip()
     assert "\n" not in err and message in err, err
-    assert err.startswith("lowdim") and "--help" in err
+    # argparse's errors name the subcommand whose arguments are wrong (as the README says)
+    prog = f"lowdim {args[0]}" if args[0] in ("svd", "tucker", "cluster", "demo") else "lowdim"
+    assert err.startswith(f"{prog}: error: ") and err.endswith(f"(see {prog} --help)"), err
 
 
 @pytest.mark.parametrize(
@@ -709,6 +711,12 @@ def test_demo_cli_writes_valid_pngs_of_the_expected_size(tmp_path):
             assert im.size == figure_pixels(name), name
             # not blank: a figure with drawn content has many distinct colours
             assert len(im.convert("RGB").getcolors(maxcolors=1 << 20)) > 50
+
+
+def test_demo_small_must_be_a_bool():
+    # demo(small="no") ran the small demo: a truthy string counted as True
+    with pytest.raises(TypeError, match=r"^small must be True or False, got 'no'"):
+        demo(small="no", out=io.StringIO())
 
 
 @pytest.mark.parametrize("out", ["taken", "taken/figs"])

@@ -459,3 +459,17 @@ def test_sparse_input_with_misaligned_arrays(part, independent):
     # W is symmetric: its CSR arrays read as CSC are W^T = W
     for M in (Wm, _misaligned_sparse(W, part, sp.csc_matrix)):
         np.testing.assert_allclose(lowdim.rsvd(M, 3, seed=0).S, ref, rtol=1e-10)
+
+
+def test_boolean_flags_must_be_bools():
+    # a truthy string such as return_eigenvalues="no" or shuffle="no" counted as True
+    block = np.ones((3, 3)) - np.eye(3)
+    W = sp.block_diag([block, block]).tocsr()
+    with pytest.raises(TypeError, match=r"^return_eigenvalues must be True or False, got 'no'"):
+        spectral_clustering(W, 2, random_state=0, return_eigenvalues="no")
+    labels, ev = spectral_clustering(W, 2, random_state=0, return_eigenvalues=np.True_)
+    assert labels.shape == (6,) and ev.ndim == 1
+    with pytest.raises(TypeError, match=r"^shuffle must be True or False, got 'no'"):
+        union_of_subspaces(2, 1, 3, 4, shuffle="no", seed=0)
+    _, y = union_of_subspaces(2, 1, 3, 4, shuffle=np.False_, seed=0)
+    assert y.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]

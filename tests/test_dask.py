@@ -87,6 +87,28 @@ def test_rsvd_matches_in_memory(client, chunking, wide):
     _assert_same(res, ref, 1e-10)
 
 
+@pytest.mark.parametrize(("value", "pinned"), [("3", False), ("abc", True), ("0", True)])
+def test_worker_threads_ignore_an_invalid_env_var(monkeypatch, value, pinned):
+    # LOWDIM_NUM_THREADS=abc "won" in a worker: the pool then had one thread per CPU in
+    # every task, as the Rust side ignores the value
+    from lowdim import _dask
+
+    calls = []
+    monkeypatch.setenv("LOWDIM_NUM_THREADS", value)
+    monkeypatch.setattr(_dask, "_threads_set", False)
+    monkeypatch.setattr(distributed, "get_worker", lambda: object())
+    monkeypatch.setattr(_dask._lowdim, "set_num_threads", calls.append)
+    _dask._worker_threads()
+    assert calls == ([1] if pinned else [])
+
+
+def test_compute_must_be_a_bool():
+    # compute="no" counted as True and computed the result (no cluster needed: rejected first)
+    Ad = da.from_array(_decaying(40, 20), chunks=(20, 20))
+    with pytest.raises(TypeError, match=r"^compute must be True or False, got 'no'"):
+        lowdim.rsvd(Ad, 3, seed=0, compute="no")
+
+
 @pytest.mark.parametrize("normalizer", ["auto", "QR"])
 def test_rsvd_float32(client, normalizer):
     # Reference: the same float32 data in float64 (in-memory float32 with n_iter=2 runs

@@ -579,6 +579,26 @@ def test_errors_name_the_estimator_parameters(sparse, xp_path):
 
 
 @pytest.mark.parametrize("xp_path", [False, True])
+@pytest.mark.parametrize("param", ["copy", "whiten"])
+def test_pca_flags_must_be_bools(param, xp_path):
+    # PCA(whiten="no") whitened: any truthy value counted as True
+    X = _data(50, 10)
+    if xp_path:
+        import array_api_strict as xs
+
+        X = xs.asarray(X)
+    for bad in ("no", 1, None):
+        for method in ("fit", "fit_transform"):
+            with pytest.raises(TypeError, match=rf"^{param} must be True or False, got"):
+                getattr(PCA(2, **{param: bad}), method)(X)
+    plain = np.asarray(PCA(2, random_state=0).fit_transform(X))
+    flagged = np.asarray(
+        PCA(2, random_state=0, **{param: np.bool_(param == "copy")}).fit_transform(X)
+    )
+    assert_allclose(flagged, plain)
+
+
+@pytest.mark.parametrize("xp_path", [False, True])
 @pytest.mark.parametrize("make", [lambda: PCA(3, whiten=True), lambda: TruncatedSVD(3)])
 def test_inverse_transform_validates_its_input(make, xp_path):
     # 1-D input came back 1-D (scikit-learn raises) and a wrong width gave NumPy's matmul

@@ -520,6 +520,39 @@ def test_num_threads_env_var(n):
     assert out.stdout.strip() == str(n)
 
 
+def _threads_in_subprocess(value):
+    env = dict(os.environ)
+    env.pop("LOWDIM_NUM_THREADS", None)
+    if value is not None:
+        env["LOWDIM_NUM_THREADS"] = value
+    out = subprocess.run(
+        [sys.executable, "-c", "import lowdim; print(lowdim.get_num_threads())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return int(out.stdout), out.stderr
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "2.0", "1e3", "99999999999999999999"])
+def test_num_threads_env_var_invalid_warns_once(value):
+    # an invalid value fell back to the number of CPUs silently
+    default, _ = _threads_in_subprocess(None)
+    n, err = _threads_in_subprocess(value)
+    assert n == default
+    assert err.count("RuntimeWarning") == 1, err
+    assert f"LOWDIM_NUM_THREADS={value!r} is ignored: it must be a positive integer" in err
+
+
+@pytest.mark.parametrize(("value", "n"), [(" 3 ", 3), ("+2", 2), ("", None)])
+def test_num_threads_env_var_valid_or_empty_is_quiet(value, n):
+    got, err = _threads_in_subprocess(value)
+    assert "Warning" not in err, err
+    assert got == (n if n is not None else _threads_in_subprocess(None)[0])
+
+
 _FORK_CHILD = """
 import multiprocessing as mp, sys, numpy as np, lowdim
 A = np.random.default_rng(0).standard_normal((300, 100))
@@ -1077,6 +1110,14 @@ def test_tol_out_of_range(A, tol):
 def test_tol_wrong_type(A, tol):
     with pytest.raises((TypeError, ValueError), match="tol|exactly one"):
         lowdim.rsvd(A, tol=tol)
+
+
+@pytest.mark.parametrize("compute", ["no", 1, None])
+def test_compute_must_be_a_bool(A, compute):
+    # a truthy string such as compute="no" counted as True
+    with pytest.raises(TypeError, match=r"^compute must be True or False, got"):
+        lowdim.rsvd(A, 2, compute=compute)
+    assert lowdim.rsvd(A, 2, seed=0, compute=np.False_).S.shape == (2,)
 
 
 def test_gram_on_sparse_rejected(A):

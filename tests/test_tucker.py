@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import lowdim
 import numpy as np
 import pytest
@@ -564,3 +566,43 @@ def test_a_long_mode_is_solved_on_the_small_side(svd):
     T3 = lowdim.tucker(Y, 3, method="hosvd", svd=svd)
     np.testing.assert_allclose(np.abs(T3.factors[2].T @ Uk), np.eye(3), atol=1e-6)
     assert errs["hooi"] <= errs["sthosvd"] * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("flag", ["no", "False", 1, 0, None, 1.0])
+def test_mode_product_transpose_must_be_a_bool(flag):
+    # transpose="no" counted as True: a shape error about (4, J) that named nothing wrong
+    X, M = np.ones((2, 3, 4)), np.ones((5, 3))
+    with pytest.raises(TypeError, match=r"^transpose must be True or False, got"):
+        lowdim.mode_product(X, M, 1, transpose=flag)
+    np.testing.assert_array_equal(
+        lowdim.mode_product(X, M.T, 1, transpose=np.True_), lowdim.mode_product(X, M, 1)
+    )
+    np.testing.assert_array_equal(
+        lowdim.mode_product(X, M, 1, transpose=np.False_), lowdim.mode_product(X, M, 1)
+    )
+
+
+def test_tucker_tensor_checks_dtypes_as_tucker_does():
+    # rel_error of a bool X returned a number (tucker rejects bool X), and a complex core
+    # built a TuckerTensor that failed only at to_tensor()
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((4, 5, 6))
+    T = lowdim.tucker(X, 2)
+    for bad in (X > 0, X + 1j, X.astype(object)):
+        with pytest.raises(TypeError) as want:
+            lowdim.tucker(bad, 2)
+        with pytest.raises(TypeError, match=f"^{re.escape(str(want.value))}$"):
+            T.rel_error(bad)
+    with pytest.raises(TypeError, match=r"^X is a scipy.sparse .*toarray"):
+        lowdim.TuckerTensor(np.ones((2, 2)), [np.eye(2)] * 2).rel_error(sp.csr_matrix((2, 2)))
+    assert T.rel_error(np.rint(X * 10).astype(np.int64)) > 0  # integers are still fine
+    for core, fs, match in [
+        (T.core + 1j, T.factors, r"^core has complex dtype complex128; lowdim computes real"),
+        (T.core, [T.factors[0], T.factors[1] > 0, T.factors[2]], r"^factors\[1\] has boolean"),
+        (T.core.astype(object), T.factors, r"^core has dtype object"),
+    ]:
+        with pytest.raises(TypeError, match=match):
+            lowdim.tucker_to_tensor(core, fs)
+        with pytest.raises(TypeError, match=match):
+            lowdim.TuckerTensor(core, fs)
+    assert lowdim.TuckerTensor(np.ones((2, 2), dtype=np.int64), [np.eye(3, 2)] * 2).shape == (3, 3)

@@ -403,6 +403,8 @@ def test_mode_product_xp_dtype_out_and_errors():
         lowdim.mode_product(X, M32, 0)
     with pytest.raises(ValueError, match="out has shape"):
         lowdim.mode_product(X, M32, 1, out=xs.zeros((3, 3, 5), dtype=xs.float32))
+    with pytest.raises(TypeError, match=r"^transpose must be True or False, got 'no'"):
+        lowdim.mode_product(X, M32, 1, transpose="no")
 
 
 def test_tensor_functions_xp_name_their_arguments():
@@ -1385,6 +1387,20 @@ def test_mixed_namespaces_are_a_type_error(public):
     T = lowdim.tucker(to(rng.standard_normal((5, 6, 7))), 2)
     with pytest.raises(TypeError, match="one kind"):
         T.rel_error(rng.standard_normal((5, 6, 7)))
+
+
+def test_tucker_tensor_xp_checks_dtypes_as_tucker_does():
+    # rel_error took a bool X, and a complex core failed only at to_tensor()
+    X = xs.asarray(np.random.default_rng(0).standard_normal((4, 5, 6)))
+    T = lowdim.tucker(X, 2)
+    with pytest.raises(TypeError, match=r"^X has boolean dtype"):
+        lowdim.tucker(X > 0, 2)
+    with pytest.raises(TypeError, match=r"^X has boolean dtype"):
+        T.rel_error(X > 0)
+    with pytest.raises(TypeError, match=r"^core has complex dtype"):
+        lowdim.TuckerTensor(xs.astype(T.core, xs.complex128), T.factors)
+    with pytest.raises(TypeError, match=r"^factors\[0\] has boolean dtype"):
+        lowdim.TuckerTensor(T.core, [T.factors[0] > 0, *T.factors[1:]])
 
 
 @pytest.mark.parametrize("name", ["PCA", "TruncatedSVD", "SSCOMP", "KSubspaces"])

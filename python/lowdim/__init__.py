@@ -8,11 +8,14 @@ metrics (``lowdim.metrics``) and synthetic data (``lowdim.datasets``).
 
 from . import _lowdim, cluster, datasets, metrics
 from ._validation import check_int as _check_int
+from ._validation import warn_invalid_env_num_threads as _warn_invalid_env_num_threads
 from .decomposition import PCA, TruncatedSVD
 from .svd import SVDResult, rsvd, svd_error
 from .tucker import TuckerTensor, mode_product, tucker, tucker_to_tensor
 
 __version__ = _lowdim.__version__
+
+_warn_invalid_env_num_threads()
 
 __all__ = [
     "PCA",
@@ -34,7 +37,8 @@ __all__ = [
 
 def set_num_threads(n: int) -> None:
     """Set the number of threads lowdim's kernels use (default: the environment variable
-    ``LOWDIM_NUM_THREADS``, else the number of CPUs).
+    ``LOWDIM_NUM_THREADS``, a positive integer, else the number of CPUs; another value of
+    the variable, such as ``abc`` or ``0``, is ignored with a RuntimeWarning at import).
 
     Examples
     --------

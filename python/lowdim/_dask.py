@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import sys
 
 import dask
@@ -40,6 +39,7 @@ from ._validation import (
     check_rsvd_tol,
     check_seed,
     check_tol,
+    env_num_threads,
     pow2_near_inverse,
     pow2_scale,
     result_dtype,
@@ -97,11 +97,11 @@ def _worker_threads() -> None:
     """Inside a distributed worker, run lowdim's kernels on one thread per task, as the nanny
     does for BLAS (OMP/OPENBLAS/MKL_NUM_THREADS=1): the worker already runs one task per
     thread, and lowdim's pool would otherwise use every core in every task.
-    LOWDIM_NUM_THREADS, when set, wins."""
+    LOWDIM_NUM_THREADS, when set to a valid value, wins."""
     global _threads_set
     if _threads_set or "distributed" not in sys.modules:
         return
-    if "LOWDIM_NUM_THREADS" in os.environ:
+    if env_num_threads() is not None:
         _threads_set = True
         return
     try:

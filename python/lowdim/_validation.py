@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -18,6 +20,31 @@ import numpy as np
 import scipy.sparse as sp
 
 _MAX_SEED = 2**64
+
+
+def env_num_threads() -> int | None:
+    """``LOWDIM_NUM_THREADS`` as the Rust thread pool reads it (``threads.rs``: trimmed, an
+    optional ``+`` and decimal digits, at least 1, fitting a 64-bit usize), or None when it is
+    unset or invalid: then the pool has one thread per CPU."""
+    value = os.environ.get("LOWDIM_NUM_THREADS")
+    if value is None or not re.fullmatch(r"\+?[0-9]+", value.strip(), flags=re.ASCII):
+        return None
+    n = int(value.strip())
+    return n if 1 <= n < 2**64 else None
+
+
+def warn_invalid_env_num_threads() -> None:
+    """A RuntimeWarning (once, at import) when ``LOWDIM_NUM_THREADS`` is set to something
+    the Rust pool ignores silently (``abc``, ``0``, ``-2``); unset or empty: nothing."""
+    value = os.environ.get("LOWDIM_NUM_THREADS")
+    if value is not None and value.strip() and env_num_threads() is None:
+        warnings.warn(
+            f"LOWDIM_NUM_THREADS={value!r} is ignored: it must be a positive integer (the "
+            "number of threads); lowdim uses one thread per CPU instead "
+            "(see lowdim.set_num_threads)",
+            RuntimeWarning,
+            stacklevel=3,  # the ``import lowdim`` (the import machinery's frames are skipped)
+        )
 
 
 def result_dtype(dtype: np.dtype, name: str = "A") -> np.dtype:
@@ -166,6 +193,14 @@ def check_int(value, name: str, low: int, high: int | None = None) -> int:
         bound = f"[{low}, {high}]" if high is not None else f">= {low}"
         raise ValueError(f"{name}={value} is out of range: it must be {bound}")
     return value
+
+
+def check_bool(value, name: str) -> bool:
+    """A flag: a Python bool or a NumPy bool, else TypeError (``"no"`` or ``1`` is truthy and
+    would silently count as True)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
 def check_estimator_kind(X) -> None:

@@ -1099,8 +1099,10 @@ def demo(small: bool = False, out=None, outdir: str | os.PathLike | None = None)
     """
     import lowdim
 
+    from ._validation import check_bool
+
     out = sys.stdout if out is None else out
-    ctx = DemoContext(small=small, out=out)
+    ctx = DemoContext(small=check_bool(small, "small"), out=out)
     print(f"lowdim {lowdim.__version__} demo ({lowdim.get_num_threads()} threads)", file=out)
     print(f"  {'case':<34} {'method':<28} {'time':>12}   result", file=out)
     for section in DEMO_SECTIONS:

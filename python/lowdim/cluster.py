@@ -40,6 +40,7 @@ from ._validation import (
     _native,
     c_aligned,
     canonical_csr,
+    check_bool,
     check_estimator_kind,
     check_int,
     check_seed,
@@ -193,6 +194,7 @@ def spectral_clustering(
     that namespace. The eigengap estimate is the same; the k-means draws are not the Rust
     path's, so labels agree with it up to a permutation.
     """
+    return_eigenvalues = check_bool(return_eigenvalues, "return_eigenvalues")
     if is_xp_array(affinity):
         return _spectral_clustering_xp(
             affinity, n_clusters, n_init, max_clusters, random_state, return_eigenvalues

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_int
+from ._validation import check_bool, check_int
 
 __all__ = ["union_of_subspaces"]
 
@@ -62,6 +62,7 @@ def union_of_subspaces(
     subspace_dim = check_int(subspace_dim, "subspace_dim", 1)
     ambient_dim = check_int(ambient_dim, "ambient_dim", 1)
     n_per_subspace = check_int(n_per_subspace, "n_per_subspace", 1)
+    shuffle = check_bool(shuffle, "shuffle")
     if subspace_dim > ambient_dim:
         raise ValueError(f"subspace_dim={subspace_dim} must be <= ambient_dim={ambient_dim}")
     noise = float(noise)

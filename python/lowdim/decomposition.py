@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _lowdim
-from ._validation import Operand, check_estimator_kind, check_matrix, pow2_scale
+from ._validation import Operand, check_bool, check_estimator_kind, check_matrix, pow2_scale
 from ._xp import is_xp_array
 from .svd import _flip_signs, _is_dask, _renamed, _run_rsvd
 
@@ -480,8 +480,14 @@ class PCA(_BaseSVDEstimator):
         self.power_iteration_normalizer = power_iteration_normalizer
         self.random_state = random_state
 
+    def _check_flags(self) -> None:
+        # (a truthy string such as whiten="no" would silently count as True)
+        check_bool(self.copy, "copy")
+        check_bool(self.whiten, "whiten")
+
     def fit(self, X, y=None):
         """Fit the model on X (dense or sparse); returns self."""
+        self._check_flags()
         if _is_dask(X):
             from . import _dask
 
@@ -496,6 +502,7 @@ class PCA(_BaseSVDEstimator):
     def fit_transform(self, X, y=None):
         """Fit on X and return its projection: ``U * S``, or whitened ``U * sqrt(n - 1)``
         (``U * S / eps`` for a component whose scale is clipped), equal to ``transform(X)``."""
+        self._check_flags()
         if _is_dask(X):
             from . import _dask
 

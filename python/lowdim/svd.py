@@ -13,6 +13,7 @@ from ._progress import resolve as _resolve_progress
 from ._validation import (
     Operand,
     c_aligned,
+    check_bool,
     check_int,
     check_matrix,
     check_rsvd_tol,
@@ -342,6 +343,7 @@ def rsvd(
     >>> steps
     [0, 1, 2, 3]
     """
+    compute = check_bool(compute, "compute")
     if _is_dask(A) or is_xp_array(A):
         # the same algorithm on other arrays: blockwise dask tasks, or the array-API (GPU) path
         if is_xp_array(A) and _check_power_dtype(power_iteration_dtype):

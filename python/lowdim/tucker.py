@@ -16,6 +16,7 @@ from ._validation import (
     SAFE_F32,
     SAFE_F64,
     _native,
+    check_bool,
     check_int,
     check_seed,
     check_tol,
@@ -128,6 +129,11 @@ def _check_modes(modes, ndim: int, name: str = "modes") -> list[int]:
     if len(set(out)) != len(out):
         raise ValueError(f"{name}={list(modes)} has a repeated mode")
     return out
+
+
+def _named(core, factors) -> list:
+    """The ``(name, array)`` pairs of a core and its factors, for the dtype checks."""
+    return [("core", core)] + [(f"factors[{i}]", f) for i, f in enumerate(factors)]
 
 
 def _common_dtype(named) -> np.dtype:
@@ -250,14 +256,20 @@ class TuckerTensor:
 
     def __init__(self, core, factors, modes=None):
         factors = list(factors)
+        # tucker_to_tensor's TypeError for a bool, complex or object core or factor here, not
+        # at the first to_tensor() (the arrays are kept as given)
         if not _same_side("TuckerTensor", core, factors):
             # (array-API arrays, e.g. CuPy, stay on their device)
             for name, a in [("core", core)] + [(f"factors[{i}]", f) for i, f in enumerate(factors)]:
                 _reject_sparse(a, name)
             core = np.asarray(core)
             factors = [np.asarray(f) for f in factors]
+            _common_dtype(_named(core, factors))
         else:
             factors = list(factors)
+            from . import _xp
+
+            _xp_common(_xp.namespace(core, *factors), _named(core, factors))
         if modes is None:
             if len(factors) != core.ndim:
                 raise ValueError(
@@ -313,6 +325,7 @@ class TuckerTensor:
             from . import _xp
 
             xp = _xp.namespace(X)
+            _xp.float_dtype(xp, X, "X")  # tucker's TypeError for a bool or complex X
             if tuple(X.shape) != self.shape:
                 raise ValueError(f"X has shape {tuple(X.shape)}, the Tucker tensor {self.shape}")
             c = _tucker_scale(X)
@@ -320,7 +333,9 @@ class TuckerTensor:
             nx = math.sqrt(_xp.sum_sq64(xp, X * c if c != 1.0 else X))
             d = math.sqrt(_xp.sum_sq64(xp, D * c if c != 1.0 else D))
         else:
+            _reject_sparse(X, "X")
             X = np.asarray(X)
+            result_dtype(X.dtype, "X")  # tucker's TypeError for a bool, complex or object X
             if X.shape != self.shape:
                 raise ValueError(f"X has shape {X.shape}, the Tucker tensor {self.shape}")
             c = _tucker_scale(X)
@@ -748,7 +763,7 @@ def _mode_product_xp(X, M, mode, transpose, out):
             f"M has shape {tuple(M.shape)}; for mode {mode} of X (shape {tuple(X.shape)}) it "
             f"must be {want}"
         )
-    return _xp_out(xp, out, _xp.mode_product(X, M, mode, bool(transpose)))
+    return _xp_out(xp, out, _xp.mode_product(X, M, mode, transpose))
 
 
 def mode_product(X, M, mode, transpose=False, *, out=None) -> np.ndarray:
@@ -784,6 +799,7 @@ def mode_product(X, M, mode, transpose=False, *, out=None) -> np.ndarray:
     >>> lowdim.mode_product(X, M.T, 1, transpose=True).shape
     (2, 5, 4)
     """
+    transpose = check_bool(transpose, "transpose")
     if _xp_path("mode_product", {"X": X, "M": M, **({} if out is None else {"out": out})}):
         return _mode_product_xp(X, M, mode, transpose, out)
     _reject_sparse(X, "X")
@@ -805,4 +821,4 @@ def mode_product(X, M, mode, transpose=False, *, out=None) -> np.ndarray:
     shape[mode] = M.shape[1] if transpose else M.shape[0]
     M = _native(M, dtype)
     out = _check_out(out, shape, dtype, [("X", X), ("M", M)])
-    return _lowdim.mode_product(X, M, mode, bool(transpose), out)
+    return _lowdim.mode_product(X, M, mode, transpose, out)
