@@ -466,17 +466,28 @@ def test_python_dash_m_entry_point(tmp_path):
 # --------------------------------------------------------------------------------------------
 # Ctrl-C
 
-SLOW_SVD = textwrap.dedent(
+SLOW_CALL = textwrap.dedent(
     """
-    import sys, time, numpy as np, lowdim
+    import sys, time, numpy as np, scipy.sparse as sp, lowdim
+    from lowdim.cluster import KSubspaces, spectral_clustering
+    from lowdim.datasets import union_of_subspaces
     A = np.random.default_rng(0).standard_normal((1500, 1000))
+    X, _ = union_of_subspaces(4, 3, 20, 500, noise=0.05, seed=0)
+    W = sp.random(3000, 3000, density=0.003, random_state=0, format="csr")
+    W = W + W.T
+    calls = {{
+        "rsvd": lambda: lowdim.rsvd(A, 100, n_iter=100000, solver="randomized"),
+        # many restarts: minutes uninterrupted (the restarts are where they stop)
+        "ksubspaces": lambda: KSubspaces(4, 3, n_init=100000, random_state=0).fit(X),
+        "spectral": lambda: spectral_clustering(W, 8, n_init=1000000, random_state=0),
+    }}
     lowdim.rsvd(A, 5, n_iter=2, solver="randomized")          # warm up
     print("ready", flush=True)
     t0 = time.perf_counter()
     try:
-        lowdim.rsvd(A, 100, n_iter=100000, solver="randomized")
+        calls["{call}"]()
     except KeyboardInterrupt:
-        print(f"interrupted after {time.perf_counter() - t0:.2f}", flush=True)
+        print(f"interrupted after {{time.perf_counter() - t0:.2f}}", flush=True)
         sys.exit(0)
     print("finished", flush=True)
     """
@@ -491,9 +502,12 @@ def _default_sigint():
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT")
-def test_ctrl_c_interrupts_a_long_kernel_with_keyboardinterrupt():
+@pytest.mark.parametrize("call", ["rsvd", "ksubspaces", "spectral"])
+def test_ctrl_c_interrupts_a_long_kernel_with_keyboardinterrupt(call):
+    # k-subspaces and the spectral step (eigensolver sweeps, k-means iterations) used to
+    # finish their work first
     p = subprocess.Popen(
-        [sys.executable, "-c", SLOW_SVD],
+        [sys.executable, "-c", SLOW_CALL.format(call=call)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

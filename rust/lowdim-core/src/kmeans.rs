@@ -16,6 +16,7 @@
 //! processed in fixed blocks of [`BLOCK`] rows, in parallel, and per-block partial sums are
 //! added in block order, so results do not depend on the number of threads.
 use crate::error::{invalid, Error, Result};
+use crate::progress::{report, Progress, SILENT};
 use crate::scalar::Real;
 use faer::{Mat, MatRef, Par};
 use rand_chacha::ChaCha8Rng;
@@ -260,11 +261,13 @@ fn lloyd(
     tol: f64,
     rng: &mut ChaCha8Rng,
     par: Par,
-) -> (Vec<usize>, Vec<f64>, f64) {
+    stop: &dyn Progress,
+) -> Result<(Vec<usize>, Vec<f64>, f64)> {
     let d = p.d;
     let mut centers = kmeanspp(p, k, rng, par);
     let mut prev: Option<Vec<usize>> = None;
     for _ in 0..max_iter {
+        report(stop, 0, 1)?;
         let mut a = assign(p, &centers, k, true, par);
         // Empty clusters take the points farthest from their centers.
         let empties: Vec<usize> = (0..k).filter(|&j| a.counts[j] == 0).collect();
@@ -306,11 +309,13 @@ fn lloyd(
         }
     }
     let a = assign(p, &centers, k, false, par);
-    (a.labels, centers, a.inertia)
+    Ok((a.labels, centers, a.inertia))
 }
 
 /// k-means on row-major f64 data; the shared engine of [`kmeans`] and spectral clustering.
-/// `tol` is absolute here (already scaled by the mean variance).
+/// `tol` is absolute here (already scaled by the mean variance). `stop` is polled before every
+/// Lloyd iteration (reported as 0 of 1 steps): [`Error::Interrupted`] when it asks to stop.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn kmeans_rows(
     p: &Points<'_>,
     k: usize,
@@ -319,16 +324,17 @@ pub(crate) fn kmeans_rows(
     tol_abs: f64,
     seed: u64,
     par: Par,
-) -> (Vec<usize>, Vec<f64>, f64) {
+    stop: &dyn Progress,
+) -> Result<(Vec<usize>, Vec<f64>, f64)> {
     let mut best: Option<(Vec<usize>, Vec<f64>, f64)> = None;
     for r in 0..n_init {
         let mut rng = stream(seed, STREAM_KMEANS, r);
-        let res = lloyd(p, k, max_iter, tol_abs, &mut rng, par);
+        let res = lloyd(p, k, max_iter, tol_abs, &mut rng, par, stop)?;
         if best.as_ref().is_none_or(|b| res.2 < b.2) {
             best = Some(res);
         }
     }
-    best.expect("n_init >= 1")
+    Ok(best.expect("n_init >= 1"))
 }
 
 /// `tol * mean(per-feature variance)` (scikit-learn's scaled tolerance).
@@ -389,7 +395,7 @@ pub fn kmeans<T: Real>(
     let xr = rows_f64(x, "X")?;
     let p = Points { x: &xr, n, d };
     let tol_abs = scaled_tol(&p, tol);
-    let (labels, c, inertia) = kmeans_rows(&p, k, n_init, max_iter, tol_abs, seed, par);
+    let (labels, c, inertia) = kmeans_rows(&p, k, n_init, max_iter, tol_abs, seed, par, &SILENT)?;
     let centers = Mat::from_fn(k, d, |i, j| T::from_f64(c[i * d + j]));
     Ok((labels, centers, inertia))
 }

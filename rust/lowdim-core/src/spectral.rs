@@ -34,6 +34,7 @@
 //! vector is positive.
 use crate::error::{invalid, Error, Result};
 use crate::kmeans::{kmeans_rows, scaled_tol, Points};
+use crate::progress::{report, Progress, SILENT};
 use crate::scalar::Real;
 use crate::sparse::{csr_matmul, Csr, CsrRef, SpIndex};
 use faer::linalg::matmul::matmul;
@@ -388,13 +389,14 @@ fn top_eigenpairs<I: SpIndex>(
     seed: u64,
     par: Par,
     targets: Targets<'_>,
+    stop: &dyn Progress,
 ) -> Result<(Vec<f64>, Mat<f64>)> {
     let n = s.nrows;
     let b = n.min(k + 5.max(k.div_ceil(4)));
     let (vals, mut vecs) = if n <= 3 * b {
         dense_eigenpairs(s, k)?
     } else {
-        chfsi(s.as_ref(), k, b, seed, par, targets)?
+        chfsi(s.as_ref(), k, b, seed, par, targets, stop)?
     };
     fix_signs(&mut vecs);
     Ok((vals, vecs))
@@ -431,6 +433,7 @@ fn chfsi<I: SpIndex>(
     seed: u64,
     par: Par,
     targets: Targets<'_>,
+    stop: &dyn Progress,
 ) -> Result<(Vec<f64>, Mat<f64>)> {
     let n = s.nrows();
     let rr = |q: Mat<f64>| -> Result<(Vec<f64>, Mat<f64>, Mat<f64>)> {
@@ -447,6 +450,7 @@ fn chfsi<I: SpIndex>(
     let (mut theta, mut x, mut sx) = rr(q)?;
     let (mut stalls, mut prev_worst) = (0i32, f64::INFINITY);
     for _ in 0..MAX_SWEEPS {
+        report(stop, 0, 1)?;
         let res = residuals(&x, &sx, &theta);
         if res.iter().any(|r| !r.is_finite()) {
             return Err(Error::LinAlg(
@@ -524,7 +528,7 @@ pub fn spectral_embedding<T: Real, I: SpIndex>(
         ));
     }
     let s = normalized_affinity(w)?;
-    let (vals, v) = top_eigenpairs(&s, n_components, seed, par, &all_tight)?;
+    let (vals, v) = top_eigenpairs(&s, n_components, seed, par, &all_tight, &SILENT)?;
     Ok((
         vals,
         Mat::from_fn(n, n_components, |i, j| T::from_f64(v[(i, j)])),
@@ -578,6 +582,21 @@ pub fn spectral_clustering<T: Real, I: SpIndex>(
     seed: u64,
     par: Par,
 ) -> Result<(Vec<usize>, Vec<f64>, usize)> {
+    spectral_clustering_with_progress(w, n_clusters, max_clusters, n_init, seed, par, &SILENT)
+}
+
+/// [`spectral_clustering`] that polls `stop` between eigensolver sweeps and k-means
+/// iterations (reported as 0 of 1 steps: the number of either is not known in advance) and
+/// returns [`Error::Interrupted`] when it asks to stop (Ctrl-C from the Python bindings).
+pub fn spectral_clustering_with_progress<T: Real, I: SpIndex>(
+    w: CsrRef<'_, T, I>,
+    n_clusters: Option<usize>,
+    max_clusters: usize,
+    n_init: usize,
+    seed: u64,
+    par: Par,
+    stop: &dyn Progress,
+) -> Result<(Vec<usize>, Vec<f64>, usize)> {
     let n = w.nrows();
     if n_init == 0 {
         return invalid("n_init must be >= 1");
@@ -594,10 +613,15 @@ pub fn spectral_clustering<T: Real, I: SpIndex>(
     };
     let s = normalized_affinity(w)?;
     let (vals, v) = match n_clusters {
-        Some(_) => top_eigenpairs(&s, ncomp, seed, par, &all_tight)?,
-        None => top_eigenpairs(&s, ncomp, seed, par, &|theta, res| {
-            estimate_targets(theta, res, max_clusters)
-        })?,
+        Some(_) => top_eigenpairs(&s, ncomp, seed, par, &all_tight, stop)?,
+        None => top_eigenpairs(
+            &s,
+            ncomp,
+            seed,
+            par,
+            &|theta, res| estimate_targets(theta, res, max_clusters),
+            stop,
+        )?,
     };
     drop(s);
     let k = n_clusters.unwrap_or_else(|| eigengap_k(&vals, max_clusters));
@@ -615,7 +639,7 @@ pub fn spectral_clustering<T: Real, I: SpIndex>(
     }
     let p = Points { x: &emb, n, d: k };
     let tol = scaled_tol(&p, 1e-4);
-    let (labels, _, _) = kmeans_rows(&p, k, n_init, 300, tol, seed, par);
+    let (labels, _, _) = kmeans_rows(&p, k, n_init, 300, tol, seed, par, stop)?;
     Ok((relabel(&labels, k), vals, k))
 }
 
@@ -712,7 +736,7 @@ mod tests {
         let n = 400;
         let w = CsrRef::new(n, n, &p, &i, &d).unwrap();
         let s = normalized_affinity(w).unwrap();
-        let (vals, vecs) = chfsi(s.as_ref(), 6, 11, 3, Par::rayon(2), &all_tight).unwrap();
+        let (vals, vecs) = chfsi(s.as_ref(), 6, 11, 3, Par::rayon(2), &all_tight, &SILENT).unwrap();
         let exact = dense_top(&p, &i, &d, n, 6);
         for (a, b) in vals.iter().zip(&exact) {
             assert!((a - b).abs() < 1e-9, "{vals:?} vs {exact:?}");
@@ -726,7 +750,7 @@ mod tests {
             assert!(r.sqrt() < 1e-6);
         }
         // Thread-count independence.
-        let (vals1, vecs1) = chfsi(s.as_ref(), 6, 11, 3, Par::Seq, &all_tight).unwrap();
+        let (vals1, vecs1) = chfsi(s.as_ref(), 6, 11, 3, Par::Seq, &all_tight, &SILENT).unwrap();
         assert_eq!(vals, vals1);
         assert!((&vecs - &vecs1).norm_max() == 0.0);
     }
@@ -743,6 +767,36 @@ mod tests {
             assert_eq!(labels[r], labels[(r / 80) * 80]);
         }
         assert_eq!(labels[0], 0);
+    }
+
+    /// A hook that asks to stop after `n` polls ends the eigensolver (large graph: ChFSI) or
+    /// k-means with `Interrupted`; one that never does gives the plain function's result.
+    #[test]
+    fn the_hook_stops_the_eigensolver_and_kmeans() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (p, i, d) = graph(5, 80, 8, 20);
+        let w = CsrRef::new(400, 400, &p, &i, &d).unwrap();
+        let polls = AtomicUsize::new(0);
+        let count = |_: usize, _: usize| {
+            polls.fetch_add(1, Ordering::Relaxed);
+            true
+        };
+        let out = spectral_clustering_with_progress(w, Some(5), 10, 3, 0, Par::Seq, &count);
+        assert_eq!(
+            out.unwrap(),
+            spectral_clustering(w, Some(5), 10, 3, 0, Par::Seq).unwrap()
+        );
+        let total = polls.load(Ordering::Relaxed);
+        assert!(total >= 4, "{total} polls");
+        for stop_at in [1, total / 2, total] {
+            let seen = AtomicUsize::new(0);
+            let hook = |_: usize, _: usize| seen.fetch_add(1, Ordering::Relaxed) + 1 < stop_at;
+            let r = spectral_clustering_with_progress(w, Some(5), 10, 3, 0, Par::Seq, &hook);
+            assert!(
+                matches!(r, Err(Error::Interrupted)),
+                "stop at poll {stop_at}"
+            );
+        }
     }
 
     #[test]

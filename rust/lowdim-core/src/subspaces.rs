@@ -33,6 +33,7 @@
 //! so results do not depend on the number of threads.
 use crate::error::{invalid, Result};
 use crate::kmeans::{par_blocks, rows_f64, sample_weighted, stream, uniform, BLOCK};
+use crate::progress::{report, Progress, SILENT};
 use crate::scalar::Real;
 use crate::spectral::{gram, mul_small, row_gram};
 use faer::linalg::matmul::matmul;
@@ -298,12 +299,14 @@ fn run(
     max_iter: usize,
     rng: &mut ChaCha8Rng,
     par: Par,
+    stop: &dyn Progress,
 ) -> Result<KssRun<f64>> {
     let d = data.d;
     let mut bases = init(data, norms, k, dim, rng, par);
     let (mut labels, mut resid, mut obj) = assign(data, &concat(&bases, d, dim), k, dim, par);
     let mut n_iter = 0;
     for _ in 0..max_iter {
+        report(stop, 0, 1)?;
         n_iter += 1;
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); k];
         for (i, &l) in labels.iter().enumerate() {
@@ -359,6 +362,23 @@ pub fn k_subspaces<T: Real>(
     seed: u64,
     par: Par,
 ) -> Result<KssRun<T>> {
+    k_subspaces_with_progress(x, n_clusters, dim, n_init, max_iter, seed, par, &SILENT)
+}
+
+/// [`k_subspaces`] that polls `stop` before every refit/assign iteration (reported as 0 of 1
+/// steps) and returns [`Error::Interrupted`](crate::Error::Interrupted) when it asks to stop
+/// (Ctrl-C from the Python bindings).
+#[allow(clippy::too_many_arguments)]
+pub fn k_subspaces_with_progress<T: Real>(
+    x: MatRef<'_, T>,
+    n_clusters: usize,
+    dim: usize,
+    n_init: usize,
+    max_iter: usize,
+    seed: u64,
+    par: Par,
+    stop: &dyn Progress,
+) -> Result<KssRun<T>> {
     let (n, d) = x.shape();
     if n == 0 || d == 0 {
         return invalid(format!(
@@ -387,7 +407,9 @@ pub fn k_subspaces<T: Real>(
     let mut best: Option<KssRun<f64>> = None;
     for r in 0..n_init {
         let mut rng = stream(seed, STREAM_KSS, r);
-        let res = run(&data, &norms, n_clusters, dim, max_iter, &mut rng, par)?;
+        let res = run(
+            &data, &norms, n_clusters, dim, max_iter, &mut rng, par, stop,
+        )?;
         if best.as_ref().is_none_or(|b| res.objective < b.objective) {
             best = Some(res);
         }
@@ -422,6 +444,18 @@ mod tests {
             (0..dim).map(|t| bases[c][(e, t)] * coef[(i, t)]).sum()
         });
         (x, (0..k * m).map(|i| i % k).collect())
+    }
+
+    #[test]
+    fn the_hook_stops_the_iterations() {
+        let (x, _) = union(4, 3, 20, 50);
+        let never = |_: usize, _: usize| true;
+        let a = k_subspaces_with_progress(x.as_ref(), 4, 3, 3, 50, 0, Par::Seq, &never).unwrap();
+        let b = k_subspaces(x.as_ref(), 4, 3, 3, 50, 0, Par::Seq).unwrap();
+        assert_eq!(a.labels, b.labels);
+        let stop = |_: usize, _: usize| false;
+        let r = k_subspaces_with_progress(x.as_ref(), 4, 3, 3, 50, 0, Par::Seq, &stop);
+        assert!(matches!(r, Err(crate::Error::Interrupted)));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Labels come back as int64 arrays; f32 input gives f32 centers, vectors and bases.
 use crate::convert::{dense_view, is_f32, to_numpy, Held, Source};
-use crate::error::run;
+use crate::error::{run, run_with_progress};
 use lowdim_core::sparse::{CsrRef, SpIndex};
 use lowdim_core::{Real, Result};
 use numpy::{Element, IntoPyArray, PyReadonlyArray2};
@@ -88,23 +88,26 @@ fn clustering_typed<'py, T: Real + Element>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let held = Held::<T>::extract(csr)?;
     let src = csr_source(&held)?;
-    let (labels, vals, k) = run(py, move |par| {
+    // no callback: the hook only lets Ctrl-C stop the eigensolver and k-means
+    let (labels, vals, k) = run_with_progress(py, None, move |par, stop| {
         with_csr(src, |w| match w {
-            CsrView::I32(w) => lowdim_core::spectral::spectral_clustering(
+            CsrView::I32(w) => lowdim_core::spectral::spectral_clustering_with_progress(
                 w,
                 n_clusters,
                 max_clusters,
                 n_init,
                 seed,
                 par,
+                stop,
             ),
-            CsrView::I64(w) => lowdim_core::spectral::spectral_clustering(
+            CsrView::I64(w) => lowdim_core::spectral::spectral_clustering_with_progress(
                 w,
                 n_clusters,
                 max_clusters,
                 n_init,
                 seed,
                 par,
+                stop,
             ),
         })
     })?;
@@ -187,8 +190,11 @@ fn k_subspaces_typed<'py, T: Real + Element>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let arr = x.extract::<PyReadonlyArray2<'py, T>>()?;
     let xv = dense_view(&arr)?;
-    let res = run(py, move |par| {
-        lowdim_core::subspaces::k_subspaces(xv, k, dim, n_init, max_iter, seed, par)
+    // no callback: the hook only lets Ctrl-C stop the iterations
+    let res = run_with_progress(py, None, move |par, stop| {
+        lowdim_core::subspaces::k_subspaces_with_progress(
+            xv, k, dim, n_init, max_iter, seed, par, stop,
+        )
     })?;
     let (labels, bases, obj) = (res.labels, res.bases, res.objective);
     let d = xv.ncols();
