@@ -1501,8 +1501,8 @@ mod tests {
                     ..Default::default()
                 };
                 let out = rsvd(&DenseOp { a: a.as_ref() }, 5, &p, Par::Seq).unwrap();
-                for i in 0..5 {
-                    assert!((out.s[i] - s[i]).abs() < 1e-10, "{solver:?} {:?}", out.s);
+                for (got, want) in out.s.iter().zip(&s[..5]) {
+                    assert!((got - want).abs() < 1e-10, "{solver:?} {:?}", out.s);
                 }
                 assert!(orth_err(out.u.as_ref()) < 1e-12);
                 assert!(orth_err(out.v.as_ref()) < 1e-12);
