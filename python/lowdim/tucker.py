@@ -398,7 +398,8 @@ def tucker(
         other array-API) input "auto" takes the randomized finder for fixed ranks whenever
         ``I_n >= 4 (r_n + 10)``: there the ``I_n x I_n`` eigh is the slow part.
     seed : None, int, numpy Generator or RandomState
-        Seed of the randomized range finder (results depend on the seed only).
+        Seed of the randomized range finder: results are bitwise reproducible at a given
+        thread count, and equal up to rounding at any other.
     progress : bool or callable, default False
         True: a progress bar on stderr when it is a terminal. A callable is called as
         ``progress(done, total)`` after each mode (HOSVD: one more step for the core; HOOI:
