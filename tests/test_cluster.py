@@ -133,6 +133,27 @@ def test_reproducible_under_seed_and_thread_count(name, noisy, restore_threads):
         assert (a.representation_matrix_ != b.representation_matrix_).nnz == 0
 
 
+@pytest.mark.parametrize("tau", [None, 0.0])
+def test_closed_forms_with_a_large_eigendecomposition_agree_across_thread_counts(
+    tau, restore_threads
+):
+    # LSR / EnSC tau=0 on 400 x 600 points eigendecompose the 400 x 400 Gram matrix, which
+    # faer splits over the pool above a few hundred: bitwise identical at a thread count,
+    # equal to rounding (not bitwise) across thread counts, as the README says
+    X, _ = union_of_subspaces(4, 6, 600, 100, noise=0.05, seed=3)
+    fits = {}
+    for n in (1, 2, 1):
+        lowdim.set_num_threads(n)
+        est = LSR(4, random_state=0) if tau is None else EnSC(4, tau=tau, random_state=0)
+        fits.setdefault(n, []).append(est.fit(X))
+    a, again = fits[1]
+    assert (a.affinity_matrix_ != again.affinity_matrix_).nnz == 0
+    b = fits[2][0]
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    W1, W2 = a.affinity_matrix_.toarray(), b.affinity_matrix_.toarray()
+    np.testing.assert_allclose(W2, W1, rtol=0, atol=1e-10 * np.abs(W1).max())
+
+
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_float32_is_kept_and_agrees_with_float64(name, independent):
     X, y = independent

@@ -362,6 +362,31 @@ def test_local_scheduler_runs_numpy_blas_on_one_thread(monkeypatch, scheduler):
     np.testing.assert_allclose(res.S, lowdim.rsvd(A, 5, n_iter=2, seed=0).S, rtol=1e-10)
 
 
+def test_nanny_workers_run_lowdim_on_one_thread(client):
+    A = da.from_array(_decaying(400, 60), chunks=(100, -1))
+    lowdim.rsvd(A, 3, seed=0, compute=True)
+    want = int(os.environ.get("LOWDIM_NUM_THREADS", 1))
+    assert set(client.run(lowdim.get_num_threads).values()) == {want}
+
+
+def test_in_process_worker_leaves_the_thread_count_alone(monkeypatch, restore_threads):
+    # lowdim's thread count is process-wide: a worker of Client(processes=False) runs in the
+    # client's process, and setting it to 1 there left every later in-memory call of the
+    # session on one thread
+    from lowdim import _dask
+
+    monkeypatch.delenv("LOWDIM_NUM_THREADS", raising=False)
+    monkeypatch.setattr(_dask, "_threads_set", False)
+    lowdim.set_num_threads(3)
+    A = _decaying(400, 60)
+    with distributed.Client(
+        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None
+    ):
+        res = lowdim.rsvd(da.from_array(A, chunks=(100, -1)), 3, seed=0, compute=True)
+    assert lowdim.get_num_threads() == 3
+    np.testing.assert_allclose(res.S, lowdim.rsvd(A, 3, seed=0).S, rtol=1e-10)
+
+
 def test_rsvd_is_reproducible_run_to_run(client):
     # The same seed gives the same bits on every run, although the operands reach the tasks
     # from either worker (as views into received frames at any alignment): the centred

@@ -97,7 +97,10 @@ def _worker_threads() -> None:
     """Inside a distributed worker, run lowdim's kernels on one thread per task, as the nanny
     does for BLAS (OMP/OPENBLAS/MKL_NUM_THREADS=1): the worker already runs one task per
     thread, and lowdim's pool would otherwise use every core in every task.
-    LOWDIM_NUM_THREADS, when set to a valid value, wins."""
+    LOWDIM_NUM_THREADS, when set to a valid value, wins. Only a worker with a nanny, which
+    runs in a process of its own: lowdim's thread count is process-wide, and an in-process
+    worker (``Client(processes=False)``) would set it to 1 for the client's own calls too, for
+    the rest of the session."""
     global _threads_set
     if _threads_set or "distributed" not in sys.modules:
         return
@@ -107,11 +110,12 @@ def _worker_threads() -> None:
     try:
         from distributed import get_worker
 
-        get_worker()
+        worker = get_worker()
     except (ImportError, ValueError):
         return  # not in a worker (e.g. the client building the graph)
-    _lowdim.set_num_threads(1)
     _threads_set = True
+    if getattr(worker, "nanny", None) is not None:
+        _lowdim.set_num_threads(1)
 
 
 def _block(b, trans: bool, dtype):

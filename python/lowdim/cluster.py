@@ -13,7 +13,12 @@ formed, except by LSR and EnSC with ``tau = 0`` on wide data (``n_samples < n_fe
 whose closed forms then eigendecompose the ``n_samples x n_samples`` Gram matrix (smaller
 than the data) instead of the ``n_features x n_features`` one.
 Points are scaled to unit norm before the self-expressive kernels (the subspaces are
-scale-invariant). Results depend on ``random_state`` only, not on the number of threads.
+scale-invariant). Results depend on ``random_state`` only, and are bitwise identical at a
+given thread count. Across thread counts SSCOMP, EnSC (``tau > 0``), TSC and the spectral
+step stay bitwise identical; an eigendecomposition larger than a few hundred (LSR and EnSC
+``tau = 0`` with ``min(n_samples, n_features)`` above it, the bases of a KSubspaces cluster of
+more than a few hundred points and features) rounds differently with the thread count: the
+affinity and ``bases_`` change in the last bits, the labels only at a near-tie.
 
 When to use: data that really lie near linear subspaces (motion trajectories, face images
 under varying lighting, deep features). For clusters that are blobs, use k-means; for

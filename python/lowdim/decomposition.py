@@ -428,7 +428,8 @@ class PCA(_BaseSVDEstimator):
     n_oversamples : int, default 10
     power_iteration_normalizer : {"auto", "none", "LU", "QR"}, default "auto"
     random_state : None, int or RandomState
-        Seeds the counter-based generator: results are reproducible at any thread count.
+        Seeds the counter-based generator: bitwise reproducible at a given thread count,
+        equal up to rounding at any other.
 
     Attributes
     ----------

@@ -278,8 +278,9 @@ def rsvd(
         to ``sqrt(eps_f64) sigma_1 ~ 1.5e-8 sigma_1``. "LU" and "QR" run the split passes
         with that factorization.
     seed : None, int, numpy Generator or RandomState
-        The Gaussian test matrix is a function of the seed only (counter-based generator), so
-        results do not depend on the number of threads.
+        The Gaussian test matrix is a function of the seed only (counter-based generator):
+        the same seed gives bitwise identical results at a given number of threads, and
+        results equal up to rounding at any other (the products sum per-thread row blocks).
     solver : {"auto", "randomized", "gram"}, default "auto"
         "auto" uses Gram + eigh for dense, tall-skinny problems when it is cheaper than the
         randomized passes (``n^2 + 2nk + 9n^3/m < 4(q+1)(k+p) n``, with n the small side and

@@ -422,7 +422,8 @@ def tucker(
         ``method="hooi"`` it applies to the ST-HOSVD start; the sweeps use the Gram matrix
         of the projected tensor (``solvers`` then reports "gram" for a mode a sweep updated).
     seed : None, int, numpy Generator or RandomState
-        Seed of the randomized range finder (results depend on the seed only).
+        Seed of the randomized range finder: results are bitwise reproducible at a given
+        thread count, and equal up to rounding at any other.
     progress : bool or callable, default False
         True: a progress bar on stderr when it is a terminal. A callable is called as
         ``progress(done, total)`` after each mode (HOSVD: one more step for the core; HOOI:
