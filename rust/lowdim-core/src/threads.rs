@@ -60,7 +60,11 @@ fn pool() -> Arc<rayon::ThreadPool> {
         }
         None => default_threads(),
     };
+    // a count the system cannot start (LOWDIM_NUM_THREADS=100000): one thread per CPU, as
+    // for an unset variable, rather than a single thread
+    let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
     let p = build(n)
+        .or_else(|_| build(cpus))
         .or_else(|_| build(1))
         .expect("a one-thread pool can always be built");
     *guard = Some(Owned {
