@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import warnings
 
 import lowdim
@@ -96,7 +97,8 @@ def test_worker_threads_ignore_an_invalid_env_var(monkeypatch, value, pinned):
     calls = []
     monkeypatch.setenv("LOWDIM_NUM_THREADS", value)
     monkeypatch.setattr(_dask, "_threads_set", False)
-    monkeypatch.setattr(distributed, "get_worker", lambda: object())
+    worker = types.SimpleNamespace(nanny="tcp://127.0.0.1:1")  # a worker process of its own
+    monkeypatch.setattr(distributed, "get_worker", lambda: worker)
     monkeypatch.setattr(_dask._lowdim, "set_num_threads", calls.append)
     _dask._worker_threads()
     assert calls == ([1] if pinned else [])
