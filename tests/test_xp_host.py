@@ -1,0 +1,102 @@
+"""What leaves the device on the array-API path: run on ``array_api_strict`` arrays (standing in
+for CuPy) under the host-transfer trap of ``xp_host_trap``, which records every conversion to
+the host, every 0-d read (a host sync on a GPU) and every data-dependent shape. CuPy-only
+branches are checked with stand-ins for the cupyx functions they call."""
+
+from __future__ import annotations
+
+import lowdim
+import numpy as np
+import pytest
+from lowdim.cluster import KSubspaces
+from lowdim.datasets import union_of_subspaces
+from lowdim.decomposition import PCA, TruncatedSVD
+from xp_host_trap import HostTrap, xs
+
+# ----------------------------------------------------------------------------- data-sized
+
+
+def _low_rank(m, n, r=20, seed=0):
+    rng = np.random.default_rng(seed)
+    U = np.linalg.qr(rng.standard_normal((m, r)))[0]
+    V = np.linalg.qr(rng.standard_normal((n, r)))[0]
+    return (U * 0.8 ** np.arange(r)) @ V.T + 1e-6 * rng.standard_normal((m, n))
+
+
+_A = _low_rank(800, 120)  # 96000 entries; small results are at most 120 numbers
+_T = np.random.default_rng(1).standard_normal((30, 40, 50))
+_SMALL = 150
+
+
+def _pca(**kw):
+    p = PCA(**kw)
+    Z = p.fit_transform(xs.asarray(_A))
+    p.transform(xs.asarray(_A))
+    p.inverse_transform(Z)
+
+
+def _tsvd(**kw):
+    p = TruncatedSVD(10, random_state=0, **kw)
+    Z = p.fit_transform(xs.asarray(_A))
+    p.transform(xs.asarray(_A))
+    p.inverse_transform(Z)
+
+
+def _svd_error():
+    U, S, Vh = lowdim.rsvd(xs.asarray(_A), 5, seed=0, solver="randomized")
+    lowdim.svd_error(xs.asarray(_A), U, S, Vh, n_iter=5)
+
+
+def _tucker_roundtrip(**kw):
+    T = lowdim.tucker(xs.asarray(_T), **kw)
+    T.rel_error(xs.asarray(_T))
+    lowdim.mode_product(xs.asarray(_T), xs.asarray(np.ones((7, 40))), 1)
+
+
+def _kss():
+    X, _ = union_of_subspaces(3, 3, 40, 300, noise=0.01, seed=2)
+    model = KSubspaces(3, 3, n_init=2, random_state=0).fit(xs.asarray(X))
+    model.predict(xs.asarray(X))
+
+
+DENSE_PATHS = {
+    "rsvd gram": lambda: lowdim.rsvd(xs.asarray(_A), 10, seed=0),
+    "rsvd randomized": lambda: lowdim.rsvd(xs.asarray(_A), 10, seed=0, solver="randomized"),
+    "rsvd randomized LU": lambda: lowdim.rsvd(
+        xs.asarray(_A), 10, seed=0, solver="randomized", power_iteration_normalizer="LU"
+    ),
+    "rsvd exact": lambda: lowdim.rsvd(xs.asarray(_A[:, :30]), 25, seed=0),
+    "rsvd tol": lambda: lowdim.rsvd(xs.asarray(_A), tol=1e-3, seed=0),
+    "rsvd tol residual": lambda: lowdim.rsvd(xs.asarray(_low_rank(800, 120, r=4)), tol=1e-9),
+    "rsvd scaled": lambda: lowdim.rsvd(xs.asarray(_A * 1e-200), 10, seed=0),
+    "svd_error": _svd_error,
+    "PCA auto": lambda: _pca(n_components=10, random_state=0),
+    "PCA fraction": lambda: _pca(n_components=0.9, random_state=0),
+    "PCA full fraction": lambda: _pca(n_components=0.9, svd_solver="full"),
+    "PCA whiten": lambda: _pca(n_components=5, whiten=True, random_state=0),
+    "TruncatedSVD": _tsvd,
+    "TruncatedSVD gram": lambda: _tsvd(algorithm="gram"),
+    "tucker hosvd": lambda: _tucker_roundtrip(rank=4, method="hosvd"),
+    "tucker sthosvd randomized": lambda: _tucker_roundtrip(rank=4, svd="randomized"),
+    "tucker sthosvd tol lq": lambda: _tucker_roundtrip(tol=0.9, svd="lq"),
+    "tucker hooi": lambda: _tucker_roundtrip(rank=4, method="hooi", n_iter_max=2),
+    "KSubspaces": _kss,
+}
+
+
+@pytest.mark.parametrize("name", list(DENSE_PATHS))
+def test_nothing_data_sized_leaves_the_device(name):
+    """The dense array-API paths move small things only to the host (scalars, eigenvalues of
+    one mode or of the small side, k x k factors): a transfer of more than 150 entries of
+    this 800 x 120 matrix (or 30 x 40 x 50 tensor) would be of the size of the data. (The
+    seeded test matrix goes the other way, host to device, outside CuPy only.)"""
+    with HostTrap() as trap:
+        DENSE_PATHS[name]()
+    big = [e for e in trap.of("d2h") if e.size > _SMALL]
+    assert not big, [(e.shape, e.where) for e in big]
+
+
+# ----------------------------------------------------------------------------- CuPy branches
+
+
+# ----------------------------------------------------------------------------- host syncs
