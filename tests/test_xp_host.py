@@ -11,6 +11,7 @@ import pytest
 from lowdim.cluster import KSubspaces
 from lowdim.datasets import union_of_subspaces
 from lowdim.decomposition import PCA, TruncatedSVD
+from lowdim.metrics import clustering_accuracy, connectivity, subspace_preserving_error
 from xp_host_trap import HostTrap, xs
 
 # ----------------------------------------------------------------------------- data-sized
@@ -94,6 +95,24 @@ def test_nothing_data_sized_leaves_the_device(name):
         DENSE_PATHS[name]()
     big = [e for e in trap.of("d2h") if e.size > _SMALL]
     assert not big, [(e.shape, e.where) for e in big]
+
+
+def test_metrics_refuse_device_arrays():
+    """The metrics run on the host: an array-API array is a clear NotImplementedError, not a
+    silent copy (array_api_strict) or CuPy's implicit-conversion TypeError."""
+    y = np.array([0, 0, 1, 1])
+    C = np.ones((4, 4)) - np.eye(4)
+    with HostTrap() as trap:
+        with pytest.raises(NotImplementedError, match="array_api_strict"):
+            clustering_accuracy(y, xs.asarray(y))
+        with pytest.raises(NotImplementedError, match="labels_true"):
+            clustering_accuracy(xs.asarray(y), y)
+        with pytest.raises(NotImplementedError, match="representation"):
+            subspace_preserving_error(xs.asarray(C), y)
+        with pytest.raises(NotImplementedError, match="labels_true"):
+            connectivity(C, xs.asarray(y))
+    assert not trap.of("d2h")
+    assert clustering_accuracy(y, y) == 1.0  # host input as before
 
 
 # ----------------------------------------------------------------------------- CuPy branches
