@@ -5,9 +5,13 @@ branches are checked with stand-ins for the cupyx functions they call."""
 
 from __future__ import annotations
 
+import types
+
 import lowdim
 import numpy as np
 import pytest
+import scipy.sparse as sp
+from lowdim import _xp_cluster as xc
 from lowdim.cluster import KSubspaces
 from lowdim.datasets import union_of_subspaces
 from lowdim.decomposition import PCA, TruncatedSVD
@@ -116,6 +120,36 @@ def test_metrics_refuse_device_arrays():
 
 
 # ----------------------------------------------------------------------------- CuPy branches
+
+
+def test_cupy_eigsh_gets_no_host_start_vector(monkeypatch):
+    """The spectral step's Lanczos branch on CuPy: cupyx draws its own start vector, so no
+    n-vector is drawn on the host and copied to the device (it was, and then not used)."""
+    calls = {}
+
+    def eigsh(S, **kw):
+        calls.update(kw)
+        return __import__("scipy.sparse.linalg").sparse.linalg.eigsh(S, v0=np.ones(n), **kw)
+
+    class Dense:  # the dense module of the CuPy branch, recording host -> device copies
+        copies = []
+
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        def asarray(self, a, *args, **kw):
+            Dense.copies.append(np.shape(a))
+            return np.asarray(a, *args, **kw)
+
+    monkeypatch.setattr(xc, "_is_cupy", lambda xp: True)
+    monkeypatch.setattr(xc, "_sparse", lambda xp: (sp, types.SimpleNamespace(eigsh=eigsh)))
+    monkeypatch.setattr(xc, "_dense_module", lambda xp: Dense())
+    n = 1200
+    ring = sp.diags([np.ones(n - 1), np.ones(n - 1)], [-1, 1], format="csr")
+    w, v = xc._top_eigvecs(np, (ring * 0.5).tocsr(), 3, 0)
+    assert "v0" not in calls and calls["which"] == "LA"
+    assert Dense.copies == []
+    assert v.shape == (n, 3) and w[0] == pytest.approx(1.0, abs=1e-4)  # a path graph
 
 
 # ----------------------------------------------------------------------------- host syncs

@@ -819,11 +819,13 @@ def _top_eigvecs(xp, S, k, seed):
     # guard vectors: Lanczos finds repeated eigenvalues (1, once per connected component)
     # reliably only when more pairs than the multiplicity are asked for
     k = min(n - 2, k + max(5, math.ceil(k / 4)))
-    v0 = dense.asarray(np.random.default_rng(seed).standard_normal(n))
     ncv = min(n - 1, max(2 * k + 1, k + 32))
     if _is_cupy(xp):
+        # cupyx draws its own start vector on the device (a seeded host draw here cost n
+        # numbers drawn on the host and copied to the device, then unused)
         w, v = spla.eigsh(S, k=k, which="LA", ncv=ncv, tol=1e-10)
     else:
+        v0 = np.random.default_rng(seed).standard_normal(n)  # ARPACK, on the host
         w, v = spla.eigsh(S, k=k, which="LA", ncv=ncv, v0=v0, tol=1e-10)
     order = dense.argsort(-w)[:want]
     return w[order], v[:, order]
