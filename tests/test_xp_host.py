@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from lowdim import _xp_cluster as xc
+from lowdim import _xp_ensc
 from lowdim.cluster import KSubspaces
 from lowdim.datasets import union_of_subspaces
 from lowdim.decomposition import PCA, TruncatedSVD
@@ -150,6 +151,37 @@ def test_cupy_eigsh_gets_no_host_start_vector(monkeypatch):
     assert "v0" not in calls and calls["which"] == "LA"
     assert Dense.copies == []
     assert v.shape == (n, 3) and w[0] == pytest.approx(1.0, abs=1e-4)  # a path graph
+
+
+def test_ensc_zeroes_columns_without_a_mask(monkeypatch):
+    """EnSC's column zeroing (self columns, the active sets' columns) takes the scatter with
+    valid columns only: the masked variant costs two host syncs per call on CuPy (boolean
+    indexing)."""
+    seen = []
+    real = _xp_ensc._zero_entries
+
+    def spy(xp, C, cols, fill=0, all_valid=False):
+        seen.append((all_valid, int(np.min(np.asarray(cols))) if cols.shape[1] else 0))
+        return real(xp, C, cols, fill, all_valid)
+
+    monkeypatch.setattr(_xp_ensc, "_zero_entries", spy)
+    X, _ = union_of_subspaces(3, 3, 12, 30, noise=0.01, seed=3)
+    ref = _xp_ensc.ensc(X, 50.0, 0.5, 8, 10, 5, 1e-6, block=40)
+    Xw, _ = union_of_subspaces(2, 3, 60, 10, noise=0.01, seed=3)
+    for tau in (0.0, 0.5):
+        for data in (X, Xw):
+            _xp_ensc.ensc(data, 50.0, tau, 8, 10, 5, 1e-6, block=40)
+    assert len(seen) > 6
+    assert all(valid and low >= 0 for valid, low in seen), seen
+
+    # same answer as the masked variant
+    def masked(xp, C, cols, fill=0, all_valid=False):
+        return real(xp, C, cols, fill, False)
+
+    monkeypatch.setattr(_xp_ensc, "_zero_entries", masked)
+    again = _xp_ensc.ensc(X, 50.0, 0.5, 8, 10, 5, 1e-6, block=40)
+    for a, b in zip(ref, again, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 # ----------------------------------------------------------------------------- host syncs
