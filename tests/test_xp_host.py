@@ -5,14 +5,15 @@ branches are checked with stand-ins for the cupyx functions they call."""
 
 from __future__ import annotations
 
+import sys
 import types
 
 import lowdim
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from lowdim import _xp, _xp_ensc
 from lowdim import _xp_cluster as xc
-from lowdim import _xp_ensc
 from lowdim.cluster import KSubspaces
 from lowdim.datasets import union_of_subspaces
 from lowdim.decomposition import PCA, TruncatedSVD
@@ -182,6 +183,34 @@ def test_ensc_zeroes_columns_without_a_mask(monkeypatch):
     again = _xp_ensc.ensc(X, 50.0, 0.5, 8, 10, 5, 1e-6, block=40)
     for a, b in zip(ref, again, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_cupy_lu_normalizer_skips_the_finiteness_sync(monkeypatch):
+    """power_iteration_normalizer="LU" on CuPy: cupyx's lu with check_finite=False (its check
+    is one more host sync per power iteration; rsvd checks A before and Y after the loop)."""
+    import scipy.linalg
+
+    calls = []
+
+    def lu(Y, permute_l=False, overwrite_a=False, check_finite=True):
+        calls.append(check_finite)
+        return scipy.linalg.lu(Y, permute_l=permute_l)
+
+    mods = {
+        "cupyx": types.ModuleType("cupyx"),
+        "cupyx.scipy": types.ModuleType("cupyx.scipy"),
+        "cupyx.scipy.linalg": types.ModuleType("cupyx.scipy.linalg"),
+    }
+    mods["cupyx.scipy.linalg"].lu = lu
+    mods["cupyx"].scipy = mods["cupyx.scipy"]
+    mods["cupyx.scipy"].linalg = mods["cupyx.scipy.linalg"]
+    for name, mod in mods.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.setattr(_xp, "_is_cupy", lambda xp: True)
+    Y = np.random.default_rng(0).standard_normal((50, 6))
+    Q = _xp._lu_normalize(np, Y)
+    assert calls == [False]
+    np.testing.assert_allclose(Q, scipy.linalg.lu(Y, permute_l=True)[0])
 
 
 # ----------------------------------------------------------------------------- host syncs

@@ -486,7 +486,9 @@ def _lu_normalize(xp, Y):
     if _is_cupy(xp):
         from cupyx.scipy.linalg import lu
 
-        return lu(Y, permute_l=True)[0]
+        # check_finite=False: its check is a host sync per power iteration (cupyx also reads
+        # getrf's info, two more); A is checked finite before the loop and Y after it
+        return lu(Y, permute_l=True, check_finite=False)[0]
     if name.endswith("numpy"):
         from scipy.linalg import lu
 
