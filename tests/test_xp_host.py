@@ -214,3 +214,64 @@ def test_cupy_lu_normalizer_skips_the_finiteness_sync(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- host syncs
+
+
+def _syncs(fn):
+    with HostTrap() as trap:
+        fn()
+    return trap.syncs()
+
+
+def test_kmeans_one_host_sync_per_lloyd_iteration():
+    """Lloyd's loop reads the center shift and the unchanged-labels test in one transfer."""
+    rng = np.random.default_rng(0)
+    Y = xs.asarray(rng.standard_normal((200, 4)))
+
+    def run(iters):  # tol < 0: no early stop on the shift
+        return lambda: xc.kmeans(xs, Y, 4, 1, iters, -1.0, 0)
+
+    assert (_syncs(run(9)) - _syncs(run(3))) / 6 == 1
+
+
+def test_svd_error_one_host_sync_per_norm():
+    """svd_error's power iteration: two norms per iteration, one host sync each."""
+    A = xs.asarray(_A)
+    U, S, Vh = lowdim.rsvd(A, 5, seed=0, solver="randomized")
+    counts = [_syncs(lambda q=q: lowdim.svd_error(A, U, S, Vh, n_iter=q)) for q in (3, 8)]
+    assert (counts[1] - counts[0]) / 5 == 2
+    est = lowdim.svd_error(A, U, S, Vh, n_iter=8, seed=3)
+    ref = lowdim.svd_error(_A, *(np.asarray(x) for x in (U, S, Vh)), n_iter=8, seed=3)
+    assert est == pytest.approx(ref, rel=1e-10)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_frobenius_norms_one_host_sync(monkeypatch, sparse):
+    """||A||_F^2 and the rounding-floor residual of rsvd's tol mode: summed block by block on
+    the device, one host sync in all (one per block before)."""
+    monkeypatch.setattr(_xp, "_FROB_BLOCK", 1000)
+    monkeypatch.setattr(_xp, "_RESIDUAL_BLOCK_BYTES", 8000)
+    A = _low_rank(300, 40, r=3)
+    if sparse:
+        S = sp.random(300, 40, density=0.2, format="csr", random_state=0)
+        c = np.asarray(S.mean(axis=0)).ravel()
+        op = _xp._Op(np, S, np.float64, True, c)
+        ref = float(np.sum((S.toarray() - c) ** 2))
+    else:
+        op = _xp._Op(xs, xs.asarray(A), xs.float64)
+        ref = float(np.sum(A * A))
+    reads = []
+    real = _xp.to_host
+    monkeypatch.setattr(_xp, "to_host", lambda x: reads.append(1) or real(x))
+    with HostTrap() as trap:
+        f2 = op.frob_sq()
+    assert f2 == pytest.approx(ref, rel=1e-12)
+    if sparse:  # (scipy input, no device: the centred sums come back in one transfer)
+        assert reads == [1]
+        return
+    assert trap.syncs() == 1
+    U, s, Vh = np.linalg.svd(A, full_matrices=False)
+    Us, Vt = xs.asarray(U[:, :3] * s[:3]), xs.asarray(Vh[:3].T)
+    with HostTrap() as trap:
+        r2 = op.residual_sq(Us, Vt)
+    assert trap.syncs() == 1
+    assert r2 == pytest.approx(float(np.sum((A - U[:, :3] * s[:3] @ Vh[:3]) ** 2)), rel=1e-8)

@@ -978,8 +978,13 @@ def _lloyd(xp, Y, ysq, C, max_iter, tol):
         cnt = xp.sum(oh, axis=0)
         sums = xp.permute_dims(oh, (1, 0)) @ Y
         Cn = xp.where(cnt[:, None] > 0, sums / xp.maximum(cnt, xp.ones_like(cnt))[:, None], C)
-        shift = float(xp.sum((Cn - C) ** 2))  # one host sync per iteration
-        same = labels is not None and bool(xp.all(new == labels))
+        shift = xp.sum((Cn - C) ** 2)
+        if labels is None:
+            shift, same = float(shift), False
+        else:  # the shift and the unchanged-labels test in one transfer: one host sync
+            same = xp.astype(xp.all(new == labels), shift.dtype)
+            shift, same = (float(v) for v in to_host(xp.stack([shift, same])))
+            same = same == 1.0
         C, labels = Cn, new
         if same or shift <= tol:
             break
