@@ -486,7 +486,9 @@ def _lu_normalize(xp, Y):
     if _is_cupy(xp):
         from cupyx.scipy.linalg import lu
 
-        return lu(Y, permute_l=True)[0]
+        # check_finite=False: its check is a host sync per power iteration (cupyx also reads
+        # getrf's info, two more); A is checked finite before the loop and Y after it
+        return lu(Y, permute_l=True, check_finite=False)[0]
     if name.endswith("numpy"):
         from scipy.linalg import lu
 
@@ -626,16 +628,21 @@ class _Op:
                 cols = xp.searchsorted(A.indptr[1:], pos, side="right")
             cs = xp.take(c, cols)
             d = d - cs
-            total = float(xp.sum(d * d)) + A.shape[0] * float(xp.sum(c * c))
-            return max(total - float(xp.sum(cs * cs)), 0.0)
+            # the three sums in one transfer (one host sync), added on the host as before
+            sd, sc, scs = (
+                float(x) for x in to_host(xp.stack([xp.sum(d * d), xp.sum(c * c), xp.sum(cs * cs)]))
+            )
+            total = sd + A.shape[0] * sc
+            return max(total - scs, 0.0)
         A = self.A
         m, n = A.shape
-        h = max(1, (1 << 22) // max(n, 1))
-        total = 0.0
+        h = max(1, _FROB_BLOCK // max(n, 1))
+        total = None
         for r in range(0, m, h):
             b = _as(xp, A[r : min(r + h, m), :], xp.float64) * s
-            total += float(xp.sum(b * b))
-        return total
+            part = xp.sum(b * b)
+            total = part if total is None else total + part
+        return float(total)  # one host sync, whatever the number of blocks
 
     def max_abs(self) -> float:
         """``max |a_ij|`` (unscaled; NaN if A holds a NaN), plus ``max |c_j|`` if centred (an
@@ -667,12 +674,19 @@ class _Op:
         xp = self.xp
         T = self.dense()
         m, n = T.shape
-        h = max(1, (4 << 20) // (8 * max(n, 1)))
-        total = 0.0
+        h = max(1, _RESIDUAL_BLOCK_BYTES // (8 * max(n, 1)))
+        total = None
         for r in range(0, m, h):
             blk = T[r : min(r + h, m), :] - Us[r : min(r + h, m), :] @ Vt.T
-            total += sum_sq64(xp, blk)
-        return total
+            part = xp.sum(_as(xp, blk, xp.float64) ** 2)
+            total = part if total is None else total + part
+        return float(total)  # one host sync, whatever the number of blocks
+
+
+# Entries per row block of _Op.frob_sq (~32 MiB of float64) and bytes per row block of
+# _Op.residual_sq (the residual is never formed whole); module constants for the tests.
+_FROB_BLOCK = 1 << 22
+_RESIDUAL_BLOCK_BYTES = 4 << 20
 
 
 def _safe_range(xp, dt) -> tuple[float, float]:
@@ -1046,11 +1060,15 @@ def _vector_norm(xp, v) -> float:
     magnitude times the norm of ``v / max``; the Rust path's ``norm_of``): data of 1e300
     overflowed the squares, 1e-300 underflowed them to an estimate of 0. NaN for NaN."""
     v = _as(xp, v, xp.float64)
-    amax = max(float(xp.max(v)), -float(xp.min(v)))
+    # on the device, then one transfer of two numbers (one host sync, not three)
+    amax = xp.maximum(xp.max(v), -xp.min(v))
+    usable = (amax > 0.0) & xp.isfinite(amax)
+    # v / amax, not v * (1 / amax): 1 / amax is infinite for a subnormal amax
+    nrm = xp.linalg.vector_norm(v / xp.where(usable, amax, xp.ones_like(amax)))
+    amax, nrm = (float(x) for x in to_host(xp.stack([amax, nrm])))
     if amax == 0.0 or not math.isfinite(amax):
         return amax
-    # v / amax, not v * (1 / amax): 1 / amax is infinite for a subnormal amax
-    return amax * float(xp.linalg.vector_norm(v / amax))
+    return amax * nrm
 
 
 # ----------------------------------------------------------------------------- Tucker

@@ -821,11 +821,13 @@ def _top_eigvecs(xp, S, k, seed):
     # guard vectors: Lanczos finds repeated eigenvalues (1, once per connected component)
     # reliably only when more pairs than the multiplicity are asked for
     k = min(n - 2, k + max(5, math.ceil(k / 4)))
-    v0 = dense.asarray(np.random.default_rng(seed).standard_normal(n))
     ncv = min(n - 1, max(2 * k + 1, k + 32))
     if _is_cupy(xp):
+        # cupyx draws its own start vector on the device (a seeded host draw here cost n
+        # numbers drawn on the host and copied to the device, then unused)
         w, v = spla.eigsh(S, k=k, which="LA", ncv=ncv, tol=1e-10)
     else:
+        v0 = np.random.default_rng(seed).standard_normal(n)  # ARPACK, on the host
         w, v = spla.eigsh(S, k=k, which="LA", ncv=ncv, v0=v0, tol=1e-10)
     order = dense.argsort(-w)[:want]
     return w[order], v[:, order]
@@ -978,8 +980,13 @@ def _lloyd(xp, Y, ysq, C, max_iter, tol):
         cnt = xp.sum(oh, axis=0)
         sums = xp.permute_dims(oh, (1, 0)) @ Y
         Cn = xp.where(cnt[:, None] > 0, sums / xp.maximum(cnt, xp.ones_like(cnt))[:, None], C)
-        shift = float(xp.sum((Cn - C) ** 2))  # one host sync per iteration
-        same = labels is not None and bool(xp.all(new == labels))
+        shift = xp.sum((Cn - C) ** 2)
+        if labels is None:
+            shift, same = float(shift), False
+        else:  # the shift and the unchanged-labels test in one transfer: one host sync
+            same = xp.astype(xp.all(new == labels), shift.dtype)
+            shift, same = (float(v) for v in to_host(xp.stack([shift, same])))
+            same = same == 1.0
         C, labels = Cn, new
         if same or shift <= tol:
             break

@@ -547,7 +547,7 @@ def _solve_chunked(xp, X64, sq, T, c, xj, alpha, tau, tol):
 def _coherence(xp, Xn, XT, r0, b):
     """The block's absolute coherences with all points (self set to 0) and mu (float64)."""
     C = xp.abs(Xn[r0 : r0 + b, :] @ XT)
-    C = _zero_entries(xp, C, (_arange(xp, b, Xn) + r0)[:, None], fill=0)
+    C = _zero_entries(xp, C, (_arange(xp, b, Xn) + r0)[:, None], fill=0, all_valid=True)
     return C, _f64(xp, xp.max(C, axis=1))
 
 
@@ -651,7 +651,12 @@ def _orgen_block(xp, Xn, X64, sq, XT, r0, b, cfg, first=None):
         dn = xp.sqrt(xp.sum(delta * delta, axis=1))
         floor = tau * (1.0 + 1e-10) + slack_rel * dn
         key = xp.abs(_as(xp, delta, Xn.dtype) @ XT)
-        key = _zero_entries(xp, key, xp.concat([xp.take(selfcol, run)[:, None], Tr], axis=1))
+        # the active set's -1 pads point at the row's own column (zeroed all the same), so
+        # every column is valid: one scatter, no boolean mask (two host syncs on CuPy)
+        own = xp.take(selfcol, run)[:, None]
+        key = _zero_entries(
+            xp, key, xp.concat([own, xp.where(Tr >= 0, Tr, own)], axis=1), all_valid=True
+        )
         added = _mask_to_padded(xp, _select_top(xp, key, room, floor))
         del key
         has = xp.any(added >= 0, axis=1)
@@ -719,7 +724,9 @@ def _ridge_block(xp, Xn, X64, sq, XT, lam, V, r0, b, gamma, k, zero=None):
     lamb = xp.where(pos, mu / gamma, xp.ones_like(mu))
     if zero is not None:
         C, ok = dual_ridge_block(xp, lam, V, zero, r0, b, lamb, pos)
-        key = _zero_entries(xp, xp.abs(C), (_arange(xp, b, Xn) + r0)[:, None], fill=0)
+        key = _zero_entries(
+            xp, xp.abs(C), (_arange(xp, b, Xn) + r0)[:, None], fill=0, all_valid=True
+        )
         zero_f = xp.zeros((b,), dtype=xp.float64, device=_dev(Xn))
         sel = _select_top(xp, key, _full(xp, (b,), k, xp.int64, Xn), zero_f)
         sel = _mask_to_padded(xp, sel)
@@ -734,7 +741,7 @@ def _ridge_block(xp, Xn, X64, sq, XT, lam, V, r0, b, gamma, k, zero=None):
     w = (u / xp.where(ok, den, xp.ones_like(den))[:, None]) @ xp.permute_dims(V, (1, 0))
     w = xp.where(ok[:, None], w, xp.zeros_like(w))
     key = xp.abs(_as(xp, w, Xn.dtype) @ XT)
-    key = _zero_entries(xp, key, (_arange(xp, b, Xn) + r0)[:, None], fill=0)
+    key = _zero_entries(xp, key, (_arange(xp, b, Xn) + r0)[:, None], fill=0, all_valid=True)
     zero_f = xp.zeros((b,), dtype=xp.float64, device=_dev(Xn))
     sel = _mask_to_padded(xp, _select_top(xp, key, _full(xp, (b,), k, xp.int64, Xn), zero_f))
     del key

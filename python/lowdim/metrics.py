@@ -12,11 +12,30 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
 from ._validation import canonical_csr
+from ._xp import is_xp_array
 
 __all__ = ["clustering_accuracy", "connectivity", "subspace_preserving_error"]
 
 
+def _host_only(x, name: str) -> None:
+    """The metrics run on the host (NumPy, SciPy's matching and eigensolvers) and have no
+    device implementation: an array-API array (CuPy, ``array_api_strict``, ...) or a cupyx
+    sparse matrix, e.g. the ``labels_`` or ``representation_matrix_`` of an estimator fitted
+    on the GPU, is a NotImplementedError naming the explicit conversion instead of a silent
+    copy to the host (``np.asarray`` copied array_api_strict arrays, and CuPy refused with
+    its own TypeError)."""
+    if is_xp_array(x):
+        mod = type(x).__module__.split(".")[0]
+        raise NotImplementedError(
+            f"lowdim.metrics compute on the host and have no {mod} implementation: {name} is "
+            f"a {mod} {type(x).__name__}; copy it to the host explicitly (CuPy: x.get() or "
+            "cupy.asnumpy(x), for cupyx sparse matrices too; other namespaces: their "
+            "to_device / numpy conversion)"
+        )
+
+
 def _labels(y, name: str) -> np.ndarray:
+    _host_only(y, name)
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {y.shape}")
@@ -111,6 +130,7 @@ def _best_matching(table: sp.csr_matrix) -> float:
 
 
 def _square_sparse(C, name: str) -> sp.csr_matrix:
+    _host_only(C, name)
     C = canonical_csr(C) if sp.issparse(C) else sp.csr_matrix(C)
     if C.ndim != 2 or C.shape[0] != C.shape[1]:
         raise ValueError(f"{name} must be a square (n_samples x n_samples) matrix, got {C.shape}")
