@@ -573,6 +573,35 @@ def test_truncated_svd_matches_in_memory(client):
     np.testing.assert_allclose(est.transform(X_d).compute(), ref.transform(X), atol=1e-9)
 
 
+@pytest.mark.parametrize("est", ["PCA", "PCA-whiten", "TruncatedSVD"])
+def test_transform_and_inverse_transform_of_dask_arrays(est):
+    # transform: float32 data on a model fitted on float64 data were projected on the
+    # components rounded to float32 (1e-6 off the in-memory result; TruncatedSVD's came back
+    # float32 where memory gives float64). inverse_transform computed a dask input (through
+    # check_array) and returned NumPy; now it is lazy, with the in-memory values and dtype.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((500, 30)) + 2.0
+    name, _, whiten = est.partition("-")
+    kw = {"whiten": True} if whiten else {}
+    m = getattr(lowdim, name)(5, random_state=0, **kw).fit(X)
+    with dask.config.set(scheduler="synchronous"):
+        for dt in (np.float64, np.float32):
+            Xt = X.astype(dt)
+            got = m.transform(da.from_array(Xt, chunks=(100, -1)))
+            ref = m.transform(Xt)
+            assert isinstance(got, da.Array) and got.dtype == ref.dtype
+            np.testing.assert_allclose(got.compute(), ref, rtol=0, atol=1e-12)
+        T = m.transform(X)
+        for dt in (np.float64, np.float32, np.int64):
+            Td = da.from_array((10 * T).astype(dt), chunks=(100, -1))
+            inv = m.inverse_transform(Td)
+            ref = m.inverse_transform((10 * T).astype(dt))
+            assert isinstance(inv, da.Array) and inv.dtype == ref.dtype
+            np.testing.assert_allclose(inv.compute(), ref, rtol=0, atol=1e-12)
+        with pytest.raises(ValueError, match="has 5 components"):
+            m.inverse_transform(da.from_array(T[:, :3], chunks=(100, -1)))
+
+
 @pytest.mark.parametrize("chunks", [(5, -1, -1), (-1, 10, 5), (7, 11, 4)])
 @pytest.mark.parametrize("method", ["sthosvd", "hosvd"])
 def test_tucker_matches_in_memory(client, chunks, method):

@@ -1120,7 +1120,11 @@ def _project_block(b, c, *, dt):
 
 
 def _project(X, C):
-    """``X @ C`` for a dask array X chunked by rows (dense or sparse chunks), C numpy."""
+    """``X @ C`` for a dask array X chunked by rows (dense or sparse chunks), C numpy, in
+    the dtype NumPy's ``X @ C`` has (as the in-memory transform): float32 data projected on
+    a model fitted on float64 data were projected on components rounded to float32 (6e-7
+    relative error, and a float32 result for TruncatedSVD where memory gives float64)."""
+    dt = np.result_type(X.dtype, C.dtype)
     Cd = da.from_array(C, chunks=(X.chunks[1], -1))
     k = C.shape[1]
     parts = da.blockwise(
@@ -1131,16 +1135,43 @@ def _project(X, C):
         Cd,
         "jk",
         adjust_chunks={"j": 1},
-        dtype=X.dtype,
-        meta=np.empty((0, 0, 0), X.dtype),
-        dt=X.dtype,
+        dtype=dt,
+        meta=np.empty((0, 0, 0), dt),
+        dt=dt,
     )
-    out = parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=X.dtype)
+    out = parts.sum(axis=0, split_every=_SPLIT_EVERY, dtype=dt)
     return out.rechunk((X.chunks[0], (k,)))
 
 
 def _apply_block_part_plain(b, c, *, dt):
     return np.asarray(_project_block(b, c, dt=dt))[None]
+
+
+def inverse_transform(est, X, scale=None):
+    """Lazy ``(X * scale) @ components_ (+ mean_)`` for a dask array of projections (the
+    in-memory inverse_transform passed it through ``check_array``, which computed it and
+    returned NumPy). ``scale``: the whitening scale (numpy) or None."""
+    k, n_features = est.components_.shape
+    if X.ndim != 2:
+        raise ValueError(
+            f"X must be a 2-D array of projections of shape (n_samples, {k}), got "
+            f"{X.ndim}-D with shape {X.shape}"
+        )
+    if X.shape[1] != k:
+        raise ValueError(
+            f"X has {X.shape[1]} columns, but {type(est).__name__} has {k} components: "
+            f"inverse_transform takes projections of shape (n_samples, {k})"
+        )
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)  # as check_array(dtype=[float64, float32])
+    X = X.rechunk({1: -1})
+    if scale is not None:
+        X = X * scale
+    out = X @ da.from_array(est.components_, chunks=-1)
+    mean = getattr(est, "mean_", None)
+    if mean is not None:
+        out = out + mean
+    return out
 
 
 def tsvd_fit_transform(est, X):
