@@ -107,11 +107,28 @@ def _worker_threads() -> None:
     try:
         from distributed import get_worker
 
-        get_worker()
+        worker = get_worker()
     except (ImportError, ValueError):
         return  # not in a worker (e.g. the client building the graph)
+    if _shares_the_scheduler_process(worker):
+        # an in-process cluster (LocalCluster(processes=False)): the pool is the caller's,
+        # and pinning it left every later in-memory call on one thread; run as under dask's
+        # threaded scheduler
+        _threads_set = True
+        return
     _lowdim.set_num_threads(1)
     _threads_set = True
+
+
+def _shares_the_scheduler_process(worker) -> bool:
+    """Whether ``worker`` runs in the process of its scheduler (an in-process cluster)."""
+    try:
+        from distributed import Scheduler
+
+        addr = worker.scheduler.address
+        return any(s.address == addr for s in list(Scheduler._instances))
+    except Exception:  # an unexpected distributed version: a worker of its own
+        return False
 
 
 def _block(b, trans: bool, dtype):
