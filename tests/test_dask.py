@@ -604,6 +604,7 @@ def test_transform_and_inverse_transform_of_dask_arrays(est):
     # components rounded to float32 (1e-6 off the in-memory result; TruncatedSVD's came back
     # float32 where memory gives float64). inverse_transform computed a dask input (through
     # check_array) and returned NumPy; now it is lazy, with the in-memory values and dtype.
+    # transform refused rows of unknown count.
     rng = np.random.default_rng(0)
     X = rng.standard_normal((500, 30)) + 2.0
     name, _, whiten = est.partition("-")
@@ -625,6 +626,12 @@ def test_transform_and_inverse_transform_of_dask_arrays(est):
             np.testing.assert_allclose(inv.compute(), ref, rtol=0, atol=1e-12)
         with pytest.raises(ValueError, match="has 5 components"):
             m.inverse_transform(da.from_array(T[:, :3], chunks=(100, -1)))
+        # rows of unknown count (a filtered array): a projection needs only the columns
+        keep = X[:, 0] > 2.0
+        for chunks in ((100, -1), (100, 7)):
+            Xd = da.from_array(X, chunks=chunks)
+            got = m.transform(Xd[Xd[:, 0] > 2.0])
+            np.testing.assert_allclose(got.compute(), m.transform(X[keep]), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("chunks", [(5, -1, -1), (-1, 10, 5), (7, 11, 4)])

@@ -630,10 +630,12 @@ def _finish(op: _Op, Ut, S, Vt, solver, compute):
 # ----------------------------------------------------------------------------- rsvd
 
 
-def check_dask_matrix(A, name="A"):
+def check_dask_matrix(A, name="A", unknown_rows=False):
+    """``(A, dtype)``: A 2-D, non-empty, converted to float32/float64. ``unknown_rows``: row
+    chunk sizes may be unknown (``X[X[:, 0] > 0]``), for the row-by-row projections."""
     if A.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got {A.ndim}-D with shape {A.shape}")
-    if any(math.isnan(s) for s in A.shape):
+    if any(math.isnan(s) for s in A.shape[int(unknown_rows) :]):
         raise ValueError(f"{name} has unknown chunk sizes; call {name}.compute_chunk_sizes()")
     if 0 in A.shape:
         raise ValueError(
@@ -1117,7 +1119,7 @@ def pca_fit(est, X):
 
 def pca_transform(est, X):
     """Lazy projection of a dask array (mean subtracted implicitly)."""
-    X, _ = check_dask_matrix(X, "X")
+    X, _ = check_dask_matrix(X, "X", unknown_rows=True)
     if X.shape[1] != est.n_features_in_:
         raise ValueError(
             f"X has {X.shape[1]} features, but PCA is expecting {est.n_features_in_} features"
@@ -1226,7 +1228,7 @@ def tsvd_fit_transform(est, X):
 
 
 def tsvd_transform(est, X):
-    X, _ = check_dask_matrix(X, "X")
+    X, _ = check_dask_matrix(X, "X", unknown_rows=True)
     if X.shape[1] != est.n_features_in_:
         raise ValueError(
             f"X has {X.shape[1]} features, but TruncatedSVD is expecting "
