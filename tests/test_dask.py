@@ -104,6 +104,31 @@ def test_worker_threads_ignore_an_invalid_env_var(monkeypatch, value, pinned):
     assert calls == ([1] if pinned else [])
 
 
+def test_in_process_cluster_leaves_the_thread_count_alone(monkeypatch):
+    # a LocalCluster(processes=False) runs its tasks in the caller's process: the worker
+    # pinned lowdim's (process-wide) pool to one thread, and every later in-memory call of
+    # the session ran on one thread
+    from lowdim import _dask
+
+    monkeypatch.delenv("LOWDIM_NUM_THREADS", raising=False)
+    monkeypatch.setattr(_dask, "_threads_set", False)
+    before = lowdim.get_num_threads()
+    lowdim.set_num_threads(2)
+    try:
+        A = _decaying(200, 30)
+        with (
+            distributed.LocalCluster(
+                n_workers=1, processes=False, dashboard_address=None, silence_logs=40
+            ) as cluster,
+            distributed.Client(cluster),
+        ):
+            res = lowdim.rsvd(da.from_array(A, chunks=(50, -1)), 3, seed=0, compute=True)
+        assert lowdim.get_num_threads() == 2
+        np.testing.assert_allclose(res.S, np.linalg.svd(A, compute_uv=False)[:3], rtol=1e-12)
+    finally:
+        lowdim.set_num_threads(before)
+
+
 def test_compute_must_be_a_bool():
     # compute="no" counted as True and computed the result (no cluster needed: rejected first)
     Ad = da.from_array(_decaying(40, 20), chunks=(20, 20))
@@ -554,6 +579,38 @@ def test_pca_matches_in_memory(client):
     np.testing.assert_allclose(est.transform(Xd).compute(), ref.transform(X), atol=1e-9)
 
 
+@pytest.mark.parametrize(
+    ("solver", "chunks", "nc"),
+    [
+        ("auto", (300, -1), 5),  # the Gram route
+        ("randomized", (300, -1), 5),  # fused passes
+        ("randomized", (300, 20), 5),  # two-step passes
+        ("auto", (300, 20), 0.999),  # tol mode
+    ],
+)
+def test_pca_of_data_with_a_large_mean(client, solver, chunks, nc):
+    # the dask PCA centred by the expansion (B - 1 mu^T)^T (B - 1 mu^T) = B^T B - s mu^T - ...,
+    # which cancels the mean's energy: with means of 1e5 against a spread of 1e-2 the Gram
+    # route's singular values were 56% off (silently), the randomized ones 6e-4; float32
+    # data of mean 3 were 15% off. In memory X - mean is exact; dense blocks are now centred
+    # explicitly too. Tall and wide (the transposed operator centres its rows).
+    rng = np.random.default_rng(9)
+    B = _decaying(2000, 40) + 1e-3 * rng.standard_normal((2000, 40))
+    cases = [(B + 1e5, chunks, 1e-8), ((B + 3.0).astype(np.float32), chunks, 2e-5)]
+    if nc == 5:
+        cases.append((B.T + 1e5, chunks[::-1], 1e-8))
+    for X, ch, rtol in cases:
+        kw = {"n_components": nc, "random_state": 0, "svd_solver": solver}
+        ref = lowdim.PCA(**kw).fit(X)
+        est = lowdim.PCA(**kw).fit(da.from_array(X, chunks=ch))
+        assert est.n_components_ == ref.n_components_
+        np.testing.assert_allclose(est.singular_values_, ref.singular_values_, rtol=rtol)
+        np.testing.assert_allclose(
+            est.explained_variance_ratio_, ref.explained_variance_ratio_, rtol=rtol
+        )
+        np.testing.assert_allclose(est.components_[:4], ref.components_[:4], atol=100 * rtol)
+
+
 def test_truncated_svd_matches_in_memory(client):
     X = sp.random(300, 60, density=0.1, random_state=1, format="csr")
     ref = lowdim.TruncatedSVD(4, random_state=2)
@@ -566,6 +623,42 @@ def test_truncated_svd_matches_in_memory(client):
     np.testing.assert_allclose(est.explained_variance_ratio_, ref.explained_variance_ratio_)
     np.testing.assert_allclose(Z.compute(), Zref, atol=1e-9)
     np.testing.assert_allclose(est.transform(X_d).compute(), ref.transform(X), atol=1e-9)
+
+
+@pytest.mark.parametrize("est", ["PCA", "PCA-whiten", "TruncatedSVD"])
+def test_transform_and_inverse_transform_of_dask_arrays(est):
+    # transform: float32 data on a model fitted on float64 data were projected on the
+    # components rounded to float32 (1e-6 off the in-memory result; TruncatedSVD's came back
+    # float32 where memory gives float64). inverse_transform computed a dask input (through
+    # check_array) and returned NumPy; now it is lazy, with the in-memory values and dtype.
+    # transform refused rows of unknown count.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((500, 30)) + 2.0
+    name, _, whiten = est.partition("-")
+    kw = {"whiten": True} if whiten else {}
+    m = getattr(lowdim, name)(5, random_state=0, **kw).fit(X)
+    with dask.config.set(scheduler="synchronous"):
+        for dt in (np.float64, np.float32):
+            Xt = X.astype(dt)
+            got = m.transform(da.from_array(Xt, chunks=(100, -1)))
+            ref = m.transform(Xt)
+            assert isinstance(got, da.Array) and got.dtype == ref.dtype
+            np.testing.assert_allclose(got.compute(), ref, rtol=0, atol=1e-12)
+        T = m.transform(X)
+        for dt in (np.float64, np.float32, np.int64):
+            Td = da.from_array((10 * T).astype(dt), chunks=(100, -1))
+            inv = m.inverse_transform(Td)
+            ref = m.inverse_transform((10 * T).astype(dt))
+            assert isinstance(inv, da.Array) and inv.dtype == ref.dtype
+            np.testing.assert_allclose(inv.compute(), ref, rtol=0, atol=1e-12)
+        with pytest.raises(ValueError, match="has 5 components"):
+            m.inverse_transform(da.from_array(T[:, :3], chunks=(100, -1)))
+        # rows of unknown count (a filtered array): a projection needs only the columns
+        keep = X[:, 0] > 2.0
+        for chunks in ((100, -1), (100, 7)):
+            Xd = da.from_array(X, chunks=chunks)
+            got = m.transform(Xd[Xd[:, 0] > 2.0])
+            np.testing.assert_allclose(got.compute(), m.transform(X[keep]), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("chunks", [(5, -1, -1), (-1, 10, 5), (7, 11, 4)])

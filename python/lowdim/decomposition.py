@@ -624,8 +624,15 @@ class PCA(_BaseSVDEstimator):
         return Xt
 
     def inverse_transform(self, X):
-        """Map projections back to the input space."""
+        """Map projections back to the input space (lazily for a dask array)."""
         check_is_fitted(self)
+        if _is_dask(X):
+            from . import _dask
+
+            scale = None
+            if self.whiten:
+                scale = _whitening(np, self.singular_values_, self.n_samples_)[0]
+            return _dask.inverse_transform(self, X, scale)
         X = self._check_projections(X)
         if is_xp_array(X):
             from . import _xp
@@ -753,6 +760,10 @@ class TruncatedSVD(_BaseSVDEstimator):
         return np.asarray(X @ self.components_.T)
 
     def inverse_transform(self, X):
-        """Map projections back to the input space."""
+        """Map projections back to the input space (lazily for a dask array)."""
         check_is_fitted(self)
+        if _is_dask(X):
+            from . import _dask
+
+            return _dask.inverse_transform(self, X)
         return self._check_projections(X) @ self.components_
