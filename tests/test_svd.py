@@ -864,6 +864,36 @@ def test_subnormal_data(scale, rtol):
     assert_allclose(np.abs(T.core) * c, np.abs(Tref.core), rtol=rtol)
 
 
+@pytest.mark.parametrize(
+    "dtype, scale, c, rtol",
+    [
+        (np.float64, 1e-310, 2.0**1000, 1e-9),
+        (np.float64, 1e-320, 2.0**1000, 1e-3),
+        (np.float32, 1e-41, 2.0**120, 1e-3),
+    ],
+)
+@pytest.mark.parametrize("how", ["auto", "none", "QR", "LU", "sparse"])
+def test_subnormal_data_on_the_split_power_iterations(dtype, scale, c, rtol, how):
+    # the rescaled operator scaled the products' results only, so the products of subnormal
+    # data with the iterates rounded to the subnormal grid first: singular values at 0.07
+    # (float64 1e-310, unnormalized passes), 0.5-0.8 (float64 1e-320) and 0.94-0.98 (float32
+    # 1e-41) of the true ones, silently. The same data at an exact in-range scale is the
+    # reference.
+    A = (build_matrix(2000, 40, spectrum("fast", 40), 0) * scale).astype(dtype)
+    Ac = (A.astype(np.float64) * c).astype(dtype)  # exact: the same digits, normal floats
+    kw = {"solver": "randomized", "seed": 0}
+    if how == "sparse":
+        A, Ac = sp.csr_matrix(A), sp.csr_matrix(Ac)
+    elif how != "auto":
+        kw["power_iteration_normalizer"] = how
+    res, ref = lowdim.rsvd(A, 5, **kw), lowdim.rsvd(Ac, 5, **kw)
+    # S of subnormal data is itself subnormal: a few units of the subnormal grid
+    atol = 4 * float(np.finfo(dtype).smallest_subnormal) * c
+    assert_allclose(res.S.astype(np.float64) * c, ref.S, rtol=rtol, atol=atol)
+    err = lowdim.svd_error(Ac, res.U, (res.S.astype(np.float64) * c).astype(dtype), res.Vh)
+    assert err <= (1 + rtol) * lowdim.svd_error(Ac, *ref)
+
+
 def test_singular_values_beyond_float64_are_a_clear_error():
     # finite entries of 1.7e307: sigma_1 is about 3.6e308, which float64 cannot hold
     A = np.random.default_rng(0).standard_normal((200, 60)) * 1.7e307
