@@ -246,6 +246,28 @@ def test_rsvd_extreme_magnitudes(client, magnitude):
         np.testing.assert_allclose(res.S / magnitude, ref.S, rtol=1e-9)
 
 
+@pytest.mark.parametrize(
+    "dtype, scale, c",
+    [(np.float64, 1e-320, 2.0**1000), (np.float32, 1e-41, 2.0**120), (np.float32, 1e37, 2.0**-120)],
+)
+@pytest.mark.parametrize("chunks", [(300, -1), (300, 20)])
+def test_rsvd_subnormal_and_huge_data_keep_their_digits(dtype, scale, c, chunks):
+    # float32 data of 1e-41 raised a false "NaN or infinity" error (X * 2^142 overflowed
+    # float32), and the final products with unscaled subnormal entries rounded to the
+    # subnormal grid; the reference is the in-memory result for the same data at an exact
+    # in-range scale (up to S's own subnormal grid)
+    A = (_decaying(2000, 40) * scale).astype(dtype)
+    Ac = (A.astype(np.float64) * c).astype(dtype)
+    with dask.config.set(scheduler="synchronous"):
+        res = lowdim.rsvd(
+            da.from_array(A, chunks=chunks), 5, seed=0, solver="randomized", compute=True
+        )
+    ref = lowdim.rsvd(Ac, 5, seed=0, solver="randomized")
+    atol = 4 * float(np.finfo(dtype).smallest_subnormal) * c
+    np.testing.assert_allclose(res.S.astype(np.float64) * c, ref.S, rtol=1e-3, atol=atol)
+    assert res.S.dtype == dtype
+
+
 def test_subnormal_data_and_overflowing_singular_values():
     # the power of two that rescales subnormal data (1e-310: 2^1030) is not a float64:
     # tol mode, PCA and tucker raised OverflowError; now it is clamped to 2^1023 and the

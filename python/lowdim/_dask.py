@@ -708,20 +708,69 @@ def rsvd(
         for _ in range(q):
             X = _orth(op.gram_apply_f32(X, scale))
         X = X.astype(np.float64)
+    if q > 0:
+        # s T applied as ((T (h_in X)) h_out, h_in h_out = s, half the exponent each): h_in X
+        # alone overflowed float32 for subnormal float32 data (s = 2^142; a false "NaN or
+        # infinity" error), and products of unscaled subnormal entries round to the
+        # subnormal grid
+        h_in, h_out = _halves(scale)
+
+        def scaled(apply, Z):
+            # the factors are 0-d float64: the iterates stay in the operator's dtype
+            return (apply((Z * h_in).astype(Z.dtype)) * h_out).astype(op.dtype)
+
     for _ in range(q if not (fused and power_f32) else 0):
         if fused:
             X = _orth(op.gram_apply(X, scale))
         else:
-            Y = op.apply(X * scale)
+            Y = scaled(op.apply, X)
             if normalizer != "none":
                 Y = _orth(Y)
-            X = op.apply_t(Y * scale)
+            X = scaled(op.apply_t, Y)
             if normalizer != "none":
                 X = _orth(X)
-    Q = _orth(op.apply(X))
-    Bt = op.apply_t(Q)
-    Ut, S, Vt = _svd_of_product(Q, Bt, k, dtype)
+    if q > 0:
+        Q = _orth(scaled(op.apply, X))
+        Bt = scaled(op.apply_t, Q)  # s T^T Q: S comes out times s
+        Ut, S, Vt = _svd_of_product(Q, Bt, k, dtype)
+        S = da.map_blocks(_unscaled, S, scale, dtype=S.dtype, meta=np.empty((0,), S.dtype))
+    else:
+        Q = _orth(op.apply(X))
+        Bt = op.apply_t(Q)
+        Ut, S, Vt = _svd_of_product(Q, Bt, k, dtype)
     return _finish(op, Ut, S, Vt, "randomized", compute)
+
+
+def _half_in(s):
+    """``2^(e // 2)`` for the power of two ``s = 2^e`` (0-d float64)."""
+    return np.float64(math.ldexp(1.0, (math.frexp(float(s))[1] - 1) // 2))
+
+
+def _half_out(s):
+    """``s / 2^(e // 2)`` (0-d float64): with :func:`_half_in`, a split of ``s``."""
+    e = math.frexp(float(s))[1] - 1
+    return np.float64(math.ldexp(1.0, e - e // 2))
+
+
+def _halves(scale):
+    """Lazy ``(h_in, h_out)``, powers of two with ``h_in * h_out = scale`` (a power of two),
+    each about its square root."""
+    meta = np.empty((), np.float64)
+    return scale.map_blocks(_half_in, meta=meta), scale.map_blocks(_half_out, meta=meta)
+
+
+def _unscaled(S, s):
+    """``S / s`` for singular values computed from ``s T`` (``s`` a power of two); a clear
+    error when ``S``'s dtype cannot hold them, as in memory."""
+    s = float(s)
+    with np.errstate(over="ignore", under="ignore"):
+        out = (S.astype(np.float64) / s).astype(S.dtype)
+    if not np.isfinite(out).all():
+        raise ValueError(
+            f"the largest singular value of A is beyond {np.dtype(S.dtype).name}'s range (A's "
+            "entries are finite but too large); scale A down first"
+        )
+    return out
 
 
 def _prefer_gram(m, n, k, ell, q) -> bool:
