@@ -104,31 +104,6 @@ def test_worker_threads_ignore_an_invalid_env_var(monkeypatch, value, pinned):
     assert calls == ([1] if pinned else [])
 
 
-def test_in_process_cluster_leaves_the_thread_count_alone(monkeypatch):
-    # a LocalCluster(processes=False) runs its tasks in the caller's process: the worker
-    # pinned lowdim's (process-wide) pool to one thread, and every later in-memory call of
-    # the session ran on one thread
-    from lowdim import _dask
-
-    monkeypatch.delenv("LOWDIM_NUM_THREADS", raising=False)
-    monkeypatch.setattr(_dask, "_threads_set", False)
-    before = lowdim.get_num_threads()
-    lowdim.set_num_threads(2)
-    try:
-        A = _decaying(200, 30)
-        with (
-            distributed.LocalCluster(
-                n_workers=1, processes=False, dashboard_address=None, silence_logs=40
-            ) as cluster,
-            distributed.Client(cluster),
-        ):
-            res = lowdim.rsvd(da.from_array(A, chunks=(50, -1)), 3, seed=0, compute=True)
-        assert lowdim.get_num_threads() == 2
-        np.testing.assert_allclose(res.S, np.linalg.svd(A, compute_uv=False)[:3], rtol=1e-12)
-    finally:
-        lowdim.set_num_threads(before)
-
-
 def test_compute_must_be_a_bool():
     # compute="no" counted as True and computed the result (no cluster needed: rejected first)
     Ad = da.from_array(_decaying(40, 20), chunks=(20, 20))
